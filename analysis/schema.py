@@ -1,0 +1,169 @@
+"""Column contracts shared by the mock world, the ingest and the effect models.
+
+Register extracts are shaped like the Danish originals (DST/Sundhedsdatastyrelsen column names) so that
+real extracts can replace the mock world by changing the source only. Every register is keyed by ``PNR``:
+an integer person key of the register provider (DST's encrypted PNR plays this role in real extracts).
+The only bridge from a CPR number to ``PNR`` is the restricted key file ``CPR_KEY``, which the pipeline
+turns into ``pseudonym -> PNR`` once (see ``analysis.pseudonym``); after that, joins use integers.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# --- register extracts: one parquet file per register per year -------------------------------------------
+
+#: BEF-like yearly population snapshot (status 1 January of ``AAR``).
+POPULATION = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "AAR": pl.Int16,
+        "KOEN": pl.Int8,  # 1 man, 2 woman
+        "FOED_DAG": pl.Date,
+        "IE_TYPE": pl.Int8,  # 1 Danish origin, 2 immigrant, 3 descendant
+        "OPR_LAND": pl.String,  # ISO-3166 alpha-3 origin country ("DNK", "GRL", ...)
+        "KOM": pl.Int16,  # 3-digit municipality code
+    }
+)
+
+#: DREAM-like weekly benefit codes in long, sparse form: one row per person-week *with* a benefit.
+#: A week without a row is a self-supporting week (DREAM's blank code).
+BENEFITS = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "UGE_START": pl.Date,  # Monday of the ISO week
+        "YDELSESKODE": pl.String,  # 3-character DREAM code, families in pipelines/config/dream_codes.csv
+    }
+)
+
+#: eIndkomst/AMR-like monthly employment, sparse: one row per person-month in employment.
+EMPLOYMENT = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "MAANED": pl.Date,  # first day of the month
+        "BESKAEFTIGET": pl.Int8,  # 1 employed in the month
+        "LOEN": pl.Float64,  # earnings in the month, DKK
+    }
+)
+
+#: LPR-like hospital contacts, filed by the year of admission.
+HEALTH = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "RECNUM": pl.Int64,  # contact id
+        "C_PATTYPE": pl.Int8,  # 0 inpatient, 2 outpatient, 3 emergency
+        "C_ADIAG": pl.String,  # action diagnosis, ICD-10 with D prefix ("DF20", "DS52")
+        "D_INDDTO": pl.Date,
+        "D_UDDTO": pl.Date,
+        "V_SENGDAGE": pl.Int32,  # bed days (0 for outpatient/emergency)
+    }
+)
+
+#: UDDA-like highest completed education, yearly snapshot with validity dates.
+EDUCATION = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "AAR": pl.Int16,
+        "HFAUDD": pl.String,  # education code, levels in pipelines/config/hfaudd_levels.csv
+        "HF_VFRA": pl.Date,
+        "HF_VTIL": pl.Date,
+    }
+)
+
+#: KOTRE-like enrolment spells, filed by the year the spell starts.
+ENROLMENT = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "UDD": pl.String,  # education code being studied
+        "ELEV3_VFRA": pl.Date,
+        "ELEV3_VTIL": pl.Date,
+    }
+)
+
+REGISTERS: dict[str, pl.Schema] = {
+    "population": POPULATION,
+    "benefits": BENEFITS,
+    "employment": EMPLOYMENT,
+    "health": HEALTH,
+    "education": EDUCATION,
+    "enrolment": ENROLMENT,
+}
+
+#: Restricted bridge from CPR to the register key. Lives only under ``restricted/``.
+CPR_KEY = pl.Schema({"CPR": pl.String, "PNR": pl.Int64})
+
+# --- ingest -----------------------------------------------------------------------------------------------
+
+#: Canonical columns of a quarterly submission after header mapping (all still text, as delivered).
+SUBMISSION_COLUMNS = ("cpr", "start_date", "end_date", "delmaalgruppe", "completed")
+
+#: One consolidated course per person, site and start (output of the ``courses`` asset).
+COURSES = pl.Schema(
+    {
+        "course_id": pl.String,  # stable hash of (pseudonym, site, start_date)
+        "pseudonym": pl.String,  # HMAC-SHA256 hex of the normalised CPR message
+        "key_id": pl.String,
+        "site": pl.String,
+        "start_date": pl.Date,
+        "end_date": pl.Date,  # null while ongoing
+        "delmaalgruppe": pl.String,
+        "completed": pl.Boolean,  # null while ongoing
+        "sex": pl.Int8,  # 1 man, 2 woman (from the CPR before it was dropped)
+        "birth_date": pl.Date,
+        "first_reported": pl.String,  # quarter key "2024Q1"
+        "last_reported": pl.String,
+    }
+)
+
+#: Dense integer person id for every linked pseudonym (``person_id`` == register ``PNR``).
+PERSON_INDEX = pl.Schema({"pseudonym": pl.String, "person_id": pl.Int64})
+
+# --- linkage / effect models ------------------------------------------------------------------------------
+
+#: Person x month outcomes (the ``outcome_panel``). Shares are in [0, 1]; counts are Int64.
+OUTCOME_PANEL = pl.Schema(
+    {
+        "person_id": pl.Int64,
+        "month": pl.Date,  # first day of the month
+        "self_support": pl.Float64,  # share of the month's weeks without a benefit code
+        "unemployment_insurance": pl.Float64,
+        "social_assistance": pl.Float64,
+        "sickness_benefit": pl.Float64,
+        "disability_pension": pl.Float64,
+        "employed": pl.Int8,
+        "earnings": pl.Float64,
+        "enrolled": pl.Int8,
+        "edu_level": pl.Int8,  # ISCED-like level of the highest completed education (0 unknown)
+        "emergency_contacts": pl.Int64,
+        "psych_admissions": pl.Int64,
+        "bed_days": pl.Int64,
+    }
+)
+
+OUTCOMES: tuple[str, ...] = tuple(c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month"))
+
+#: Outcomes the report leads with (the planted effects of the mock world are stated on these).
+HEADLINE_OUTCOMES: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
+
+# --- quarantine reasons (machine-readable codes; the human sentences live in analysis.validate) ----------
+
+#: Reasons that quarantine a row (it does not become a course until the site corrects it).
+QUARANTINE_REASONS: tuple[str, ...] = (
+    "missing_required_field",  # CPR, start date or delmålgruppe empty
+    "cpr_wrong_length",  # not 10 digits after removing hyphen/spaces (and 9 digits not repairable)
+    "cpr_invalid_date",  # DDMMYY (day+60 allowed) with the century rule gives no real date
+    "date_unparseable",  # start or end date in no known format
+    "end_before_start",
+    "start_in_future",  # start after the end of the reported quarter
+    "course_too_long",  # end - start longer than the allowed course length (+ tolerance)
+    "unknown_delmaalgruppe",  # code not in the code list, or not valid at the start date
+    "completed_unparseable",  # completed flag not yes/no in any known spelling
+    "duplicate_in_file",  # same CPR and start twice in one file with different content
+    "not_a_data_row",  # a totals/summary line ("I alt", "Total", "Antal")
+)
+
+#: Notes that leave a row clean but are recorded with it.
+ROW_WARNINGS: tuple[str, ...] = (
+    "cpr_repaired_leading_zero",  # 9 digits, padded with a leading zero because that gives a valid date
+    "cpr_mod11_failed",  # modulus-11 check fails: not an error since 2007
+)
