@@ -1,0 +1,44 @@
+# Two commands do all the set-up: `make run` (whole pipeline on the mock world) and `make test`.
+SHELL := /bin/bash
+export CTI_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME := $(CTI_DATA_DIR)/dagster_home
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE := copy
+export GX_ANALYTICS_ENABLED := False
+export CTI_REGISTER_SOURCE ?= mock
+export CTI_PERSONS ?= 100000
+export CTI_SEED ?= 0
+export CTI_EXTRACTS_DIR ?=
+PERSONS ?= $(CTI_PERSONS)
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv/.synced
+
+.PHONY: run test ui bench lint clean setup
+
+$(UV):
+	python3 -m pip install --quiet --user 'uv==0.13.9' || python3 -m pip install --quiet 'uv==0.13.9'
+
+$(VENV): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+setup: $(VENV)
+
+run: $(VENV)  ## generate the mock world if absent, materialise every asset, print where the reports are
+	.venv/bin/cti run --demo-key --persons $(PERSONS)
+
+test: $(VENV)  ## the whole test suite
+	.venv/bin/python -m pytest
+
+ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
+	@mkdir -p $(DAGSTER_HOME) && .venv/bin/python -c "from pathlib import Path; from pipelines.instance import ensure_dagster_home; ensure_dagster_home(Path('$(CTI_DATA_DIR)'))"
+	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
+
+bench: $(VENV)  ## population-scale benchmark (slow; prints a table and writes JSON under data/bench)
+	.venv/bin/python scripts/bench.py
+
+lint: $(VENV)
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .venv data

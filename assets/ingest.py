@@ -1,0 +1,153 @@
+"""Ingest: raw submission -> validated rows + quarantine -> pseudonymised rows -> consolidated courses.
+
+The first three assets are partitioned by quarter x site, so one unreadable file fails only its own
+partition. ``raw_submission`` and ``validated_rows``/``quarantine`` hold raw CPR and live in the restricted
+store; from ``pseudonymised_courses`` on there is no CPR anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from analysis import courses as course_rules
+from analysis import pseudonym, submissions, validate
+from expectations import ingest as suites
+from expectations.adapter import check_results, check_specs
+from pipelines import inbox
+from pipelines.partitions import INGEST_GROUP, QUARTER_DIM, SITE_DIM, SITE_IDS, SUBMISSIONS, quarter_label
+from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
+from pipelines.storage import RESTRICTED, STORE_KEY
+
+RESTRICTED_META = {STORE_KEY: RESTRICTED}
+VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
+
+
+def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
+    """(quarter label, site, last day of the quarter) of the running partition."""
+    key = context.partition_key.keys_by_dimension
+    start = date.fromisoformat(key[QUARTER_DIM])
+    end = (date(start.year + (start.month + 2) // 12, (start.month + 2) % 12 + 1, 1)) - timedelta(days=1)
+    return quarter_label(key[QUARTER_DIM]), key[SITE_DIM], end
+
+
+@dg.asset(
+    group_name=INGEST_GROUP,
+    partitions_def=SUBMISSIONS,
+    metadata=RESTRICTED_META,
+    check_specs=check_specs(dg.AssetKey("raw_submission"), suites.RAW_SUBMISSION),
+    description="Every received version of one site's quarterly file, read as delivered (restricted: raw CPR).",
+    kinds={"polars", "parquet"},
+)
+def raw_submission(context: dg.AssetExecutionContext, paths: ProjectPaths):
+    """Read the site's file(s) for the quarter; a file that cannot be read fails only this partition."""
+    quarter, site, _ = _partition(context)
+    receipts = inbox.receive(paths.inbox, paths.restricted / "received", quarter=quarter, site=site, sites=SITE_IDS)
+    if not receipts:
+        raise dg.Failure(f"{site} {quarter}: no submission file in {paths.inbox / quarter} (expected {site}.csv or .xlsx)")
+    frames, notes = [], {}
+    for version, receipt in enumerate(receipts, start=1):
+        latest = version == len(receipts)
+        try:
+            raw = submissions.read_submission(receipt.content(), filename=receipt.filename)
+        except submissions.SubmissionError as error:
+            if latest:  # the file that counts is unreadable: fail this partition with the steward's message
+                raise dg.Failure(description=str(error), metadata={"file": receipt.filename, "sha256": receipt.sha256}) from None
+            notes[receipt.filename] = f"older version unreadable: {error}"
+            continue
+        notes[receipt.filename] = f"{raw.encoding}, '{raw.delimiter}', {raw.rows.height} rows"
+        frames.append(
+            raw.rows.with_columns(
+                sha256=pl.lit(receipt.sha256),
+                filename=pl.lit(receipt.filename),
+                received=pl.lit(receipt.received),
+                version=pl.lit(version, dtype=pl.Int32),
+                superseded=pl.lit(not latest),
+            )
+        )
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    yield dg.Output(rows, metadata={"rows": rows.height, "versions": len(receipts), "files": notes})
+    yield from check_results(rows, suites.RAW_SUBMISSION)
+
+
+@dg.multi_asset(
+    group_name=INGEST_GROUP,
+    partitions_def=SUBMISSIONS,
+    outs={
+        "validated_rows": dg.AssetOut(metadata=RESTRICTED_META, description="Clean rows (restricted: raw CPR)."),
+        "quarantine": dg.AssetOut(
+            metadata=RESTRICTED_META,
+            description="Rows a site must correct, with reason codes and a sentence for the steward (restricted).",
+        ),
+    },
+    check_specs=[
+        *check_specs(dg.AssetKey("validated_rows"), suites.VALIDATED_ROWS),
+        suites.conservation_spec(dg.AssetKey("validated_rows")),
+    ],
+    kinds={"polars", "parquet"},
+)
+def validated_rows(context: dg.AssetExecutionContext, raw_submission: pl.DataFrame, code_lists: CodeLists):
+    """Validate every row of every received version; rows in = clean + quarantined + exact duplicates."""
+    quarter, site, quarter_end = _partition(context)
+    clean, quarantined, counts = [], [], {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicates": 0}
+    for sha256, version_rows in raw_submission.group_by("sha256", maintain_order=True):
+        tags = version_rows.select(VERSION_COLUMNS).head(1)
+        result = validate.validate_rows(
+            version_rows.drop(VERSION_COLUMNS), quarter=quarter, site=site,
+            codes=code_lists.table("delmaalgrupper"), today=quarter_end,
+        )
+        clean.append(result.clean.join(tags, how="cross"))
+        quarantined.append(result.quarantine.join(tags, how="cross"))
+        counts["rows_in"] += result.rows_in
+        counts["clean"] += result.clean.height
+        counts["quarantined"] += result.quarantine.height
+        counts["duplicates"] += result.exact_duplicates_removed
+    clean_rows = pl.concat(clean, how="diagonal_relaxed")
+    quarantine_rows = pl.concat(quarantined, how="diagonal_relaxed")
+    yield dg.Output(clean_rows, output_name="validated_rows", metadata=counts)
+    yield dg.Output(quarantine_rows, output_name="quarantine", metadata={"rows": quarantine_rows.height})
+    yield from check_results(clean_rows, suites.VALIDATED_ROWS, asset_key=dg.AssetKey("validated_rows"))
+    yield suites.conservation_check(
+        rows_in=counts["rows_in"], clean=counts["clean"], quarantined=counts["quarantined"],
+        duplicates=counts["duplicates"], asset_key=dg.AssetKey("validated_rows"),
+    )
+
+
+@dg.asset(
+    group_name=INGEST_GROUP,
+    partitions_def=SUBMISSIONS,
+    check_specs=check_specs(dg.AssetKey("pseudonymised_courses"), suites.PSEUDONYMISED),
+    description="Clean rows with the CPR replaced by a keyed pseudonym (HMAC-SHA256) and key id; no raw CPR.",
+    kinds={"polars", "parquet"},
+)
+def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: PseudonymKey):
+    """Pseudonymise the clean rows; sex and birth date were derived from the CPR before it is dropped."""
+    secret = pseudonym_key.secret()
+    rows = pseudonym.pseudonymise(validated_rows, key=secret, key_id=pseudonym.key_id(secret))
+    yield dg.Output(rows, metadata={"rows": rows.height, "key_id": pseudonym.key_id(secret)})
+    yield from check_results(rows, suites.PSEUDONYMISED)
+
+
+@dg.multi_asset(
+    group_name=INGEST_GROUP,
+    outs={
+        "courses": dg.AssetOut(description="One record per person and course across all quarters."),
+        "course_conflicts": dg.AssetOut(description="Overlaps and changed start dates for stewards (not resolved)."),
+        "submission_log": dg.AssetOut(description="Every received file: when, sha256, and whether superseded."),
+    },
+    check_specs=check_specs(dg.AssetKey("courses"), suites.COURSES),
+    kinds={"polars", "parquet"},
+)
+def courses(pseudonymised_courses: pl.DataFrame):
+    """Consolidate all quarters: resubmissions supersede, ongoing-then-ended is one course, conflicts flagged."""
+    result = course_rules.consolidate_courses(pseudonymised_courses)
+    yield dg.Output(result.courses, output_name="courses", metadata={"courses": result.courses.height})
+    yield dg.Output(result.conflicts, output_name="course_conflicts", metadata={"conflicts": result.conflicts.height})
+    yield dg.Output(result.submission_log, output_name="submission_log", metadata={"files": result.submission_log.height})
+    yield from check_results(result.courses, suites.COURSES, asset_key=dg.AssetKey("courses"))
+
+
+SUBMISSION_ASSETS = [raw_submission, validated_rows, pseudonymised_courses]
+assets = [*SUBMISSION_ASSETS, courses]

@@ -1,0 +1,53 @@
+"""Register extracts (population, benefits, employment, health, education, enrolment), one file per year."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from analysis.schema import REGISTERS
+from pipelines.partitions import REGISTERS_GROUP
+from pipelines.resources import RegisterSource
+from pipelines.storage import RESTRICTED, STORE_KEY, YearlyFrames
+from pipelines.storage import REGISTERS as REGISTER_STORE
+
+DESCRIPTIONS = {
+    "population": "BEF-like yearly population snapshots (PNR, KOEN, FOED_DAG, IE_TYPE, OPR_LAND, KOM).",
+    "benefits": "DREAM-like weekly benefit codes, long and sparse: a missing week is a self-supporting week.",
+    "employment": "eIndkomst-like monthly employment and earnings, one row per month in employment.",
+    "health": "LPR-like hospital contacts (patient type, ICD-10 action diagnosis, dates, bed days).",
+    "education": "UDDA-like highest completed education (HFAUDD) with validity dates.",
+    "enrolment": "KOTRE-like education enrolment spells.",
+}
+
+
+def _register_asset(name: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        group_name=REGISTERS_GROUP,
+        description=DESCRIPTIONS[name],
+        metadata={STORE_KEY: REGISTER_STORE},
+        kinds={"parquet", "polars"},
+    )
+    def _asset(context: dg.AssetExecutionContext, register_source: RegisterSource) -> YearlyFrames:
+        context.add_output_metadata({"source": register_source.kind})
+        return YearlyFrames(register_source.frames(name))
+
+    return _asset
+
+
+register_assets = [_register_asset(name) for name in REGISTERS]
+
+
+@dg.asset(
+    group_name=REGISTERS_GROUP,
+    metadata={STORE_KEY: RESTRICTED},
+    description="Restricted CPR -> PNR bridge of the register provider. Holds raw CPR: restricted store only.",
+    kinds={"parquet"},
+)
+def cpr_key(register_source: RegisterSource):
+    """The bridge from CPR to the register person key (only ever read by ``person_index``)."""
+    frame = register_source.cpr_key()
+    return dg.Output(frame, metadata={"persons": frame.height})
+
+
+assets = [*register_assets, cpr_key]

@@ -1,0 +1,95 @@
+"""Scan outputs for CPR-shaped strings and for a secret, file by file (parquet and xlsx opened, not grepped).
+
+Used by the no-raw-CPR and key-leak tests; an analyst can run it on a real data directory too:
+``python -m pipelines.audit $CTI_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+# Ten digits (optionally DDMMYY-SSSS) or nine digits (a CPR whose leading zero was dropped), not inside a
+# longer alphanumeric token (hex digests and ids are not CPR numbers).
+_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-?\d{4}|\d{9})(?![0-9A-Za-z])")
+
+#: Directories that may hold raw CPR by design: the delivered files and the restricted store.
+ALLOWED = ("restricted", "inbox")
+
+
+def _plausible_cpr(digits: str) -> bool:
+    """DDMMYY with a real day (1-31, or 61-91 for replacement numbers) and month."""
+    digits = digits.replace("-", "")
+    if len(digits) == 9:
+        digits = "0" + digits
+    day, month = int(digits[:2]), int(digits[2:4])
+    return (1 <= day <= 31 or 61 <= day <= 91) and 1 <= month <= 12
+
+
+def cpr_like(text: str) -> list[str]:
+    """Every CPR-shaped substring of ``text`` (plausible date part, 9 or 10 digits, hyphen optional)."""
+    return [m for m in _CANDIDATE.findall(text) if _plausible_cpr(m)]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A suspicious string in a file (the value itself is masked: findings are shown in test output)."""
+
+    path: Path
+    count: int
+    example_masked: str
+
+
+def _texts(path: Path) -> Iterator[str]:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        for name in frame.columns:
+            yield name
+            column = frame[name]
+            if column.dtype == pl.String or column.dtype.is_integer():
+                yield "\n".join(str(v) for v in column.drop_nulls().unique().to_list())
+            elif column.dtype in (pl.List(pl.String),) or isinstance(column.dtype, pl.Struct | pl.List):
+                yield str(column.to_list())
+        return
+    if suffix in (".xlsx", ".zip") and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                yield archive.read(member).decode("utf-8", errors="replace")
+        return
+    yield path.read_bytes().decode("latin-1")
+
+
+def scan_cpr(root: Path, *, allowed: tuple[str, ...] = ALLOWED) -> list[Finding]:
+    """Files under ``root`` (outside ``allowed`` top-level folders) that contain CPR-shaped strings."""
+    findings = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if relative.parts and relative.parts[0] in allowed:
+            continue
+        hits = [hit for text in _texts(path) for hit in cpr_like(text)]
+        if hits:
+            findings.append(Finding(relative, len(hits), hits[0][:2] + "****" + hits[0][-2:]))
+    return findings
+
+
+def scan_secret(root: Path, secret: str) -> list[Path]:
+    """Files under ``root`` (everything, restricted included) whose text contains ``secret``."""
+    return [
+        p.relative_to(root)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and any(secret in text for text in _texts(p))
+    ]
+
+
+if __name__ == "__main__":  # pragma: no cover - manual audit of a data directory
+    found = scan_cpr(Path(sys.argv[1]))
+    for item in found:
+        print(f"{item.path}: {item.count} CPR-shaped value(s), e.g. {item.example_masked}")
+    sys.exit(1 if found else 0)

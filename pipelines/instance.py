@@ -1,0 +1,75 @@
+"""The Dagster instance: embedded SQLite by default, PostgreSQL by configuration only.
+
+``DAGSTER_HOME`` is ``$CTI_DATA_DIR/dagster_home``. Its ``dagster.yaml`` is written once (never overwritten,
+so an analyst's edits survive) with telemetry off. ``CTI_DAGSTER_STORAGE=postgres`` selects the
+PostgreSQL storage of ``dagster-postgres``, configured from the ``DAGSTER_PG_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.storage import write_text
+
+SQLITE_YAML = """\
+# Embedded default: run, event-log and schedule storage in SQLite files under this directory.
+telemetry:
+  enabled: false
+"""
+
+POSTGRES_YAML = """\
+# Production: instance storage in PostgreSQL (dagster-postgres). Credentials come from the environment.
+telemetry:
+  enabled: false
+storage:
+  postgres:
+    postgres_db:
+      hostname:
+        env: DAGSTER_PG_HOST
+      port:
+        env: DAGSTER_PG_PORT
+      db_name:
+        env: DAGSTER_PG_DB
+      username:
+        env: DAGSTER_PG_USER
+      password:
+        env: DAGSTER_PG_PASSWORD
+"""
+
+
+def instance_yaml(storage: str) -> str:
+    """Return the ``dagster.yaml`` text for ``storage`` ("sqlite" or "postgres")."""
+    if storage == "sqlite":
+        return SQLITE_YAML
+    if storage == "postgres":
+        return POSTGRES_YAML
+    raise ValueError(f"unknown instance storage {storage!r}; use 'sqlite' (default) or 'postgres'")
+
+
+def dagster_home(data_dir: Path) -> Path:
+    """``$CTI_DATA_DIR/dagster_home``."""
+    return data_dir / "dagster_home"
+
+
+def ensure_dagster_home(data_dir: Path, *, storage: str | None = None) -> Path:
+    """Create the instance directory and its ``dagster.yaml`` (telemetry off) if missing.
+
+    ``storage`` defaults to ``$CTI_DAGSTER_STORAGE`` or "sqlite".
+    """
+    storage = storage or os.environ.get("CTI_DAGSTER_STORAGE", "sqlite")
+    home = dagster_home(data_dir).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        write_text(config, instance_yaml(storage))
+    return home
+
+
+def get_instance(data_dir: Path, *, storage: str | None = None) -> dg.DagsterInstance:
+    """The persistent instance under the data directory (sets ``DAGSTER_HOME`` for this process)."""
+    home = ensure_dagster_home(data_dir, storage=storage)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()

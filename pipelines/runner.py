@@ -1,0 +1,66 @@
+"""``cti run``: materialise everything on the local instance, one submission partition at a time.
+
+Each site/quarter submission is its own run, so an unreadable file fails only its own partition; the
+downstream jobs then run on whatever was ingested, and the report lists what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines import inbox
+from pipelines.instance import get_instance
+from pipelines.partitions import OUTCOME_PARTITIONS, SITE_IDS, submission_key
+
+
+def submission_partitions(root: Path) -> list[dg.MultiPartitionKey]:
+    """Partition keys of every (quarter, site) with a file in the inbox."""
+    keys = {(f.quarter, f.site) for f in inbox.scan(root / "inbox", SITE_IDS)}
+    return [submission_key(q, s) for q, s in sorted(keys)]
+
+
+def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, str] | None = None) -> bool:
+    """Ingest every inbox partition, then linkage, effects and reports. Return False if a stage failed."""
+    from pipelines.definitions import defs
+    from pipelines.jobs import DOWNSTREAM_JOBS, INGEST_JOB, OUTCOME_JOBS
+
+    instance = get_instance(root)
+    run_tags = {"cti/trigger": "cti run", **(tags or {})}
+    started = time.perf_counter()
+    failed: list[str] = []
+    partitions = submission_partitions(root)
+    ingest = defs.get_job_def(INGEST_JOB)
+    for key in partitions:
+        result = ingest.execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False, tags=run_tags
+        )
+        if not result.success:
+            failed.append(str(key))
+            echo(f"  ingest FAILED for {key} (see the steward view); the other partitions continue")
+    echo(f"ingest: {len(partitions) - len(failed)}/{len(partitions)} submission partitions ok")
+    for job_name in DOWNSTREAM_JOBS:
+        job = defs.get_job_def(job_name)
+        keys = OUTCOME_PARTITIONS.get_partition_keys() if job_name in OUTCOME_JOBS else [None]
+        for key in keys:
+            result = job.execute_in_process(
+                instance=instance, partition_key=key, raise_on_error=False, tags=run_tags
+            )
+            if not result.success:
+                echo(f"{job_name}{f' [{key}]' if key else ''} FAILED; see `make ui` for the run log")
+                return False
+        echo(f"{job_name}: ok")
+    echo(f"done in {time.perf_counter() - started:.0f} s")
+    reports = root / "reports"
+    for name in ("effect_report.html", "steward_view.html"):
+        if (reports / name).exists():
+            echo(f"  report: {reports / name}")
+    restricted = root / "restricted" / "reports"
+    if restricted.exists():
+        echo(f"  restricted steward view (shows CPR): {restricted}")
+    if failed:
+        echo(f"{len(failed)} submission partition(s) failed: {', '.join(failed)}")
+    return True

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.audit import cpr_like, scan_cpr, scan_secret
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["cpr 610190-1235 here", "6101901235", "x=101901235;", "[\"6101901235\"]", "711290-4321"],
+)
+def test_cpr_shaped_strings_are_found(text: str) -> None:
+    assert cpr_like(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1732406400.123",  # an epoch timestamp: day 17, month 32 is no date
+        "a1b2c3d4e5f6a7b8c9d06101901235ff",  # digits inside a hex digest
+        "2024-01-01",
+        "person 123456",
+        "17640000000000000000",
+    ],
+)
+def test_ordinary_numbers_are_not_cpr(text: str) -> None:
+    assert cpr_like(text) == []
+
+
+def test_scan_opens_parquet_and_skips_restricted(tmp_path: Path) -> None:
+    pl.DataFrame({"x": ["ok", "6101901235"]}).write_parquet(tmp_path / "leak.parquet")
+    (tmp_path / "restricted").mkdir()
+    pl.DataFrame({"cpr": ["6101901235"]}).write_parquet(tmp_path / "restricted" / "q.parquet")
+    (tmp_path / "fine.json").write_text('{"rows": 12}')
+    findings = scan_cpr(tmp_path)
+    assert [str(f.path) for f in findings] == ["leak.parquet"]
+    assert "6101901235" not in repr(findings)  # findings never echo the value
+
+
+def test_secret_scan(tmp_path: Path) -> None:
+    (tmp_path / "log.txt").write_text("nothing to see")
+    (tmp_path / "bad.txt").write_text("key=canary-secret-value")
+    assert scan_secret(tmp_path, "canary-secret-value") == [Path("bad.txt")]
