@@ -5,7 +5,6 @@ partition. ``raw_submission`` and ``validated_rows``/``quarantine`` hold raw CPR
 store; from ``pseudonymised_courses`` on there is no CPR anywhere.
 """
 
-from __future__ import annotations
 
 from datetime import date, timedelta
 

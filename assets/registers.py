@@ -1,6 +1,5 @@
 """Register extracts (population, benefits, employment, health, education, enrolment), one file per year."""
 
-from __future__ import annotations
 
 import dagster as dg
 

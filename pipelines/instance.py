@@ -73,3 +73,8 @@ def get_instance(data_dir: Path, *, storage: str | None = None) -> dg.DagsterIns
     home = ensure_dagster_home(data_dir, storage=storage)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+#: Run config for in-process runs started from the CLI: warnings and errors on the console, the full
+#: event log in the instance (visible in the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from analysis import pseudonym
 
 CONFIG_DIR = Path(__file__).parent / "config"
 
@@ -57,12 +56,16 @@ class PseudonymKey(dg.ConfigurableResource):
 
     def secret(self) -> bytes:
         """Return the key bytes, refusing keys that are missing or too short."""
+        from analysis import pseudonym
+
         value = self.key.encode("utf-8")
         pseudonym.check_key(value)
         return value
 
     @property
     def key_id(self) -> str:
+        from analysis import pseudonym
+
         return pseudonym.key_id(self.secret())
 
 

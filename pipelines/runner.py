@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines import inbox
-from pipelines.instance import get_instance
+from pipelines.instance import QUIET, get_instance
 from pipelines.partitions import OUTCOME_PARTITIONS, SITE_IDS, submission_key
 
 
@@ -33,21 +33,25 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
     started = time.perf_counter()
     failed: list[str] = []
     partitions = submission_partitions(root)
-    ingest = defs.get_job_def(INGEST_JOB)
+    defined = {job.name for job in defs.resolve_all_job_defs()}
+    if INGEST_JOB not in defined:
+        partitions = []
+    else:
+        ingest = defs.resolve_job_def(INGEST_JOB)
     for key in partitions:
         result = ingest.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, tags=run_tags
+            instance=instance, partition_key=key, raise_on_error=False, tags=run_tags, run_config=QUIET
         )
         if not result.success:
             failed.append(str(key))
             echo(f"  ingest FAILED for {key} (see the steward view); the other partitions continue")
     echo(f"ingest: {len(partitions) - len(failed)}/{len(partitions)} submission partitions ok")
-    for job_name in DOWNSTREAM_JOBS:
-        job = defs.get_job_def(job_name)
+    for job_name in (name for name in DOWNSTREAM_JOBS if name in defined):
+        job = defs.resolve_job_def(job_name)
         keys = OUTCOME_PARTITIONS.get_partition_keys() if job_name in OUTCOME_JOBS else [None]
         for key in keys:
             result = job.execute_in_process(
-                instance=instance, partition_key=key, raise_on_error=False, tags=run_tags
+                instance=instance, partition_key=key, raise_on_error=False, tags=run_tags, run_config=QUIET
             )
             if not result.success:
                 echo(f"{job_name}{f' [{key}]' if key else ''} FAILED; see `make ui` for the run log")

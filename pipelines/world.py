@@ -30,7 +30,7 @@ def generate(root: Path, *, persons: int, seed: int, force: bool = False) -> str
     """Generate the mock world under ``root`` unless one with the same settings exists; return a summary."""
     from analysis import mockworld
     from pipelines.definitions import defs
-    from pipelines.instance import get_instance
+    from pipelines.instance import QUIET, get_instance
     from pipelines.jobs import MOCK_WORLD_JOB
     from pipelines.resources import RegisterSource
 
@@ -43,8 +43,8 @@ def generate(root: Path, *, persons: int, seed: int, force: bool = False) -> str
     os.environ["CTI_PERSONS"], os.environ["CTI_SEED"] = str(persons), str(seed)
     os.environ["CTI_REGISTER_SOURCE"] = "mock"
     started = time.perf_counter()
-    result = defs.get_job_def(MOCK_WORLD_JOB).execute_in_process(
-        instance=get_instance(root), tags={"cti/trigger": "cti mock-world"}
+    result = defs.resolve_job_def(MOCK_WORLD_JOB).execute_in_process(
+        instance=get_instance(root), tags={"cti/trigger": "cti mock-world"}, run_config=QUIET
     )
     if not result.success:
         raise RuntimeError("generating the mock registers failed; see the Dagster run log")
