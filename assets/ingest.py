@@ -22,6 +22,11 @@ from pipelines.storage import RESTRICTED, STORE_KEY
 
 RESTRICTED_META = {STORE_KEY: RESTRICTED}
 VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
+RECEIVED_SCHEMA = {
+    "sha256": pl.String, "filename": pl.String, "received": pl.String, "version": pl.Int32, "superseded": pl.Boolean,
+    "size_bytes": pl.Int64, "readable": pl.Boolean, "encoding": pl.String, "delimiter": pl.String, "sheet": pl.String,
+    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String,
+}
 
 
 def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
@@ -32,13 +37,19 @@ def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
     return quarter_label(key[QUARTER_DIM]), key[SITE_DIM], end
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name=INGEST_GROUP,
     partitions_def=SUBMISSIONS,
-    metadata=RESTRICTED_META,
-    check_specs=check_specs(dg.AssetKey("raw_submission"), suites.RAW_SUBMISSION),
-    description="Every received version of one site's quarterly file, read as delivered (restricted: raw CPR).",
-    kinds={"polars", "parquet"},
+    outs={
+        "raw_submission": dg.AssetOut(
+            metadata=RESTRICTED_META,
+            description="Every received version of one site's quarterly file, read as delivered (restricted: raw CPR).",
+        ),
+        "received_files": dg.AssetOut(
+            description="Each received version: file name, size, sha256, when, encoding, rows read (no CPR).",
+        ),
+    },
+    check_specs=check_specs(dg.AssetKey("raw_submission"), suites.RAW_SUBMISSION, partitions_def=SUBMISSIONS),
 )
 def raw_submission(context: dg.AssetExecutionContext, paths: ProjectPaths):
     """Read the site's file(s) for the quarter; a file that cannot be read fails only this partition."""
@@ -46,29 +57,30 @@ def raw_submission(context: dg.AssetExecutionContext, paths: ProjectPaths):
     receipts = inbox.receive(paths.inbox, paths.restricted / "received", quarter=quarter, site=site, sites=SITE_IDS)
     if not receipts:
         raise dg.Failure(f"{site} {quarter}: no submission file in {paths.inbox / quarter} (expected {site}.csv or .xlsx)")
-    frames, notes = [], {}
+    frames, files = [], []
     for version, receipt in enumerate(receipts, start=1):
         latest = version == len(receipts)
+        tags = {"sha256": receipt.sha256, "filename": receipt.filename, "received": receipt.received,
+                "version": version, "superseded": not latest}
         try:
             raw = submissions.read_submission(receipt.content(), filename=receipt.filename)
         except submissions.SubmissionError as error:
             if latest:  # the file that counts is unreadable: fail this partition with the steward's message
                 raise dg.Failure(description=str(error), metadata={"file": receipt.filename, "sha256": receipt.sha256}) from None
-            notes[receipt.filename] = f"older version unreadable: {error}"
+            files.append({**tags, "size_bytes": receipt.size_bytes, "readable": False, "note": str(error)})
             continue
-        notes[receipt.filename] = f"{raw.encoding}, '{raw.delimiter}', {raw.rows.height} rows"
-        frames.append(
-            raw.rows.with_columns(
-                sha256=pl.lit(receipt.sha256),
-                filename=pl.lit(receipt.filename),
-                received=pl.lit(receipt.received),
-                version=pl.lit(version, dtype=pl.Int32),
-                superseded=pl.lit(not latest),
-            )
-        )
+        files.append({**tags, "size_bytes": receipt.size_bytes, "readable": True, "encoding": raw.encoding,
+                      "delimiter": raw.delimiter, "sheet": raw.sheet, "rows_read": raw.rows.height,
+                      "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes)})
+        frames.append(raw.rows.with_columns(
+            sha256=pl.lit(receipt.sha256), filename=pl.lit(receipt.filename), received=pl.lit(receipt.received),
+            version=pl.lit(version, dtype=pl.Int32), superseded=pl.lit(not latest),
+        ))
     rows = pl.concat(frames, how="diagonal_relaxed")
-    yield dg.Output(rows, metadata={"rows": rows.height, "versions": len(receipts), "files": notes})
-    yield from check_results(rows, suites.RAW_SUBMISSION)
+    received = pl.DataFrame(files, schema=RECEIVED_SCHEMA).with_columns(quarter=pl.lit(quarter), site=pl.lit(site))
+    yield dg.Output(rows, output_name="raw_submission", metadata={"rows": rows.height, "versions": len(receipts)})
+    yield dg.Output(received, output_name="received_files", metadata={"files": received.height})
+    yield from check_results(rows, suites.RAW_SUBMISSION, asset_key=dg.AssetKey("raw_submission"))
 
 
 @dg.multi_asset(
@@ -80,33 +92,41 @@ def raw_submission(context: dg.AssetExecutionContext, paths: ProjectPaths):
             metadata=RESTRICTED_META,
             description="Rows a site must correct, with reason codes and a sentence for the steward (restricted).",
         ),
+        "submission_stats": dg.AssetOut(
+            description="Per received file: rows in, clean, quarantined, exact duplicates removed (no CPR).",
+        ),
     },
     check_specs=[
-        *check_specs(dg.AssetKey("validated_rows"), suites.VALIDATED_ROWS),
-        suites.conservation_spec(dg.AssetKey("validated_rows")),
+        *check_specs(dg.AssetKey("validated_rows"), suites.VALIDATED_ROWS, partitions_def=SUBMISSIONS),
+        suites.conservation_spec(dg.AssetKey("validated_rows"), partitions_def=SUBMISSIONS),
     ],
-    kinds={"polars", "parquet"},
 )
-def validated_rows(context: dg.AssetExecutionContext, raw_submission: pl.DataFrame, code_lists: CodeLists):
+def validated_rows(
+    context: dg.AssetExecutionContext, raw_submission: pl.DataFrame, received_files: pl.DataFrame, code_lists: CodeLists
+):
     """Validate every row of every received version; rows in = clean + quarantined + exact duplicates."""
     quarter, site, quarter_end = _partition(context)
-    clean, quarantined, counts = [], [], {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicates": 0}
-    for sha256, version_rows in raw_submission.group_by("sha256", maintain_order=True):
-        tags = version_rows.select(VERSION_COLUMNS).head(1)
+    clean, quarantined, stats = [], [], []
+    for tags in received_files.filter(pl.col("readable")).select(VERSION_COLUMNS).iter_slices(1):
+        version_rows = raw_submission.filter(pl.col("sha256") == tags["sha256"][0])
         result = validate.validate_rows(
-            version_rows.drop(VERSION_COLUMNS), quarter=quarter, site=site,
+            version_rows.drop(VERSION_COLUMNS, strict=False), quarter=quarter, site=site,
             codes=code_lists.table("delmaalgrupper"), today=quarter_end,
         )
         clean.append(result.clean.join(tags, how="cross"))
         quarantined.append(result.quarantine.join(tags, how="cross"))
-        counts["rows_in"] += result.rows_in
-        counts["clean"] += result.clean.height
-        counts["quarantined"] += result.quarantine.height
-        counts["duplicates"] += result.exact_duplicates_removed
+        stats.append(tags.with_columns(
+            quarter=pl.lit(quarter), site=pl.lit(site), rows_in=pl.lit(result.rows_in, pl.Int64),
+            clean=pl.lit(result.clean.height, pl.Int64), quarantined=pl.lit(result.quarantine.height, pl.Int64),
+            duplicates=pl.lit(result.exact_duplicates_removed, pl.Int64),
+        ))
     clean_rows = pl.concat(clean, how="diagonal_relaxed")
     quarantine_rows = pl.concat(quarantined, how="diagonal_relaxed")
+    per_file = pl.concat(stats)
+    counts = {c: int(per_file[c].sum()) for c in ("rows_in", "clean", "quarantined", "duplicates")}
     yield dg.Output(clean_rows, output_name="validated_rows", metadata=counts)
     yield dg.Output(quarantine_rows, output_name="quarantine", metadata={"rows": quarantine_rows.height})
+    yield dg.Output(per_file, output_name="submission_stats", metadata={"files": per_file.height})
     yield from check_results(clean_rows, suites.VALIDATED_ROWS, asset_key=dg.AssetKey("validated_rows"))
     yield suites.conservation_check(
         rows_in=counts["rows_in"], clean=counts["clean"], quarantined=counts["quarantined"],
@@ -117,7 +137,7 @@ def validated_rows(context: dg.AssetExecutionContext, raw_submission: pl.DataFra
 @dg.asset(
     group_name=INGEST_GROUP,
     partitions_def=SUBMISSIONS,
-    check_specs=check_specs(dg.AssetKey("pseudonymised_courses"), suites.PSEUDONYMISED),
+    check_specs=check_specs(dg.AssetKey("pseudonymised_courses"), suites.PSEUDONYMISED, partitions_def=SUBMISSIONS),
     description="Clean rows with the CPR replaced by a keyed pseudonym (HMAC-SHA256) and key id; no raw CPR.",
     kinds={"polars", "parquet"},
 )
@@ -137,11 +157,10 @@ def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: Pseudonym
         "submission_log": dg.AssetOut(description="Every received file: when, sha256, and whether superseded."),
     },
     check_specs=check_specs(dg.AssetKey("courses"), suites.COURSES),
-    kinds={"polars", "parquet"},
 )
-def courses(pseudonymised_courses: pl.DataFrame):
+def courses(pseudonymised_courses: pl.DataFrame, received_files: pl.DataFrame):
     """Consolidate all quarters: resubmissions supersede, ongoing-then-ended is one course, conflicts flagged."""
-    result = course_rules.consolidate_courses(pseudonymised_courses)
+    result = course_rules.consolidate_courses(pseudonymised_courses, received=received_files)
     yield dg.Output(result.courses, output_name="courses", metadata={"courses": result.courses.height})
     yield dg.Output(result.conflicts, output_name="course_conflicts", metadata={"conflicts": result.conflicts.height})
     yield dg.Output(result.submission_log, output_name="submission_log", metadata={"files": result.submission_log.height})
@@ -149,4 +168,5 @@ def courses(pseudonymised_courses: pl.DataFrame):
 
 
 SUBMISSION_ASSETS = [raw_submission, validated_rows, pseudonymised_courses]
-assets = [*SUBMISSION_ASSETS, courses]
+CONSOLIDATION_ASSETS = [courses]
+assets = [*SUBMISSION_ASSETS, *CONSOLIDATION_ASSETS]

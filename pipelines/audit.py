@@ -7,6 +7,7 @@ Used by the no-raw-CPR and key-leak tests; an analyst can run it on a real data 
 from __future__ import annotations
 
 import re
+import sqlite3
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -57,6 +58,21 @@ def _texts(path: Path) -> Iterator[str]:
                 yield "\n".join(str(v) for v in column.drop_nulls().unique().to_list())
             elif column.dtype in (pl.List(pl.String),) or isinstance(column.dtype, pl.Struct | pl.List):
                 yield str(column.to_list())
+        return
+    with path.open("rb") as handle:
+        magic = handle.read(16)
+    if magic == b"SQLite format 3\x00":
+        # Scan every cell on its own: raw pages concatenate adjacent values (timestamps) into digit runs.
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in connection.execute("select name from sqlite_master where type='table'")]
+            for table in tables:
+                for row in connection.execute(f'select * from "{table}"'):
+                    for cell in row:
+                        if cell is not None:
+                            yield cell.decode("latin-1") if isinstance(cell, bytes) else str(cell)
+        finally:
+            connection.close()
         return
     if suffix in (".xlsx", ".zip") and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import registers
+from assets import ingest, registers
+from pipelines import automation
+from pipelines import jobs
 from pipelines.jobs import JOBS
 from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey, RegisterSource
 from pipelines.storage import ParquetIOManager
@@ -28,7 +30,9 @@ def build_resources() -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[*registers.assets],
+    sensors=[automation.inbox_sensor, automation.after_ingest_sensor(jobs.ingest_job, jobs.analysis_job)],
+    schedules=[automation.quarterly_refresh],
+    assets=[*registers.assets, *ingest.assets],
     jobs=JOBS,
     resources=build_resources(),
 )

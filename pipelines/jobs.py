@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
 from pipelines.partitions import REGISTERS_GROUP
 
 MOCK_WORLD_JOB = "mock_world_job"
@@ -22,4 +23,18 @@ mock_world_job = dg.define_asset_job(
     description="Generate (or load) every register extract and the restricted CPR key.",
 )
 
-JOBS = [mock_world_job]
+ingest_job = dg.define_asset_job(
+    INGEST_JOB,
+    selection=dg.AssetSelection.assets(*SUBMISSION_ASSETS),
+    description="Read, validate, quarantine and pseudonymise one site's quarterly submission.",
+    tags={"cti/stage": "ingest"},
+)
+
+analysis_job = dg.define_asset_job(
+    ANALYSIS_JOB,
+    selection=dg.AssetSelection.assets(*CONSOLIDATION_ASSETS),
+    description="Consolidate courses across quarters, link to registers, build the outcome panel.",
+    tags={"cti/stage": "linkage"},
+)
+
+JOBS = [mock_world_job, ingest_job, analysis_job]

@@ -42,3 +42,17 @@ def test_secret_scan(tmp_path: Path) -> None:
     (tmp_path / "log.txt").write_text("nothing to see")
     (tmp_path / "bad.txt").write_text("key=canary-secret-value")
     assert scan_secret(tmp_path, "canary-secret-value") == [Path("bad.txt")]
+
+
+def test_sqlite_cells_are_scanned_one_by_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "events.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table t (a text, b text)")
+        # Adjacent timestamps concatenate into a 10-digit run in the raw page; cell by cell they are harmless.
+        connection.execute("insert into t values ('2026-11-24 02:12:44.080822', '2026-11-24 02:12:44.8838')")
+    assert scan_cpr(tmp_path) == []
+    with sqlite3.connect(db) as connection:
+        connection.execute("insert into t values ('{\"cpr\": \"6101901235\"}', null)")
+    assert [str(f.path) for f in scan_cpr(tmp_path)] == ["events.db"]

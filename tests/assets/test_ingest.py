@@ -1,0 +1,128 @@
+"""Ingest assets on a small mock world: every bad row quarantined with its reason, every good row clean."""
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from pipelines.partitions import submission_key
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("ingest") / "data"
+    env = {"CTI_DATA_DIR": str(data), "CTI_PSEUDONYM_KEY": "ingest-test-key-" + "ab" * 16,
+           "CTI_REGISTER_SOURCE": "mock", "CTI_PERSONS": "6000", "CTI_SEED": "11", "CTI_EXTRACTS_DIR": ""}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from pipelines import runner, world
+
+        world.generate(data, persons=6_000, seed=11)
+        instance = dg.DagsterInstance.ephemeral()
+        from pipelines.definitions import defs
+        from pipelines.jobs import INGEST_JOB
+
+        job = defs.resolve_job_def(INGEST_JOB)
+        results = {}
+        for key in runner.submission_partitions(data):
+            results[str(key)] = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        yield data, results, job, instance
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _frames(data: Path, asset: str, restricted: bool) -> pl.DataFrame:
+    root = data / ("restricted/assets" if restricted else "assets") / asset
+    return pl.concat([pl.read_parquet(p) for p in sorted(root.rglob("*.parquet"))], how="diagonal_relaxed")
+
+
+def test_every_partition_ingests(ingested) -> None:
+    _, results, _, _ = ingested
+    assert results and all(r.success for r in results.values())
+
+
+def test_mock_world_bad_rows_are_quarantined_with_the_right_reason(ingested) -> None:
+    data, _, _, _ = ingested
+    truth = json.loads((data / "world" / "truth.json").read_text())
+    quarantine = _frames(data, "quarantine", restricted=True)
+    clean = _frames(data, "validated_rows", restricted=True)
+    for record in truth["submissions"]:
+        mine = quarantine.filter((pl.col("site") == record["site"]) & (pl.col("filename") == record["filename"])
+                                 & (pl.col("quarter") == record["quarter"]))
+        got = {(r["source_row"], r["reasons"]) for r in mine.select("source_row", pl.col("reasons").list.join(",")).iter_rows(named=True)} if mine.height else set()
+        expected = {(b["source_row"], b["reason"]) for b in record["bad_rows"]}
+        assert {row for row, _ in got} == {row for row, _ in expected}, record["filename"]
+        for row, reason in expected:
+            assert any(r == row and reason in reasons.split(",") for r, reasons in got), (record["filename"], row, reason)
+        good = clean.filter((pl.col("site") == record["site"]) & (pl.col("filename") == record["filename"])
+                            & (pl.col("quarter") == record["quarter"]))
+        assert good.height == record["good_rows"], record["filename"]
+
+
+def test_no_raw_cpr_after_pseudonymisation(ingested) -> None:
+    data, _, _, _ = ingested
+    rows = _frames(data, "pseudonymised_courses", restricted=False)
+    assert "cpr" not in rows.columns and "cpr_norm" not in rows.columns
+    assert rows["pseudonym"].str.contains(r"^[0-9a-f]{64}$").all()
+    from pipelines.audit import scan_cpr
+
+    assert scan_cpr(data) == []
+
+
+def test_reingesting_the_same_file_changes_nothing(ingested) -> None:
+    data, _, job, instance = ingested
+    key = submission_key("2024Q3", "aarhus")
+    target = data / "assets" / "pseudonymised_courses" / "2024-07-01" / "aarhus.parquet"
+    assert target.exists()
+    before = target.read_bytes()
+    assert job.execute_in_process(instance=instance, partition_key=key).success
+    assert target.read_bytes() == before
+    assert len(list((data / "restricted" / "received" / "2024Q3" / "aarhus").glob("*.json"))) == 1
+
+
+def test_a_resubmission_supersedes_and_history_is_kept(ingested) -> None:
+    data, _, job, instance = ingested
+    folder = data / "inbox" / "2024Q4"
+    original = folder / "odense.xlsx"
+    assert original.exists()
+    # The site sends a corrected file under the same name: it replaces the old one in the inbox.
+    corrected = folder / "odense_corrected.csv"
+    corrected.write_text("CPR;Startdato;Slutdato;Delmålgruppe;Gennemført\n", encoding="utf-8")
+    stamp = time.time() + 60
+    os.utime(corrected, (stamp, stamp))
+    key = submission_key("2024Q4", "odense")
+    assert job.execute_in_process(instance=instance, partition_key=key).success
+    rows = pl.read_parquet(data / "restricted" / "assets" / "raw_submission" / "2024-10-01" / "odense.parquet")
+    assert rows.filter(~pl.col("superseded"))["filename"].unique().to_list() in ([], ["odense_corrected.csv"])
+    assert set(rows["filename"]) >= {"odense.xlsx"}
+    receipts = list((data / "restricted" / "received" / "2024Q4" / "odense").glob("*.json"))
+    assert len(receipts) == 2
+    corrected.unlink()
+
+
+def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
+    data, _, job, instance = ingested
+    folder = data / "inbox" / "2025Q1"
+    bad = folder / "randers.csv"
+    shutil.copy(bad, folder.parent / "randers_backup.csv")
+    bad.write_bytes(b"\x00\x01PK\x03\x04garbage" * 50)
+    try:
+        result = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "randers"), raise_on_error=False)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.step_failure_data.error.message
+        assert "randers.csv" in message and "Traceback" not in message
+        other = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "aarhus"))
+        assert other.success
+    finally:
+        shutil.move(folder.parent / "randers_backup.csv", bad)
