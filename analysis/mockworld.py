@@ -24,6 +24,7 @@ register-year can be produced on its own, in any order, with bounded memory at 5
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -659,11 +660,27 @@ def _encode(rows: list[list], style: dict) -> bytes:
         book.properties.created = datetime(2024, 1, 1)
         book.properties.modified = datetime(2024, 1, 1)
         book.save(buffer)
-        return buffer.getvalue()
+        return _fixed_zip_times(buffer.getvalue())
     sep = style["sep"]
     lines = [sep.join(style["headers"])] + [sep.join(str(v) for v in row) for row in rows]
     lines += [sep * 4, sep * 4]  # empty trailing rows, as spreadsheet exports leave them
     return ("\r\n".join(lines) + "\r\n").encode(style["encoding"])
+
+
+def _fixed_zip_times(content: bytes) -> bytes:
+    """Rewrite an .xlsx (zip) with fixed member timestamps so the same world gives the same bytes."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            info = zipfile.ZipInfo(item.filename, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = source.read(item.filename)
+            if item.filename == "docProps/core.xml":  # openpyxl stamps the save time here
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2024-01-01T00:00:00Z", data)
+            target.writestr(info, data)
+    return out.getvalue()
 
 
 def truth(world: World) -> dict:

@@ -40,6 +40,13 @@ def _persons(value: str) -> int:
 
 def configure(data_dir: Path | None, *, persons: int | None = None, seed: int | None = None) -> Path:
     """Set the ``CTI_*`` environment of this process (the resources read it when a run starts)."""
+    import warnings
+
+    import dagster as dg
+
+    # Partitioned asset checks are a Dagster preview feature we rely on deliberately; keep the console calm.
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     root = (data_dir or Path("data")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ["CTI_DATA_DIR"] = str(root)

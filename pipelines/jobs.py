@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets import linkage
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
 from pipelines.partitions import REGISTERS_GROUP
 
@@ -32,7 +33,7 @@ ingest_job = dg.define_asset_job(
 
 analysis_job = dg.define_asset_job(
     ANALYSIS_JOB,
-    selection=dg.AssetSelection.assets(*CONSOLIDATION_ASSETS),
+    selection=dg.AssetSelection.assets(*CONSOLIDATION_ASSETS, *linkage.assets),
     description="Consolidate courses across quarters, link to registers, build the outcome panel.",
     tags={"cti/stage": "linkage"},
 )

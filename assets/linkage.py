@@ -1,0 +1,93 @@
+"""Linkage: pseudonym -> integer person id, courses -> register persons, person x month outcome panel."""
+
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from analysis import cohort, panel, pseudonym
+from analysis.schema import REGISTERS
+from expectations import linkage as suites
+from expectations.adapter import check_results, check_specs
+from pipelines.partitions import LINKAGE_GROUP
+from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
+from pipelines.storage import scan_register
+
+PANEL_FIRST_MONTH = date(2019, 1, 1)
+
+
+class LinkageConfig(dg.Config):
+    """How much of the population enters the comparison pool (all of it by default)."""
+
+    comparison_pool: int = 0  # 0 = every non-participant; otherwise a seeded sample of this size
+    seed: int = 0
+    last_month: str = ""  # last month of the panel (YYYY-MM-01); empty = the last month in the employment register
+
+
+@dg.asset(
+    group_name=LINKAGE_GROUP,
+    check_specs=check_specs(dg.AssetKey("person_index"), suites.PERSON_INDEX),
+    description="Dense integer person id (the register PNR) for every pseudonym, computed once.",
+    kinds={"polars", "parquet"},
+)
+def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey):
+    """Pseudonymise the register provider's CPR bridge so courses can be joined on integers from here on."""
+    secret = pseudonym_key.secret()
+    index = pseudonym.pseudonymise(
+        cpr_key.rename({"CPR": "cpr_norm"}), key=secret, key_id=pseudonym.key_id(secret)
+    ).select("pseudonym", pl.col("PNR").alias("person_id"))
+    yield dg.Output(index, metadata={"persons": index.height})
+    yield from check_results(index, suites.PERSON_INDEX)
+
+
+@dg.multi_asset(
+    group_name=LINKAGE_GROUP,
+    outs={
+        "linked_courses": dg.AssetOut(description="Courses with their integer person id."),
+        "unlinked_participants": dg.AssetOut(
+            description="Courses whose pseudonym is not in the population register (for stewards; never dropped silently)."
+        ),
+        "link_rate": dg.AssetOut(description="Participants found in the population register, by site and quarter."),
+    },
+    check_specs=[suites.LINK_RATE_SPEC],
+)
+def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
+    """Join courses to the person index (many courses to one person)."""
+    result = panel.link_participants(courses, person_index)
+    yield dg.Output(result.linked, output_name="linked_courses", metadata={"courses": result.linked.height})
+    yield dg.Output(result.unlinked, output_name="unlinked_participants", metadata={"unlinked": result.unlinked.height})
+    yield dg.Output(result.link_rate, output_name="link_rate")
+    yield suites.link_rate_check(result.link_rate)
+
+
+@dg.asset(
+    group_name=LINKAGE_GROUP,
+    deps=list(REGISTERS),
+    check_specs=check_specs(dg.AssetKey("outcome_panel"), suites.OUTCOME_PANEL),
+    description="Person x month outcomes of participants and the comparison pool, built lazily from the registers.",
+    kinds={"polars", "parquet"},
+)
+def outcome_panel(
+    config: LinkageConfig, linked_courses: pl.DataFrame, code_lists: CodeLists, paths: ProjectPaths
+):
+    """Participants plus the comparison pool, every month from 2019 to the last register month."""
+    registers = {name: scan_register(paths.root, name) for name in REGISTERS}
+    persons = cohort.comparison_pool(
+        registers["population"], linked_courses, size=config.comparison_pool, seed=config.seed
+    )
+    frame = panel.outcome_panel(
+        registers, persons=persons.lazy(), first_month=PANEL_FIRST_MONTH,
+        last_month=date.fromisoformat(config.last_month) if config.last_month else _last_register_month(registers),
+        dream_codes=code_lists.table("dream_codes"), hfaudd_levels=code_lists.table("hfaudd_levels"),
+    ).collect(engine="streaming")
+    yield dg.Output(frame, metadata={"rows": frame.height, "persons": persons.height,
+                                     "participants": linked_courses["person_id"].n_unique()})
+    yield from check_results(frame, suites.OUTCOME_PANEL)
+
+
+def _last_register_month(registers: dict[str, pl.LazyFrame]) -> date:
+    return registers["employment"].select(pl.col("MAANED").max()).collect(engine="streaming").item()
+
+
+assets = [person_index, linked_courses, outcome_panel]

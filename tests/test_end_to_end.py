@@ -1,0 +1,72 @@
+"""The whole pipeline on a small mock world through the real CLI, then its promises checked on the output."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.audit import cpr_like, scan_cpr, scan_secret
+
+CANARY_KEY = "canary-key-7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    data = tmp_path_factory.mktemp("e2e") / "data"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(data.parent),
+        "CTI_DATA_DIR": str(data),
+        "CTI_PSEUDONYM_KEY": CANARY_KEY,
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--persons", "8000", "--seed", "3"],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return data, proc
+
+
+def test_every_submission_partition_ran(full_run) -> None:
+    data, proc = full_run
+    assert "ingest: 71/71 submission partitions ok" in proc.stdout
+    assert (data / "assets" / "courses.parquet").exists()
+
+
+def test_no_raw_cpr_outside_restricted_and_inbox(full_run) -> None:
+    data, proc = full_run
+    assert (data / "dagster_home" / "history" / "runs.db").exists()  # the event log is part of the scan
+    assert scan_cpr(data) == []
+    assert cpr_like(proc.stdout) == [] and cpr_like(proc.stderr) == []
+
+
+def test_the_key_never_leaks(full_run) -> None:
+    data, proc = full_run
+    assert scan_secret(data, CANARY_KEY) == []  # restricted/ and the event log included
+    assert CANARY_KEY not in proc.stdout and CANARY_KEY not in proc.stderr
+
+
+def test_quarantine_holds_exactly_the_mock_worlds_bad_rows(full_run) -> None:
+    data, _ = full_run
+    truth = json.loads((data / "world" / "truth.json").read_text())
+    quarantine = pl.concat(
+        [pl.read_parquet(p) for p in (data / "restricted" / "assets" / "quarantine").rglob("*.parquet")],
+        how="diagonal_relaxed",
+    )
+    assert quarantine.height == sum(len(f["bad_rows"]) for f in truth["submissions"])
+
+
+def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
+    data, _ = full_run
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "CTI_DATA_DIR": str(tmp_path / "data"),
+           "CTI_PSEUDONYM_KEY": CANARY_KEY, "GX_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--persons", "8000", "--seed", "3"],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for relative in ("assets/courses.parquet", "registers/benefits/2024.parquet", "assets/submission_log.parquet"):
+        assert (data / relative).read_bytes() == (tmp_path / "data" / relative).read_bytes(), relative
