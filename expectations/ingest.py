@@ -27,11 +27,12 @@ RAW_SUBMISSION = [
         expectations=[
             *(Gx("ExpectColumnToExist", column=column) for column in SUBMISSION_COLUMNS),
             Gx("ExpectColumnValuesToNotBeNull", column="source_row"),
-            Gx("ExpectColumnValuesToBeUnique", column="source_row"),
+            # Several received versions of one quarter's file each number their rows from 1.
+            Gx("ExpectCompoundColumnsToBeUnique", column_list=["sha256", "source_row"]),
         ],
         raw_cpr=True,
         blocking=True,
-        description="Every canonical column exists after header mapping; source_row is a unique row id.",
+        description="Every canonical column exists after header mapping; (file, source_row) is a unique row id.",
     ),
 ]
 """Suites of ``raw_submission`` (raw CPR)."""

@@ -160,6 +160,7 @@ def _cpr_frames() -> dict[str, pl.DataFrame]:
                 "delmaalgruppe": ["1"] * 4,
                 "completed": [None] * 4,
                 "source_row": [1, 1, 2, None],  # fails: duplicate and null
+                "sha256": ["f" * 64] * 4,
             }
         ),
         "validated": pl.DataFrame(

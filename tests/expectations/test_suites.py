@@ -119,6 +119,7 @@ def _raw_rows(**overrides: object) -> pl.DataFrame:
             "delmaalgruppe": ["1", "2", "1"],
             "completed": [None, None, "Ja"],
             "source_row": [2, 3, 4],
+            "sha256": ["f" * 64] * 3,
         }
     )
     return frame.with_columns(**{k: pl.Series(v) for k, v in overrides.items()})
@@ -131,6 +132,8 @@ def test_raw_submission_suite() -> None:
     assert run_suite(_raw_rows(), suite).success
     assert not run_suite(_raw_rows(source_row=[2, 2, 4]), suite).success
     assert not run_suite(_raw_rows(source_row=[2, None, 4]), suite).success
+    # Two received versions of the quarter's file each number their rows from 1: still unique per file.
+    assert run_suite(_raw_rows(source_row=[2, 2, 4], sha256=["a" * 64, "b" * 64, "a" * 64]), suite).success
     missing = run_suite(_raw_rows().drop("delmaalgruppe"), suite)
     assert [(e.column, e.reason) for e in missing.failed()] == [("delmaalgruppe", "missing_column")]
 
