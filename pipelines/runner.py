@@ -62,6 +62,13 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
     for name in ("effect_report.html", "steward_view.html"):
         if (reports / name).exists():
             echo(f"  report: {reports / name}")
+    for label, path in (
+        ("courses", root / "assets" / "courses.parquet"),
+        ("outcome panel", root / "assets" / "outcome_panel.parquet"),
+        ("quarantine (restricted)", root / "restricted" / "assets" / "quarantine"),
+    ):
+        if path.exists():
+            echo(f"  {label}: {path}")
     restricted = root / "restricted" / "reports"
     if restricted.exists():
         echo(f"  restricted steward view (shows CPR): {restricted}")
