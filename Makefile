@@ -34,8 +34,8 @@ ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
 	@mkdir -p $(DAGSTER_HOME) && .venv/bin/python -c "from pathlib import Path; from pipelines.instance import ensure_dagster_home; ensure_dagster_home(Path('$(CTI_DATA_DIR)'))"
 	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
 
-bench: $(VENV)  ## population-scale benchmark (slow; prints a table and writes JSON under data/bench)
-	.venv/bin/python scripts/bench.py
+bench: $(VENV)  ## benchmarks that print figures (today: ingest throughput on 1M submission rows)
+	.venv/bin/python scripts/bench_ingest.py
 
 lint: $(VENV)
 	.venv/bin/ruff check .
