@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import linkage
+from assets import effects, linkage
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
 from pipelines.partitions import REGISTERS_GROUP
 
 MOCK_WORLD_JOB = "mock_world_job"
 INGEST_JOB = "ingest_submission_job"
 ANALYSIS_JOB = "linkage_job"
-EFFECTS_JOB = "effects_by_outcome_job"
+EFFECTS_JOB = "effects_job"
 REPORT_JOB = "report_job"
 
 #: Jobs ``cti run`` executes after ingest, in order (those defined); outcome-partitioned ones once per outcome.
 DOWNSTREAM_JOBS = (ANALYSIS_JOB, EFFECTS_JOB, REPORT_JOB)
-OUTCOME_JOBS = (EFFECTS_JOB,)
+OUTCOME_JOBS: tuple[str, ...] = ()  # outcome-partitioned estimator jobs run once per outcome
 
 mock_world_job = dg.define_asset_job(
     MOCK_WORLD_JOB,
@@ -38,4 +38,11 @@ analysis_job = dg.define_asset_job(
     tags={"cti/stage": "linkage"},
 )
 
-JOBS = [mock_world_job, ingest_job, analysis_job]
+effects_job = dg.define_asset_job(
+    EFFECTS_JOB,
+    selection=dg.AssetSelection.assets(*effects.assets),
+    description="Effect estimates on the linked outcome panel.",
+    tags={"cti/stage": "effects"},
+)
+
+JOBS = [mock_world_job, ingest_job, analysis_job, effects_job]

@@ -70,3 +70,12 @@ def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     for relative in ("assets/courses.parquet", "registers/benefits/2024.parquet", "assets/submission_log.parquet"):
         assert (data / relative).read_bytes() == (tmp_path / "data" / relative).read_bytes(), relative
+
+
+def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
+    data, proc = full_run
+    assert "effects_job: ok" in proc.stdout
+    table = pl.read_parquet(data / "assets" / "before_after.parquet").filter(pl.col("outcome") == "self_support")
+    early = table.filter(pl.col("event_time").is_between(-36, -13))["mean"].mean()
+    dip = table.filter(pl.col("event_time").is_between(-3, -1))["mean"].mean()
+    assert dip < early - 0.1, (dip, early)
