@@ -169,9 +169,10 @@ def outcome_panel(
 
 
 def quarterly(panel: pl.LazyFrame, /) -> pl.LazyFrame:
-    """Person x quarter: means of shares and flags, sums of counts and earnings."""
-    sums = ("earnings", "emergency_contacts", "psych_admissions", "bed_days")
-    means = [c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *sums)]
+    """Person x quarter: means of shares and flags, sums of counts and earnings (of the outcomes present)."""
+    present = set(panel.collect_schema().names())
+    sums = [c for c in ("earnings", "emergency_contacts", "psych_admissions", "bed_days") if c in present]
+    means = [c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *sums) and c in present]
     return (
         panel.group_by("person_id", quarter=pl.col("month").dt.truncate("1q"))
         .agg(*[pl.col(c).cast(pl.Float64).mean() for c in means], *[pl.col(c).sum() for c in sums])

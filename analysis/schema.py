@@ -167,3 +167,92 @@ ROW_WARNINGS: tuple[str, ...] = (
     "cpr_repaired_leading_zero",  # 9 digits, padded with a leading zero because that gives a valid date
     "cpr_mod11_failed",  # modulus-11 check fails: not an error since 2007
 )
+
+# --- effect tables (outputs of analysis/, persisted by assets/effects.py, read by the report) -----------
+# Every estimate carries its n (persons). Rows of one outcome are what an outcome partition produces.
+
+#: Covariate balance of the matched sample: standardised mean differences and variance ratios.
+BALANCE = pl.Schema(
+    {
+        "covariate": pl.String,
+        "mean_treated": pl.Float64,
+        "mean_control_before": pl.Float64,  # all eligible candidates (before matching)
+        "mean_control_after": pl.Float64,  # matched controls, weighted
+        "smd_before": pl.Float64,
+        "smd_after": pl.Float64,
+        "var_ratio_before": pl.Float64,
+        "var_ratio_after": pl.Float64,
+    }
+)
+
+#: Matched comparison, raw means by event time: participants vs matched comparisons.
+MATCHED_MEANS = pl.Schema(
+    {
+        "outcome": pl.String,
+        "group": pl.String,  # "participants" | "comparisons"
+        "event_time": pl.Int32,
+        "mean": pl.Float64,
+        "n": pl.Int64,  # persons observed at that event time
+    }
+)
+
+#: Event study on the matched sample (person + period fixed effects, SEs clustered by person).
+EVENT_STUDY = pl.Schema(
+    {
+        "outcome": pl.String,
+        "event_time": pl.Int32,  # the reference event time has estimate 0 and a null se
+        "estimate": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+    }
+)
+
+#: One pooled effect per outcome, design and subgroup (``dimension``/``level`` = "all"/"all" overall).
+EFFECT_ESTIMATES = pl.Schema(
+    {
+        "outcome": pl.String,
+        "design": pl.String,  # "matched_did" | "staggered_att" | "naive_before_after"
+        "dimension": pl.String,  # "all" | "delmaalgruppe" | "site" | "completed" | "start_cohort"
+        "level": pl.String,
+        "estimate": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+        "mde": pl.Float64,  # minimum detectable effect (80 % power, 5 % two-sided) at this n
+        "pretrend_p": pl.Float64,  # joint test of the pre-period coefficients (null where not applicable)
+        "window": pl.String,  # pooled event months, e.g. "12..24"
+    }
+)
+
+#: Callaway & Sant'Anna group-time ATTs per outcome (quarterly panel: cohort/period are quarter indices).
+GROUP_TIME_ATT = pl.Schema(
+    {
+        "outcome": pl.String,
+        "cohort": pl.Int32,
+        "period": pl.Int32,
+        "att": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+    }
+)
+
+#: Aggregations of the group-time ATTs; ``key`` is the event time, cohort or period (null for simple).
+STAGGERED_AGGREGATES = pl.Schema(
+    {
+        "outcome": pl.String,
+        "aggregation": pl.String,  # "simple" | "dynamic" | "group" | "calendar"
+        "key": pl.Int32,
+        "att": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+    }
+)

@@ -679,13 +679,19 @@ def _logit(x: np.ndarray, d: np.ndarray, w: np.ndarray, /, *, max_iter: int = 10
     for _ in range(max_iter):
         p = expit(x @ beta)
         hess = (x * (w * p * (1 - p))[:, None]).T @ x
-        step = np.linalg.solve(hess, x.T @ (w * (d - p)))
+        try:
+            step = np.linalg.solve(hess, x.T @ (w * (d - p)))
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "the propensity model is singular for a cohort (too few treated units or collinear covariates); "
+                "drop constant/collinear covariates or use method='reg' or no covariates"
+            ) from None
         beta += step
         if np.max(np.abs(step)) < tol:
             break
     p = expit(x @ beta)
     hess = (x * (w * p * (1 - p))[:, None]).T @ x
-    return np.minimum(p, 1 - 1e-6), len(d) * np.linalg.inv(hess)
+    return np.minimum(p, 1 - 1e-6), len(d) * np.linalg.pinv(hess)
 
 
 def _wls(dy, d, x, w):
