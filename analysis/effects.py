@@ -162,7 +162,7 @@ def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFr
         contrast = naive.filter((pl.col("outcome") == outcome) & pl.col("contrast").str.contains("-3..-1"))
         for r in contrast.iter_rows(named=True):
             ok = r["se"] is not None and r["se"] > 0
-            row = {**r, "n_treated": r["n"], "n_controls": 0, "mde": mde_from_se(r["se"]) if ok else None}
+            row = {**r, "n_treated": r["n"], "n_controls": None, "mde": mde_from_se(r["se"]) if ok else None}
             rows.append(pl.DataFrame([_estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
                                                     window="12..24 vs -3..-1")], schema=EFFECT_ESTIMATES))
     return OutcomeEffects(pl.concat(rows), study, means, group_time, aggregates)

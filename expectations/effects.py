@@ -31,7 +31,7 @@ def balance_suites(*, column: str = "smd_after", max_abs: float = MAX_ABS_SMD) -
 
 
 def estimate_suites(name: str, /, *, estimate: str = "estimate", blocking: bool = True) -> list[Suite]:
-    """Sanity of an estimates table: ``se > 0`` and ``ci_lower <= estimate <= ci_upper``.
+    """Sanity of an estimates table: ``se >= 0`` (0 for an outcome constant in the window) and ``ci_lower <= estimate <= ci_upper``.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ def estimate_suites(name: str, /, *, estimate: str = "estimate", blocking: bool 
             name=name,
             expectations=[
                 Gx("ExpectTableRowCountToBeBetween", min_value=1),
-                Gx("ExpectColumnValuesToBeBetween", column="se", min_value=0, strict_min=True),
+                Gx("ExpectColumnValuesToBeBetween", column="se", min_value=0),
                 Gx(
                     "ExpectColumnPairValuesAToBeGreaterThanB",
                     column_A=estimate,
@@ -64,7 +64,7 @@ def estimate_suites(name: str, /, *, estimate: str = "estimate", blocking: bool 
                 ),
             ],
             blocking=blocking,
-            description=f"Standard errors are positive and ci_lower <= {estimate} <= ci_upper.",
+            description=f"Standard errors are non-negative and ci_lower <= {estimate} <= ci_upper.",
         )
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import effects, ingest, linkage, registers
+from assets import effects, ingest, linkage, registers, reporting
 from pipelines import automation
 from pipelines import jobs
 from pipelines.jobs import JOBS
@@ -32,7 +32,7 @@ def build_resources() -> dict[str, object]:
 defs = dg.Definitions(
     sensors=[automation.inbox_sensor, automation.after_ingest_sensor(jobs.ingest_job, jobs.analysis_job)],
     schedules=[automation.quarterly_refresh],
-    assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets],
+    assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
     jobs=JOBS,
     resources=build_resources(),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import effects, linkage
+from assets import effects, linkage, reporting
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
 from pipelines.partitions import REGISTERS_GROUP
 
@@ -12,11 +12,12 @@ MOCK_WORLD_JOB = "mock_world_job"
 INGEST_JOB = "ingest_submission_job"
 ANALYSIS_JOB = "linkage_job"
 EFFECTS_JOB = "effects_job"
+OUTCOME_EFFECTS_JOB = "outcome_effects_job"
 REPORT_JOB = "report_job"
 
 #: Jobs ``cti run`` executes after ingest, in order (those defined); outcome-partitioned ones once per outcome.
-DOWNSTREAM_JOBS = (ANALYSIS_JOB, EFFECTS_JOB, REPORT_JOB)
-OUTCOME_JOBS: tuple[str, ...] = ()  # outcome-partitioned estimator jobs run once per outcome
+DOWNSTREAM_JOBS = (ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB)
+OUTCOME_JOBS: tuple[str, ...] = (OUTCOME_EFFECTS_JOB,)  # outcome-partitioned estimator jobs run once per outcome
 
 mock_world_job = dg.define_asset_job(
     MOCK_WORLD_JOB,
@@ -40,9 +41,23 @@ analysis_job = dg.define_asset_job(
 
 effects_job = dg.define_asset_job(
     EFFECTS_JOB,
-    selection=dg.AssetSelection.assets(*effects.assets),
-    description="Effect estimates on the linked outcome panel.",
+    selection=dg.AssetSelection.assets(effects.before_after, effects.matched_sample),
+    description="Naive before/after and the matched comparison sample (balance, unmatched participants).",
     tags={"cti/stage": "effects"},
 )
 
-JOBS = [mock_world_job, ingest_job, analysis_job, effects_job]
+outcome_effects_job = dg.define_asset_job(
+    OUTCOME_EFFECTS_JOB,
+    selection=dg.AssetSelection.assets(effects.outcome_effects),  # partitioned by outcome (inferred)
+    description="Event study, pooled DiD with sub-groups and staggered ATT for one outcome (the partition).",
+    tags={"cti/stage": "effects"},
+)
+
+report_job = dg.define_asset_job(
+    REPORT_JOB,
+    selection=dg.AssetSelection.assets(*reporting.assets),
+    description="Effect report for researchers and the steward view with per-site feedback files.",
+    tags={"cti/stage": "report"},
+)
+
+JOBS = [mock_world_job, ingest_job, analysis_job, effects_job, outcome_effects_job, report_job]

@@ -55,8 +55,10 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
             )
             if not result.success:
                 echo(f"{job_name}{f' [{key}]' if key else ''} FAILED; see `make ui` for the run log")
-                return False
-        echo(f"{job_name}: ok")
+                if key is None:
+                    return False
+                failed.append(f"{job_name}[{key}]")  # one outcome failing leaves the others and the report
+        echo(f"{job_name}: ok" if not any(f.startswith(f"{job_name}[") for f in failed) else f"{job_name}: partly failed")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     reports = root / "reports"
     for name in ("effect_report.html", "steward_view.html"):
@@ -73,5 +75,5 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
     if restricted.exists():
         echo(f"  restricted steward view (shows CPR): {restricted}")
     if failed:
-        echo(f"{len(failed)} submission partition(s) failed: {', '.join(failed)}")
+        echo(f"{len(failed)} partition(s) failed: {', '.join(failed)}")
     return True

@@ -79,3 +79,40 @@ def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
     early = table.filter(pl.col("event_time").is_between(-36, -13))["mean"].mean()
     dip = table.filter(pl.col("event_time").is_between(-3, -1))["mean"].mean()
     assert dip < early - 0.1, (dip, early)
+
+
+def test_effect_report_is_complete_self_contained_and_disclosure_controlled(full_run) -> None:
+    import re
+
+    from analysis.effect_report import SECTIONS
+
+    data, proc = full_run
+    report = data / "reports" / "effect_report.html"
+    assert report.exists() and f"report: {report}" in proc.stdout
+    page = report.read_text()
+    assert all(f'<section id="{key}">' in page for key in SECTIONS)
+    assert page.count("<svg") >= 12
+    assert "http://" not in page and "https://" not in page
+    assert not [c for c in re.findall(r"<td>(.*?)</td>", page) if re.fullmatch(r"[1-4]", c.strip())]
+    assert cpr_like(page) == []
+    assert list((data / "reports").glob("effect_report_*.html"))  # the dated copy
+    estimates = pl.read_csv(data / "reports" / "tables" / "estimates.csv", separator=";")
+    assert {"matched_did", "staggered_att", "naive_before_after"} <= set(estimates["design"].to_list())
+
+
+def test_every_outcome_has_estimates_with_their_n(full_run) -> None:
+    from analysis.schema import OUTCOMES
+
+    data, _ = full_run
+    estimates = pl.read_parquet(data / "assets" / "effect_estimates")
+    assert set(estimates["outcome"].unique()) == set(OUTCOMES)
+    assert estimates["n_treated"].null_count() == 0
+
+
+def test_steward_views_and_feedback(full_run) -> None:
+    data, _ = full_run
+    general = (data / "reports" / "steward_view.html").read_text()
+    restricted = (data / "restricted" / "reports" / "steward_view.html").read_text()
+    assert cpr_like(general) == [] and cpr_like(restricted)  # raw CPR only in the restricted version
+    assert "http://" not in general and "https://" not in general
+    assert list((data / "reports" / "feedback").glob("*.xlsx"))

@@ -332,7 +332,7 @@ def test_balance_suite_warns() -> None:
     ("row", "passes"),
     [
         ({"se": 0.1, "ci_lower": -0.3, "ci_upper": 0.1}, True),
-        ({"se": 0.0, "ci_lower": -0.3, "ci_upper": 0.1}, False),
+        ({"se": -0.1, "ci_lower": -0.3, "ci_upper": 0.1}, False),  # se 0 is allowed: an outcome constant in the window
         ({"se": 0.1, "ci_lower": -0.05, "ci_upper": 0.1}, False),
         ({"se": 0.1, "ci_lower": -0.3, "ci_upper": -0.2}, False),
     ],
