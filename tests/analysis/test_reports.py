@@ -105,7 +105,7 @@ def test_formula_cells_are_escaped_in_csv_and_xlsx(tmp_path) -> None:
     write_csv(frame, tmp_path / "t.csv")
     with open(tmp_path / "t.csv", encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle, delimiter=";"))
-    assert [r[0] for r in rows[1:]] == ["'=1+1", "'+a", "'-b", "'@c", "safe"] and rows[1][1] == "-1.5"
+    assert [r[0] for r in rows[1:]] == ["'=1+1", "'+a", "'-b", "'@c", "safe"] and float(rows[1][1]) == -1.5
     write_xlsx({"s": frame}, tmp_path / "a.xlsx")
     write_xlsx({"s": frame}, tmp_path / "b.xlsx")
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
