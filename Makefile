@@ -13,7 +13,7 @@ PERSONS ?= $(CTI_PERSONS)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv/.synced
 
-.PHONY: run test ui bench lint clean setup
+.PHONY: run test ui bench lint clean setup system
 
 $(UV):
 	python3 -m pip install --quiet --user 'uv==0.13.9' || python3 -m pip install --quiet 'uv==0.13.9'
@@ -27,14 +27,18 @@ setup: $(VENV)
 run: $(VENV)  ## generate the mock world if absent, materialise every asset, print where the reports are
 	.venv/bin/cti run --demo-key --persons $(PERSONS)
 
-test: $(VENV)  ## the whole test suite
+system: $(VENV)  ## Debian chromium + postgresql for the browser and instance tests (never fatal; see README)
+	@bash scripts/setup_system.sh
+
+test: $(VENV) system  ## the whole test suite
 	.venv/bin/python -m pytest
 
 ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
 	@mkdir -p $(DAGSTER_HOME) && .venv/bin/python -c "from pathlib import Path; from pipelines.instance import ensure_dagster_home; ensure_dagster_home(Path('$(CTI_DATA_DIR)'))"
 	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
 
-bench: $(VENV)  ## benchmarks that print figures (today: ingest throughput on 1M submission rows)
+bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput
+	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_ingest.py
 
 lint: $(VENV)

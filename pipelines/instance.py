@@ -27,6 +27,9 @@ telemetry:
 storage:
   postgres:
     postgres_db:
+      # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which dagster-postgres does not support
+      # (NOTIFY with bound parameters fails); name the psycopg2 driver it is built and tested with.
+      scheme: postgresql+psycopg2
       hostname:
         env: DAGSTER_PG_HOST
       port:
