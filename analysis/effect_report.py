@@ -38,6 +38,8 @@ class ReportInputs:
     provenance: pl.DataFrame  # site, quarter, file_name, received_at, rows_in, rows_clean, rows_quarantined, rows_duplicate, status, reason
     run_info: dict[str, str] = field(default_factory=dict)
     truth: dict | None = None
+    #: One row per planned outcome that is not current: outcome, status ("failed"/"missing"), reason.
+    outcome_status: pl.DataFrame = field(default_factory=pl.DataFrame)
     headline_outcomes: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
 
 
@@ -219,7 +221,12 @@ def render_effect_report(inputs: ReportInputs) -> str:
 
     overall = est.filter(pl.col("dimension") == "all") if est.height else est
     headline = overall.filter(pl.col("outcome").is_in(list(inputs.headline_outcomes))) if overall.height else overall
-    section("summary", "Headline effects", _table(
+    status = inputs.outcome_status
+    failed = ""
+    if status.height:
+        failed = ('<p class="warn">Outcomes without current estimates in this run (their partition failed or never '
+                  'ran; rerun them from the Dagster UI):</p>' + _table(status, ["outcome", "status", "reason"]))
+    section("summary", "Headline effects", failed + _table(
         headline, ["outcome", "design", "window", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde", "pretrend_p"],
         ["outcome", "design", "window (months)", "estimate", "95% CI low", "95% CI high", "n treated", "n controls", "MDE", "pre-trend p"],
         counts=("n_treated", "n_controls"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -45,10 +45,16 @@ class StewardTables:
     reasons: pl.DataFrame  # site, quarter, reason, instruction, rows
     rows: pl.DataFrame  # site, quarter, filename, source_row, reasons, message, cpr (masked unless restricted)
     check_failures: pl.DataFrame  # asset, partition, check, severity, description, unexpected_count
+    #: Submissions that could not be ingested at all: site, quarter, message (what the site must resend).
+    unreadable: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNREADABLE))
 
 
-def steward_tables(quarantine: pl.DataFrame, stats: pl.DataFrame, checks: pl.DataFrame, /, *, restricted: bool) -> StewardTables:
-    """Tables of the current (not superseded) submissions."""
+UNREADABLE = pl.Schema({"site": pl.String, "quarter": pl.String, "message": pl.String})
+
+
+def steward_tables(quarantine: pl.DataFrame, stats: pl.DataFrame, checks: pl.DataFrame, /, *, restricted: bool,
+                   unreadable: pl.DataFrame | None = None) -> StewardTables:
+    """Tables of the current (not superseded) submissions; ``unreadable`` lists files that failed to ingest."""
     current = lambda f: f.filter(~pl.col("superseded")) if "superseded" in f.columns else f  # noqa: E731
     q, s = current(quarantine), current(stats)
     failures = checks.filter(~pl.col("passed")) if checks.height else checks
@@ -73,6 +79,8 @@ def steward_tables(quarantine: pl.DataFrame, stats: pl.DataFrame, checks: pl.Dat
         failures.select("asset", "partition", "check", "severity", "description", "unexpected_count").sort("asset", "partition")
         if failures.height else pl.DataFrame(schema={"asset": pl.String, "partition": pl.String, "check": pl.String,
                                                        "severity": pl.String, "description": pl.String, "unexpected_count": pl.Int64}),
+        (unreadable.select(list(UNREADABLE)).sort("site", "quarter") if unreadable is not None and unreadable.height
+         else pl.DataFrame(schema=UNREADABLE)),
     )
 
 
@@ -90,6 +98,7 @@ def render_steward_page(tables: StewardTables, /, *, restricted: bool, generated
     badge = ("RESTRICTED: shows raw CPR numbers. Keep under restricted/." if restricted
              else "General version: no CPR numbers (masked to their shape).")
     sections = [
+        ("unreadable", "Files that could not be read (the site must send them again)", tables.unreadable),
         ("summary", "Submissions by site and quarter", tables.summary),
         ("checks", "Failed expectations (asset checks)", tables.check_failures),
         ("reasons", "Quarantine reasons and what the site must correct", tables.reasons),
@@ -109,6 +118,7 @@ def feedback_sheets(tables: StewardTables, site: str, /) -> dict[str, pl.DataFra
     mine = lambda f: f.filter(pl.col("site") == site)  # noqa: E731
     return {
         "Oversigt": escape_frame(mine(tables.summary)),
+        "Ulæselige filer": escape_frame(mine(tables.unreadable)),
         "Fejl pr. årsag": escape_frame(mine(tables.reasons)),
         "Rækker": escape_frame(mine(tables.rows)),
     }

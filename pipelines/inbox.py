@@ -90,9 +90,12 @@ def receive(inbox: Path, archive: Path, *, quarter: str, site: str, sites: tuple
         content = item.path.read_bytes()
         digest = hashlib.sha256(content).hexdigest()
         receipt_path = folder / f"{digest}.json"
-        if receipt_path.exists():
-            continue  # same bytes already received: re-ingest is a no-op
         mtime = datetime.fromtimestamp(item.path.stat().st_mtime, tz=UTC)
+        if receipt_path.exists():
+            # Same bytes already received: re-ingest is a no-op, unless a site re-delivers an earlier version
+            # after a later (e.g. broken) one; then the re-delivery is the current version again.
+            _redeliver(receipt_path, mtime, history(archive, quarter=quarter, site=site))
+            continue
         archived = write_bytes(folder / f"{digest}{item.path.suffix.lower()}", content)
         write_json(
             receipt_path,
@@ -107,6 +110,15 @@ def receive(inbox: Path, archive: Path, *, quarter: str, site: str, sites: tuple
             },
         )
     return history(archive, quarter=quarter, site=site)
+
+
+def _redeliver(receipt_path: Path, mtime: datetime, versions: list[Receipt]) -> None:
+    """Move a known version's receipt time forward when it is re-delivered after a newer, different version."""
+    data = json.loads(receipt_path.read_text())
+    received = mtime.isoformat(timespec="seconds")
+    if not versions or versions[-1].sha256 == data["sha256"] or received <= versions[-1].received:
+        return
+    write_json(receipt_path, {**data, "received": received, "first_received": data.get("first_received", data["received"])})
 
 
 def history(archive: Path, *, quarter: str, site: str) -> list[Receipt]:

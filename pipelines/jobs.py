@@ -6,10 +6,9 @@ import dagster as dg
 
 from assets import effects, linkage, reporting
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
-from pipelines.partitions import REGISTERS_GROUP
+from pipelines.partitions import INGEST_JOB, REGISTERS_GROUP
 
 MOCK_WORLD_JOB = "mock_world_job"
-INGEST_JOB = "ingest_submission_job"
 ANALYSIS_JOB = "linkage_job"
 EFFECTS_JOB = "effects_job"
 OUTCOME_EFFECTS_JOB = "outcome_effects_job"

@@ -17,6 +17,9 @@ LINKAGE_GROUP = "linkage"
 EFFECTS_GROUP = "effects"
 REPORTING_GROUP = "reporting"
 
+#: The ingest job's name (reports look up its failed partitions in the run storage).
+INGEST_JOB = "ingest_submission_job"
+
 FIRST_QUARTER_START = "2024-01-01"
 
 #: Quarterly windows from 2024Q1; keys are the quarter's first day ("2024-01-01" is 2024Q1).

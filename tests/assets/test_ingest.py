@@ -128,5 +128,20 @@ def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
         assert "randers.csv" in message and "Traceback" not in message
         other = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "aarhus"))
         assert other.success
+        # The report learns of the failure from the run storage and names it with the reason.
+        from assets.reporting import ingest_failures, provenance
+
+        failures = ingest_failures(instance)
+        assert failures.select("quarter", "site").rows() == [("2025Q1", "randers")]
+        table = provenance(_frames(data, "submission_stats", False), _frames(data, "received_files", False), failures)
+        row = table.filter((pl.col("site") == "randers") & (pl.col("quarter") == "2025Q1")).row(0, named=True)
+        assert row["status"] == "failed" and "randers.csv" in row["reason"]
+        assert table.filter(pl.col("status") == "failed").height == 1
+        # The site re-delivers its earlier good file: it is the current version again, and the rerun clears it.
+        shutil.copy(folder.parent / "randers_backup.csv", bad)
+        stamp = time.time() + 120
+        os.utime(bad, (stamp, stamp))
+        assert job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "randers")).success
+        assert ingest_failures(instance).height == 0
     finally:
         shutil.move(folder.parent / "randers_backup.csv", bad)

@@ -1,0 +1,45 @@
+"""The report learns which outcome partitions failed from the instance, not from a side channel."""
+
+import dagster as dg
+import polars as pl
+
+from analysis.schema import OUTCOMES
+from assets.reporting import outcome_status
+
+
+@dg.op
+def _boom() -> None:
+    raise RuntimeError("singular design matrix")
+
+
+@dg.op
+def _fine() -> None:
+    return None
+
+
+@dg.job
+def _fail_job() -> None:
+    _boom()
+
+
+@dg.job
+def _ok_job() -> None:
+    _fine()
+
+
+def test_failed_and_missing_outcomes_are_named() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    fail, ok = _fail_job, _ok_job
+    fail.execute_in_process(instance=instance, raise_on_error=False, tags={"dagster/partition": "employed"})
+    ok.execute_in_process(instance=instance, tags={"dagster/partition": "self_support"})
+    # bed_days: succeeded earlier, failed last -> its old estimates are flagged as stale.
+    ok.execute_in_process(instance=instance, tags={"dagster/partition": "bed_days"})
+    fail.execute_in_process(instance=instance, raise_on_error=False, tags={"dagster/partition": "bed_days"})
+    estimates = pl.DataFrame({"outcome": [o for o in OUTCOMES if o != "employed"]})
+    status = {row["outcome"]: row for row in outcome_status(instance, estimates).iter_rows(named=True)}
+    assert set(status) == {"employed", "bed_days"}
+    assert status["employed"]["status"] == "failed" and "earlier" not in status["employed"]["reason"]
+    assert status["bed_days"]["status"] == "failed" and "earlier successful run" in status["bed_days"]["reason"]
+    everything = pl.DataFrame({"outcome": list(OUTCOMES)})
+    assert outcome_status(dg.DagsterInstance.ephemeral(), pl.DataFrame()).height == len(OUTCOMES)
+    assert outcome_status(dg.DagsterInstance.ephemeral(), everything).height == 0
