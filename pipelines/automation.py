@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -80,3 +81,73 @@ quarterly_refresh = dg.ScheduleDefinition(
     tags={"cti/trigger": QUARTERLY_SCHEDULE},
     description="Quarterly refresh of courses, linkage, effect estimates and reports.",
 )
+
+
+DOWNSTREAM_SENSOR = "downstream_chain"
+CHAIN_TAG = "cti/chain"
+#: ``cti run`` drives its own runs in order; the chain must not start a second copy of them.
+SELF_DRIVEN = {"cti run"}
+
+
+def chain_requests(
+    instance: dg.DagsterInstance, cursor: str | None, *, outcomes: tuple[str, ...]
+) -> tuple[list[dg.RunRequest], str | None]:
+    """Next runs after finished ones: linkage -> effects -> every outcome partition -> report.
+
+    The report waits until every outcome run of the same chain has finished, successfully or not: a failed
+    outcome is named in the report, it does not hold it back. ``run_key`` makes each request idempotent, so
+    the cursor (the newest update time seen) may safely overlap.
+    """
+    from pipelines.jobs import ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB
+
+    since = datetime.fromisoformat(cursor) if cursor else None
+    finished = instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=None, statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since
+        ),
+        order_by="update_timestamp", ascending=True,
+    )
+    requests: list[dg.RunRequest] = []
+    newest = since
+    for record in finished:
+        run = record.dagster_run
+        newest = max(newest, record.update_timestamp) if newest else record.update_timestamp
+        if run.tags.get("cti/trigger") in SELF_DRIVEN:
+            continue
+        ok = run.status == dg.DagsterRunStatus.SUCCESS
+        chain = run.tags.get(CHAIN_TAG, run.run_id)
+        tags = {"cti/trigger": DOWNSTREAM_SENSOR, CHAIN_TAG: chain}
+        if run.job_name == ANALYSIS_JOB and ok:
+            requests.append(dg.RunRequest(job_name=EFFECTS_JOB, run_key=f"{EFFECTS_JOB}:{chain}", tags=tags))
+        elif run.job_name == EFFECTS_JOB and ok:
+            requests += [
+                dg.RunRequest(job_name=OUTCOME_EFFECTS_JOB, partition_key=o, run_key=f"{OUTCOME_EFFECTS_JOB}:{o}:{chain}", tags=tags)
+                for o in outcomes
+            ]
+        elif run.job_name == OUTCOME_EFFECTS_JOB and CHAIN_TAG in run.tags:
+            siblings = instance.get_runs(filters=dg.RunsFilter(job_name=OUTCOME_EFFECTS_JOB, tags={CHAIN_TAG: chain}))
+            done = {s.tags.get("dagster/partition") for s in siblings if s.status in FINISHED}
+            if done >= set(outcomes):
+                requests.append(dg.RunRequest(job_name=REPORT_JOB, run_key=f"{REPORT_JOB}:{chain}", tags=tags))
+    unique = {r.run_key: r for r in requests}
+    return list(unique.values()), newest.isoformat() if newest else cursor
+
+
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def downstream_chain_sensor(jobs: list[dg.UnresolvedAssetJobDefinition], outcomes: tuple[str, ...]) -> dg.SensorDefinition:
+    """The sensor that carries a refresh (schedule, ingest sensor or a UI launch of linkage) through to the report."""
+
+    @dg.sensor(
+        name=DOWNSTREAM_SENSOR,
+        jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="After linkage: effects; after effects: every outcome partition; after all outcomes: the reports.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        requests, cursor = chain_requests(context.instance, context.cursor, outcomes=outcomes)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return _sensor

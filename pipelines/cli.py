@@ -116,15 +116,41 @@ def run(
     demo_key: bool = typer.Option(
         False, "--demo-key", help="If CTI_PSEUDONYM_KEY is unset, create/use a random local demo key file."
     ),
+    quarter: list[str] = typer.Option(
+        [], "--quarter", help="(Re)ingest only this quarter, e.g. 2025Q1 (repeatable); default: every quarter."
+    ),
+    site: list[str] = typer.Option([], "--site", help="(Re)ingest only this site id (repeatable); default: every site."),
+    ingest_only: bool = typer.Option(False, "--ingest-only", help="Stop after ingest (no linkage, effects, report)."),
+    user: str = typer.Option(
+        None, "--user", envvar="CTI_USER", help="Who started the runs (tag cti/user in the UI). Default: login name."
+    ),
 ) -> None:
     """Materialise every asset on the local instance: mock world if absent, ingest, linkage, effects, report."""
+    import getpass
+
     from pipelines import runner, world
+    from pipelines.partitions import SITE_IDS, quarter_key
 
     root = configure(data_dir)
+    for label in quarter:
+        try:
+            quarter_key(label)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--quarter") from None
+    unknown = sorted(set(site) - set(SITE_IDS))
+    if unknown:
+        raise typer.BadParameter(f"unknown site {', '.join(unknown)}; sites: {', '.join(SITE_IDS)}", param_hint="--site")
     ensure_key(root, demo_key=demo_key)
     if os.environ["CTI_REGISTER_SOURCE"] == "mock" and not world.exists(root):
         typer.echo(world.generate(root, persons=_persons(persons), seed=seed, force=False))
-    ok = runner.run_all(root, echo=typer.echo)
+    scope = " ".join([*(f"quarter={q}" for q in quarter), *(f"site={s}" for s in site)]) or "all"
+    try:
+        who = user or getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        who = "unknown"
+    tags = {"cti/user": who, "cti/scope": scope}
+    ok = runner.run_all(root, echo=typer.echo, tags=tags, quarters=tuple(quarter), sites=tuple(site),
+                        downstream=not ingest_only)
     sys.exit(0 if ok else 1)
 
 

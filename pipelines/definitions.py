@@ -8,6 +8,7 @@ from assets import effects, ingest, linkage, registers, reporting
 from pipelines import automation
 from pipelines import jobs
 from pipelines.jobs import JOBS
+from pipelines.partitions import OUTCOME_PARTITIONS
 from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey, RegisterSource
 from pipelines.storage import ParquetIOManager
 
@@ -30,7 +31,13 @@ def build_resources() -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    sensors=[automation.inbox_sensor, automation.after_ingest_sensor(jobs.ingest_job, jobs.analysis_job)],
+    sensors=[
+        automation.inbox_sensor,
+        automation.after_ingest_sensor(jobs.ingest_job, jobs.analysis_job),
+        automation.downstream_chain_sensor(
+            [jobs.effects_job, jobs.outcome_effects_job, jobs.report_job], tuple(OUTCOME_PARTITIONS.get_partition_keys())
+        ),
+    ],
     schedules=[automation.quarterly_refresh],
     assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
     jobs=JOBS,

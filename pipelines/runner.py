@@ -14,7 +14,7 @@ import dagster as dg
 
 from pipelines import inbox
 from pipelines.instance import QUIET, get_instance
-from pipelines.partitions import OUTCOME_PARTITIONS, SITE_IDS, submission_key
+from pipelines.partitions import OUTCOME_PARTITIONS, QUARTER_DIM, SITE_DIM, SITE_IDS, quarter_label, submission_key
 
 
 def submission_partitions(root: Path) -> list[dg.MultiPartitionKey]:
@@ -23,8 +23,19 @@ def submission_partitions(root: Path) -> list[dg.MultiPartitionKey]:
     return [submission_key(q, s) for q, s in sorted(keys)]
 
 
-def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, str] | None = None) -> bool:
-    """Ingest every inbox partition, then linkage, effects and reports. Return False if a stage failed."""
+def run_all(
+    root: Path,
+    *,
+    echo: Callable[[str], None] = print,
+    tags: dict[str, str] | None = None,
+    quarters: tuple[str, ...] = (),
+    sites: tuple[str, ...] = (),
+    downstream: bool = True,
+) -> bool:
+    """Ingest the inbox partitions (all, or only ``quarters``/``sites``), then linkage, effects and reports.
+
+    Return False if a stage failed. Every run carries ``tags`` (who and what) for the Dagster UI.
+    """
     from pipelines.definitions import defs
     from pipelines.jobs import DOWNSTREAM_JOBS, INGEST_JOB, OUTCOME_JOBS
 
@@ -32,7 +43,14 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
     run_tags = {"cti/trigger": "cti run", **(tags or {})}
     started = time.perf_counter()
     failed: list[str] = []
-    partitions = submission_partitions(root)
+    partitions = [
+        k for k in submission_partitions(root)
+        if (not quarters or quarter_label(k.keys_by_dimension[QUARTER_DIM]) in quarters)
+        and (not sites or k.keys_by_dimension[SITE_DIM] in sites)
+    ]
+    if (quarters or sites) and not partitions:
+        echo(f"no inbox file matches quarter {', '.join(quarters) or 'any'} and site {', '.join(sites) or 'any'}")
+        return False
     defined = {job.name for job in defs.resolve_all_job_defs()}
     if INGEST_JOB not in defined:
         partitions = []
@@ -46,7 +64,7 @@ def run_all(root: Path, *, echo: Callable[[str], None] = print, tags: dict[str, 
             failed.append(str(key))
             echo(f"  ingest FAILED for {key} (see the steward view); the other partitions continue")
     echo(f"ingest: {len(partitions) - len(failed)}/{len(partitions)} submission partitions ok")
-    for job_name in (name for name in DOWNSTREAM_JOBS if name in defined):
+    for job_name in (name for name in DOWNSTREAM_JOBS if name in defined and downstream):
         job = defs.resolve_job_def(job_name)
         keys = OUTCOME_PARTITIONS.get_partition_keys() if job_name in OUTCOME_JOBS else [None]
         for key in keys:
