@@ -79,7 +79,7 @@ def before_after(
             person = rows.group_by("person_id").agg(
                 post=y.filter(pl.col("event_time").is_between(*post)).mean(),
                 pre=y.filter(pl.col("event_time").is_between(*pre)).mean(),
-            ).drop_nulls()
+            ).drop_nulls().sort("person_id")  # group order is random: sort so the sum below is reproducible
             diff = person["post"] - person["pre"]
             n = diff.len()
             se = float(diff.std() / n**0.5) if n > 1 else None

@@ -70,6 +70,18 @@ def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     for relative in ("assets/courses.parquet", "registers/benefits/2024.parquet", "assets/submission_log.parquet"):
         assert (data / relative).read_bytes() == (tmp_path / "data" / relative).read_bytes(), relative
+    # Identical report numbers: every published table and every per-outcome estimate, byte for byte.
+    published = sorted(p.relative_to(data) for p in (data / "reports" / "tables").glob("*.parquet"))
+    published += sorted(p.relative_to(data) for p in (data / "assets" / "effect_estimates").glob("*.parquet"))
+    assert len(published) > 13
+    different = [str(r) for r in published if (data / r).read_bytes() != (tmp_path / "data" / r).read_bytes()]
+    assert different == []
+    # The HTML differs only in the run's own identity (run id, time stamp).
+    import re
+
+    strip = lambda page: re.sub(r'<section id="run">.*?</section>', "", page, flags=re.S)  # noqa: E731
+    first, second = ((d / "reports" / "effect_report.html").read_text() for d in (data, tmp_path / "data"))
+    assert strip(first) == strip(second)
 
 
 def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
@@ -116,3 +128,56 @@ def test_steward_views_and_feedback(full_run) -> None:
     assert cpr_like(general) == [] and cpr_like(restricted)  # raw CPR only in the restricted version
     assert "http://" not in general and "https://" not in general
     assert list((data / "reports" / "feedback").glob("*.xlsx"))
+
+
+SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots"))
+
+
+@pytest.mark.parametrize(
+    ("page", "must_have"),
+    [
+        ("reports/effect_report.html", {"sections": 10, "svgs": 12}),
+        ("reports/steward_view.html", {"sections": 1, "svgs": 0}),
+        ("restricted/reports/steward_view.html", {"sections": 1, "svgs": 0}),
+    ],
+)
+def test_pages_render_in_headless_chromium(full_run, page: str, must_have: dict) -> None:
+    """Each HTML page opens offline in Chromium with no console error, no failed load and no outside request."""
+    from browser import chromium_path, render
+
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed and scripts/setup_system.sh could not install it "
+                    "(needs root or passwordless sudo and Debian's apt); see .venv/setup_system.log")
+    data, _ = full_run
+    shot = SCREENSHOTS / (page.replace("/", "__").removesuffix(".html") + ".png")
+    rendered = render(data / page, shot)
+    assert rendered.problems == [], rendered.problems
+    dom = rendered.dom
+    assert dom["externalRefs"] == []
+    assert len(dom["sections"]) >= must_have["sections"], dom
+    assert dom["visibleSvgs"] >= must_have["svgs"], dom  # plots have a real size on screen, not just markup
+    assert dom["tables"] >= 1 and dom["textLength"] > 500, dom
+    assert shot.exists() and shot.stat().st_size > 10_000  # a blank page compresses far below this
+
+
+def test_one_site_quarter_can_be_rerun_with_who_and_what_tagged(full_run) -> None:
+    import dagster as dg
+
+    data, _ = full_run
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
+           "CTI_PSEUDONYM_KEY": CANARY_KEY, "GX_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "pipelines.cli", "run", "--quarter", "2024Q3", "--site", "aarhus", "--ingest-only",
+               "--user", "analyst-a"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "ingest: 1/1 submission partitions ok" in proc.stdout and "linkage_job" not in proc.stdout
+    os.environ["DAGSTER_HOME"], old = str(data / "dagster_home"), os.environ.get("DAGSTER_HOME")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"cti/user": "analyst-a"}))
+    finally:
+        os.environ.pop("DAGSTER_HOME") if old is None else os.environ.__setitem__("DAGSTER_HOME", old)
+    assert len(runs) == 1 and runs[0].tags["cti/scope"] == "quarter=2024Q3 site=aarhus"
+    assert runs[0].tags["dagster/partition"] == "2024-07-01|aarhus"
+    bad = subprocess.run([*command[:3], "run", "--site", "nowhere"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "unknown site nowhere" in bad.stderr and "Traceback" not in bad.stderr
