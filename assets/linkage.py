@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from analysis import cohort, panel, pseudonym
+from analysis import cohort, effects, panel, population, pseudonym
 from analysis.schema import REGISTERS
 from expectations import linkage as suites
 from expectations.adapter import check_results, check_specs
@@ -21,6 +21,11 @@ class LinkageConfig(dg.Config):
     """How much of the population enters the comparison pool (all of it by default)."""
 
     comparison_pool: int = 0  # 0 = every non-participant; otherwise a seeded sample of this size
+    #: "auto": coarsened-exact pre-selection (analysis.population) once the population exceeds ``cem_above``
+    #: persons, everyone below; "cem" / "all" force one or the other.
+    candidate_pool: str = "auto"
+    cem_above: int = 500_000
+    per_participant: int = 50
     seed: int = 0
     last_month: str = ""  # last month of the panel (YYYY-MM-01); empty = the last month in the employment register
 
@@ -73,15 +78,28 @@ def outcome_panel(
 ):
     """Participants plus the comparison pool, every month from 2019 to the last register month."""
     registers = {name: scan_register(paths.root, name) for name in REGISTERS}
-    persons = cohort.comparison_pool(
-        registers["population"], linked_courses, size=config.comparison_pool, seed=config.seed
-    )
+    if config.candidate_pool not in ("auto", "cem", "all"):
+        raise dg.Failure(f"candidate_pool must be 'auto', 'cem' or 'all', got {config.candidate_pool!r}")
+    size = registers["population"].select(pl.col("PNR").n_unique()).collect(engine="streaming").item()
+    if config.candidate_pool == "cem" or (config.candidate_pool == "auto" and size > config.cem_above):
+        # Population scale: only participants and their coarsened-exact candidates enter the monthly panel.
+        participants = effects.participant_table(linked_courses)
+        years = sorted({d.year - 1 for d in participants["start_month"].to_list()})
+        covariates = pl.concat([population.person_year_covariates(registers, year=y) for y in years])
+        persons = population.candidate_pool(covariates, participants, per_participant=config.per_participant,
+                                            seed=config.seed).select("person_id")
+        pool = f"cem ({config.per_participant} per participant)"
+    else:
+        persons = cohort.comparison_pool(
+            registers["population"], linked_courses, size=config.comparison_pool, seed=config.seed
+        )
+        pool = "everyone" if config.comparison_pool == 0 else f"random sample of {config.comparison_pool}"
     frame = panel.outcome_panel(
         registers, persons=persons.lazy(), first_month=PANEL_FIRST_MONTH,
         last_month=date.fromisoformat(config.last_month) if config.last_month else _last_register_month(registers),
         dream_codes=code_lists.table("dream_codes"), hfaudd_levels=code_lists.table("hfaudd_levels"),
     ).collect(engine="streaming")
-    yield dg.Output(frame, metadata={"rows": frame.height, "persons": persons.height,
+    yield dg.Output(frame, metadata={"rows": frame.height, "persons": persons.height, "pool": pool, "population": size,
                                      "participants": linked_courses["person_id"].n_unique()})
     yield from check_results(frame, suites.OUTCOME_PANEL)
 

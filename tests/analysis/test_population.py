@@ -1,0 +1,65 @@
+"""Person-year covariates, the CEM candidate pool and cohort extraction on small hand-made registers."""
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from analysis.population import candidate_pool, extract_cohort, person_year_covariates, stratum
+
+
+def _registers() -> dict[str, pl.LazyFrame]:
+    population = pl.DataFrame({
+        "PNR": [1, 2, 3, 4, 5, 6], "AAR": [2023] * 6, "KOEN": [1, 1, 1, 2, 1, 1],
+        "FOED_DAG": [date(1990, 1, 1)] * 6, "IE_TYPE": [1] * 6, "OPR_LAND": ["DNK"] * 6, "KOM": [101] * 6,
+    })
+    mondays = [date(2023, 1, 2), date(2023, 1, 9), date(2023, 1, 16)]
+    benefits = pl.DataFrame({"PNR": [1, 1, 1, 2, 2, 2, 3, 3, 3, 6, 6, 6, 1],
+                             "UGE_START": mondays * 4 + [date(2022, 12, 26)], "YDELSESKODE": ["111"] * 13})
+    employment = pl.DataFrame({"PNR": [4, 4, 5], "MAANED": [date(2023, 1, 1), date(2023, 2, 1), date(2023, 1, 1)],
+                               "BESKAEFTIGET": pl.Series([1, 1, 1], dtype=pl.Int8), "LOEN": [100.0, 200.0, 50.0]})
+    health = pl.DataFrame({"PNR": [1, 2], "RECNUM": [1, 2], "C_PATTYPE": pl.Series([3, 0], dtype=pl.Int8),
+                           "C_ADIAG": ["DS52", "DF20"], "D_INDDTO": [date(2023, 3, 1), date(2023, 4, 1)],
+                           "D_UDDTO": [date(2023, 3, 1), date(2023, 4, 5)], "V_SENGDAGE": pl.Series([0, 4], dtype=pl.Int32)})
+    return {"population": population.lazy(), "benefits": benefits.lazy(), "employment": employment.lazy(),
+            "health": health.lazy()}
+
+
+def test_person_year_covariates_sum_each_register_within_the_year() -> None:
+    cov = person_year_covariates(_registers(), year=2023).collect(engine="streaming").sort("person_id")
+    assert cov["person_id"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert cov["benefit_weeks"].to_list() == [3, 3, 3, 0, 0, 3]  # the 2022 week does not count
+    assert cov["employed_months"].to_list() == [0, 0, 0, 2, 1, 0] and cov["earnings"][3] == 300.0
+    assert cov["emergency_contacts"].to_list() == [1, 0, 0, 0, 0, 0]
+    assert cov["psych_admissions"].to_list() == [0, 1, 0, 0, 0, 0] and cov["bed_days"][1] == 4
+    assert cov.schema["benefit_weeks"] == pl.Int64  # counts are Int64 before any sum
+
+
+def test_candidate_pool_keeps_participants_and_same_stratum_candidates_only() -> None:
+    cov = person_year_covariates(_registers(), year=2023)
+    participants = pl.DataFrame({"person_id": [3], "start_month": [date(2024, 3, 1)]})
+    pool = candidate_pool(cov, participants, per_participant=5)
+    # person 3: 3 benefit weeks, no work, no hospital: only person 6 shares the stratum (1 and 2 had hospital
+    # contacts, 4 and 5 worked, 4 is a woman)
+    strata = cov.with_columns(s=stratum()).collect().select("person_id", "s")
+    mine = strata.filter(pl.col("person_id") == 3)["s"].item()
+    same = set(strata.filter(pl.col("s") == mine)["person_id"].to_list())
+    assert set(pool["person_id"].to_list()) == same == {3, 6}
+    assert pool.filter(pl.col("participant"))["person_id"].to_list() == [3]
+    one = candidate_pool(cov, participants, per_participant=1)
+    assert one.height == 2  # the participant and exactly one candidate
+    assert one.equals(candidate_pool(cov, participants, per_participant=1))  # seeded: reproducible
+
+
+def test_candidate_pool_rejects_bad_input() -> None:
+    cov = person_year_covariates(_registers(), year=2023)
+    with pytest.raises(ValueError, match="start_month"):
+        candidate_pool(cov, pl.DataFrame({"person_id": [1]}))
+    with pytest.raises(ValueError, match="per_participant"):
+        candidate_pool(cov, pl.DataFrame({"person_id": [1], "start_month": [date(2024, 1, 1)]}), per_participant=0)
+
+
+def test_extract_cohort_is_a_semi_join_on_the_ids() -> None:
+    rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}), columns=("PNR", "UGE_START"))
+    out = rows.collect(engine="streaming")
+    assert out.columns == ["PNR", "UGE_START"] and set(out["PNR"]) == {2} and out.height == 3
