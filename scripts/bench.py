@@ -355,10 +355,11 @@ def main() -> None:
     started = time.perf_counter()
     print(world.generate(args.world, persons=args.persons, seed=args.seed), flush=True)
     generated = time.perf_counter() - started
-    names = [s for s in (args.stages.split(",") if args.stages else STAGES) if s]
-    unknown = sorted(set(names) - set(STAGES))
+    requested = [s for s in (args.stages.split(",") if args.stages else STAGES) if s]
+    unknown = sorted(set(requested) - set(STAGES))
     if unknown:
         parser.error(f"unknown stages {unknown}; stages: {', '.join(STAGES)}")
+    names = [s for s in STAGES if s in requested]  # later stages read what earlier ones wrote: keep the order
     if args.no_pipeline and "whole_pipeline" in names:
         names.remove("whole_pipeline")
     if args.no_pandas and "pandas_cohort_extraction" in names:
