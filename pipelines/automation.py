@@ -87,6 +87,7 @@ DOWNSTREAM_SENSOR = "downstream_chain"
 CHAIN_TAG = "cti/chain"
 #: ``cti run`` drives its own runs in order; the chain must not start a second copy of them.
 SELF_DRIVEN = {"cti run"}
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def chain_requests(
@@ -102,9 +103,7 @@ def chain_requests(
 
     since = datetime.fromisoformat(cursor) if cursor else None
     finished = instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=None, statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since
-        ),
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since),
         order_by="update_timestamp", ascending=True,
     )
     requests: list[dg.RunRequest] = []
@@ -131,9 +130,6 @@ def chain_requests(
                 requests.append(dg.RunRequest(job_name=REPORT_JOB, run_key=f"{REPORT_JOB}:{chain}", tags=tags))
     unique = {r.run_key: r for r in requests}
     return list(unique.values()), newest.isoformat() if newest else cursor
-
-
-FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def downstream_chain_sensor(jobs: list[dg.UnresolvedAssetJobDefinition], outcomes: tuple[str, ...]) -> dg.SensorDefinition:

@@ -291,8 +291,6 @@ def _run_stage(name: str, args, work: Path) -> dict:
         return {"stage": name, "error": errors.strip().splitlines()[-1] if errors.strip() else "failed", "log": errors[-4000:]}
     result = json.loads(text.strip().splitlines()[-1])
     rss = usage.ru_maxrss * 1024 / GIB
-    if name == "whole_pipeline":  # cti run's own children (none today) would be in RUSAGE_CHILDREN of the child
-        rss = max(rss, 0.0)
     return {"stage": name, "seconds": result["seconds"], "peak_rss_gib": rss, "rows": result["rows"]}
 
 

@@ -5,8 +5,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from pipelines.partitions import LINKAGE_GROUP  # noqa: F401  (definitions import order)
-
 
 def _outputs(config, linked, data: Path) -> dict:
     from assets.linkage import outcome_panel
