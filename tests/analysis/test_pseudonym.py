@@ -1,8 +1,11 @@
+import hashlib
+import hmac
+
 import polars as pl
 import pytest
 
 from analysis.cpr import normalise_cpr
-from analysis.pseudonym import check_key, key_id, pseudonymise
+from analysis.pseudonym import _pseudonyms, check_key, key_id, pseudonym_of, pseudonymise
 
 KEY = b"k" * 32
 OTHER = b"o" * 32
@@ -38,3 +41,11 @@ def test_short_or_missing_key_is_refused_without_echoing_it(key) -> None:
     with pytest.raises(ValueError, match="at least 32 bytes") as error:
         check_key(key)
     assert key.decode() not in str(error.value) or key == b""
+
+
+@pytest.mark.parametrize("length", [32, 63, 64, 65, 200])
+def test_bulk_pseudonyms_equal_the_standard_hmac_for_every_key_length(length: int) -> None:
+    key = bytes(range(length))  # 64 is the SHA-256 block size; a longer key is hashed first
+    values = ["0101901234", "3112999999", "0000000000"]
+    assert _pseudonyms(values, key) == [pseudonym_of(v, key) for v in values]
+    assert pseudonym_of(values[0], key) == hmac.new(key, b"cpr:v1:0101901234", hashlib.sha256).hexdigest()
