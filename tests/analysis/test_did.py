@@ -3,8 +3,18 @@
 import numpy as np
 import polars as pl
 import pytest
+import statsmodels.api as sm
 
-from analysis.did import demean, event_study, event_window_counts, pooled_did, subgroup_did
+from analysis.did import (
+    TwoWayAbsorber,
+    _alternating,
+    _fit,
+    demean,
+    event_study,
+    event_window_counts,
+    pooled_did,
+    subgroup_did,
+)
 from analysis.power import mde_from_se, mde_two_groups
 
 
@@ -73,6 +83,48 @@ def test_demean_matches_a_dummy_regression() -> None:
     beta = np.linalg.lstsq(dummies * sw[:, None], x * sw, rcond=None)[0]
     residual = x - dummies @ beta
     assert np.allclose(demean(x, fe1, fe2, w)[:, 0], residual, atol=1e-7)
+
+
+def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
+    rng = np.random.default_rng(2)
+    # three stacks (disconnected blocks of cells), units observed on ragged event windows, unit weights
+    units, cells, weights = [], [], []
+    for stack in range(3):
+        for unit in range(15):
+            first, last = rng.integers(0, 3), rng.integers(5, 9)
+            for t in range(first, last):
+                units.append(stack * 100 + unit)
+                cells.append(stack * 10 + t)
+                weights.append(1.0 + unit % 3)
+    fe1 = np.unique(units, return_inverse=True)[1]
+    fe2 = np.unique(cells, return_inverse=True)[1]
+    w, x = np.array(weights), rng.normal(size=(len(units), 3))
+    dummies = np.column_stack([np.eye(fe1.max() + 1)[fe1], np.eye(fe2.max() + 1)[fe2]])
+    sw = np.sqrt(w)
+    beta = np.linalg.lstsq(dummies * sw[:, None], x * sw[:, None], rcond=None)[0]
+    exact = demean(x, fe1, fe2, w)
+    assert np.allclose(exact, x - dummies @ beta, atol=1e-10)
+    assert np.allclose(exact, _alternating(x, fe1, fe2, w), atol=1e-8)
+    fallback = TwoWayAbsorber(fe1, fe2, w, max_block=3)  # every block too large: alternating projections
+    assert np.allclose(fallback.residuals(x), exact, atol=1e-8)
+
+
+def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
+    frame = _stacked(seed=9).with_columns(weight=1.0 / (1 + pl.col("unit") % 3))  # controls with 1/k weights
+    # the same control persons in a second stack (clusters span stacks), and ragged windows (unbalanced)
+    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000,
+                                                              stack_time=pl.col("stack_time") + 100)
+    frame = pl.concat([frame, second]).filter((pl.col("unit") % 7 != 3) | (pl.col("event_time") < 3))
+    y = frame["y"].to_numpy()
+    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float) for e in (-3, 0, 2)])
+    fit = _fit(y, x, frame)
+    w = frame["weight"].to_numpy()
+    absorber = TwoWayAbsorber(frame["unit"].to_numpy(), frame["stack_time"].to_numpy(), w)
+    persons = frame["person_id"].rank("dense").to_numpy()
+    reference = sm.WLS(absorber.residuals(y)[:, 0], absorber.residuals(x), weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": persons})
+    assert np.allclose(fit.params, reference.params, atol=1e-10)
+    assert np.allclose(fit.cov, reference.cov_params(), rtol=1e-8, atol=1e-14)
 
 
 def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks() -> None:
