@@ -1,7 +1,8 @@
 """Register linkage: courses -> integer person ids, and the person x month outcome panel.
 
-Every register is filtered to the requested persons with a semi join *before* it is aggregated, and the
-whole panel is one lazy query, so the same code runs on 5.9 million persons with the streaming engine.
+Every register is filtered to the requested persons (an ``is_in`` predicate pushed into the scan) *before* it
+is aggregated, and the whole panel is one lazy query, so the same code runs on 5.9 million persons with the
+streaming engine.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from analysis import population
 from analysis.schema import OUTCOME_PANEL
 
 BENEFIT_FAMILIES = ("unemployment_insurance", "social_assistance", "sickness_benefit", "disability_pension")
@@ -85,12 +87,15 @@ def outcome_panel(
         raise ValueError(f"first_month {first_month} is after last_month {last_month}")
     grid = _month_grid(first_month, last_month).lazy()
     if persons is None:
-        persons = registers["population"].select(person_id=pl.col("PNR")).unique()
-    ids = persons.select(pl.col("person_id").cast(pl.Int64)).unique()
+        ids = registers["population"].select(person_id=pl.col("PNR").cast(pl.Int64)).unique()
+        keep = None
+    else:
+        keep = persons.select(pl.col("person_id").cast(pl.Int64)).unique().collect()
+        ids = keep.lazy()
     start, end = pl.lit(grid.select(pl.col("month").min()).collect().item()), pl.lit(last_month)
 
-    def only(name: str) -> pl.LazyFrame:  # pre-filter the id set before anything else touches the register
-        return registers[name].join(ids, left_on="PNR", right_on="person_id", how="semi")
+    def only(name: str) -> pl.LazyFrame:  # the id set filters the register while it is read, before anything else
+        return registers[name] if keep is None else registers[name].filter(population.member_of(keep))
 
     families = dream_codes.select(pl.col("code").cast(pl.String), pl.col("family")).lazy()
     weeks = (

@@ -6,11 +6,13 @@ or ``sink_parquet``) one register year at a time:
 
 * :func:`person_year_covariates` -- one row per person and year (5.9 M rows per year): demographics from the
   population snapshot and yearly sums of the outcome registers. Used to pre-select comparison candidates.
+  :func:`cem_pool` runs it year by year and keeps only the pool.
 * :func:`candidate_pool` -- coarsened exact matching (CEM) on those covariates in the year before each
   participant's start: per stratum, a seeded sample of non-participants, ``per_participant`` times the
   number of participants in it. Only this pool (a few hundred thousand persons) enters the monthly panel.
-* :func:`extract_cohort` -- the register rows of a set of person ids, pre-filtered by a semi join before
-  anything else touches the data (the step a naive design does with a population-sized merge).
+* :func:`extract_cohort` -- the register rows of a set of person ids, filtered by an ``is_in`` predicate
+  inside the scan before anything else touches the data (the step a naive design does with a
+  population-sized merge).
 
 Counts are cast to Int64 before summing (a UInt32/Int8 sum wraps or overflows at this size).
 """
@@ -52,11 +54,22 @@ def _require(registers: Mapping[str, pl.LazyFrame], names: tuple[str, ...]) -> N
         raise ValueError(f"needs the registers {missing} (have {sorted(registers)})")
 
 
-def person_year_covariates(registers: Mapping[str, pl.LazyFrame], /, *, year: int) -> pl.LazyFrame:
-    """Covariates of every person in the population snapshot of ``year`` (:data:`COVARIATES`).
+def _distinct_weeks(week_start: pl.Expr) -> pl.Expr:
+    """Number of distinct weeks in a group of one calendar year: an OR of one bit per week, then a popcount.
 
-    One lazy plan per year: stream it with ``sink_parquet`` and loop over years, so the hash tables of the
-    yearly group-bys and joins hold one year of the population at a time.
+    Exact (a year's Mondays are 7 days apart, so ``(ordinal day - 1) // 7`` gives each its own bit of 53) and
+    several times cheaper than ``n_unique`` in a population-sized group-by; duplicated person-weeks count once.
+    """
+    bit = pl.lit(2, pl.UInt64).pow(((week_start.dt.ordinal_day() - 1) // 7).cast(pl.UInt32))
+    return bit.bitwise_or().bitwise_count_ones().cast(pl.Int64)
+
+
+def person_year_covariates(registers: Mapping[str, pl.LazyFrame], /, *, year: int) -> pl.DataFrame:
+    """Covariates of every person in the population snapshot of ``year`` (:data:`COVARIATES`), sorted by person.
+
+    Four streamed aggregations (population, benefits, employment, health of that year) run together, then a
+    join of the four person-sorted results (a sorted join is several times faster than hashing 5.9 M keys
+    three times). Call it once per year: memory holds one year's hash tables and result (~0.5 GiB at 5.9 M).
     """
     _require(registers, ("population", "benefits", "employment", "health"))
     people = (
@@ -76,7 +89,7 @@ def person_year_covariates(registers: Mapping[str, pl.LazyFrame], /, *, year: in
         registers["benefits"]
         .filter(pl.col("UGE_START").dt.year() == year)
         .group_by(person_id=pl.col("PNR").cast(pl.Int64))
-        .agg(benefit_weeks=pl.col("UGE_START").n_unique().cast(pl.Int64))
+        .agg(benefit_weeks=_distinct_weeks(pl.col("UGE_START")))
     )
     work = (
         registers["employment"]
@@ -95,13 +108,32 @@ def person_year_covariates(registers: Mapping[str, pl.LazyFrame], /, *, year: in
             bed_days=pl.when(inpatient).then(pl.col("V_SENGDAGE")).otherwise(0).cast(pl.Int64).sum(),
         )
     )
-    joined = (
-        people.join(weeks, on="person_id", how="left", validate="1:1")
-        .join(work, on="person_id", how="left", validate="1:1")
-        .join(health, on="person_id", how="left", validate="1:1")
-    )
-    return joined.select([pl.col(c).fill_null(0).cast(t) if c not in ("sex", "birth_year", "origin", "municipality")
-                          else pl.col(c).cast(t) for c, t in COVARIATES.items()])
+    frames = [f.sort("person_id") for f in pl.collect_all([people, weeks, work, health], engine="streaming")]
+    joined = frames[0]
+    for frame in frames[1:]:  # each side has one row per person (population: unique above; others: group-bys)
+        joined = joined.join(frame, on="person_id", how="left", maintain_order="left")
+    demographics = ("sex", "birth_year", "origin", "municipality")
+    return joined.select([pl.col(c).cast(t) if c in demographics else pl.col(c).fill_null(0).cast(t)
+                          for c, t in COVARIATES.items()])
+
+
+def cem_pool(
+    registers: Mapping[str, pl.LazyFrame],
+    participants: pl.DataFrame,
+    /,
+    *,
+    per_participant: int = 20,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """:func:`candidate_pool` straight from the registers: one baseline year's covariates in memory at a time."""
+    if "start_month" not in participants.columns:
+        raise ValueError("participants lack columns ['start_month']")
+    years = sorted({d.year - 1 for d in participants["start_month"].drop_nulls().to_list()})
+    pools = [candidate_pool(person_year_covariates(registers, year=y), participants,
+                            per_participant=per_participant, seed=seed) for y in years]
+    if not pools:
+        return candidate_pool(pl.DataFrame(schema=COVARIATES), participants, per_participant=per_participant, seed=seed)
+    return pl.concat(pools).unique("person_id", keep="first").sort("person_id")
 
 
 def stratum() -> pl.Expr:
@@ -114,19 +146,20 @@ def stratum() -> pl.Expr:
     weeks, months = pl.col("benefit_weeks"), pl.col("employed_months")
     benefit_band = pl.when(weeks == 0).then(0).when(weeks <= 13).then(1).when(weeks <= 39).then(2).otherwise(3)
     work_band = pl.when(months == 0).then(0).when(months <= 6).then(1).otherwise(2)
-    hospital = ((pl.col("emergency_contacts") + pl.col("psych_admissions")) > 0).cast(pl.Int8)
-    return pl.concat_str(
-        [pl.col("sex"), age_band, (pl.col("origin") == 1).cast(pl.Int8), benefit_band, work_band, hospital],
-        separator=":",
-    )
+    hospital = ((pl.col("emergency_contacts") + pl.col("psych_admissions")) > 0).cast(pl.Int32)
+    native = (pl.col("origin") == 1).cast(pl.Int32)
+    # One decimal digit per band (sex 1/2, age 1-8, origin 0/1, benefit 0-3, work 0-2, hospital 0/1): an
+    # integer key hashes far faster than a string at 5.9 M rows, and still reads as e.g. 131210.
+    return (pl.col("sex").cast(pl.Int32) * 100_000 + age_band.cast(pl.Int32) * 10_000 + native * 1_000
+            + benefit_band * 100 + work_band * 10 + hospital).alias("stratum")
 
 
 def candidate_pool(
-    covariates: pl.LazyFrame,
+    covariates: pl.LazyFrame | pl.DataFrame,
     participants: pl.DataFrame,
     /,
     *,
-    per_participant: int = 50,
+    per_participant: int = 20,
     seed: int = 0,
 ) -> pl.DataFrame:
     """Person ids of every participant plus a CEM-pre-selected, seeded candidate pool.
@@ -156,7 +189,7 @@ def candidate_pool(
         pl.col("person_id").cast(pl.Int64), year=(pl.col("start_month").dt.year() - 1).cast(pl.Int32)
     ).unique("person_id")
     years = sorted(treated["year"].unique().to_list())
-    cov = covariates.filter(pl.col("year").is_in(years)).with_columns(stratum=stratum())
+    cov = covariates.lazy().filter(pl.col("year").is_in(years)).with_columns(stratum=stratum())
     demand = (
         cov.join(treated.lazy(), on=["person_id", "year"], how="semi")
         .group_by("year", "stratum")
@@ -180,8 +213,17 @@ def candidate_pool(
 
 
 def extract_cohort(register: pl.LazyFrame, ids: pl.DataFrame, /, *, columns: tuple[str, ...]) -> pl.LazyFrame:
-    """Rows of ``register`` for the persons in ``ids`` (``person_id``), only ``columns``: a streaming semi join."""
+    """Rows of ``register`` for the persons in ``ids`` (``person_id``), only ``columns``, for streaming.
+
+    The id set is an ``is_in`` predicate, which the parquet reader applies while decoding: it reads ``PNR``,
+    then decodes the other columns only for the rows that pass. A semi join would decode every column first
+    (about twice the time at a 5-10 % cohort share).
+    """
     if "person_id" not in ids.columns:
         raise ValueError("ids needs a person_id column")
-    keep = ids.select(pl.col("person_id").cast(pl.Int64)).unique().lazy()
-    return register.select(columns).join(keep, left_on="PNR", right_on="person_id", how="semi")
+    return register.select(columns).filter(member_of(ids))
+
+
+def member_of(ids: pl.DataFrame, /, column: str = "PNR") -> pl.Expr:
+    """``column`` is one of ``ids["person_id"]``: a predicate the parquet reader can push down."""
+    return pl.col(column).is_in(ids.get_column("person_id").cast(pl.Int64).unique().implode())

@@ -25,7 +25,7 @@ class LinkageConfig(dg.Config):
     #: persons, everyone below; "cem" / "all" force one or the other.
     candidate_pool: str = "auto"
     cem_above: int = 500_000
-    per_participant: int = 50
+    per_participant: int = 20
     seed: int = 0
     last_month: str = ""  # last month of the panel (YYYY-MM-01); empty = the last month in the employment register
 
@@ -84,10 +84,8 @@ def outcome_panel(
     if config.candidate_pool == "cem" or (config.candidate_pool == "auto" and size > config.cem_above):
         # Population scale: only participants and their coarsened-exact candidates enter the monthly panel.
         participants = effects.participant_table(linked_courses)
-        years = sorted({d.year - 1 for d in participants["start_month"].to_list()})
-        covariates = pl.concat([population.person_year_covariates(registers, year=y) for y in years])
-        persons = population.candidate_pool(covariates, participants, per_participant=config.per_participant,
-                                            seed=config.seed).select("person_id")
+        persons = population.cem_pool(registers, participants, per_participant=config.per_participant,
+                                      seed=config.seed).select("person_id")
         pool = f"cem ({config.per_participant} per participant)"
     else:
         persons = cohort.comparison_pool(

@@ -54,14 +54,18 @@ def _participants(world: Path, persons: int, seed: int):
 
 
 def stage_raw_scan(args, work: Path) -> int:
-    """Baseline: read the cohort columns of every register year and sum one (no filter, no join)."""
+    """Baseline: read the cohort columns of every register year and sum one (no filter, no join, no write)."""
     import polars as pl
 
     from analysis.population import COHORT_COLUMNS
 
     regs, rows = _registers(args.world), 0
     for name, columns in COHORT_COLUMNS.items():
-        out = regs[name].select(columns).select(pl.len(), pl.col("PNR").cast(pl.Int64).sum()).collect(engine="streaming")
+        # Sum PNR and take the maximum of every other column: each needed column is decoded. (Summing PNR
+        # alone lets the projection drop the other columns, which makes a baseline that reads a third of
+        # the data: 4.4 s instead of 11 s at full scale.)
+        others = [pl.col(c).max().alias(f"max_{c}") for c in columns if c != "PNR"]
+        out = regs[name].select(pl.len(), pl.col("PNR").cast(pl.Int64).sum(), *others).collect(engine="streaming")
         rows += out.item(0, 0)
     return rows
 
@@ -77,9 +81,9 @@ def stage_population_covariates(args, work: Path) -> int:
     rows = 0
     (work / "covariates").mkdir(exist_ok=True)
     for year in years:
-        path = work / "covariates" / f"{year}.parquet"
-        person_year_covariates(regs, year=int(year)).sink_parquet(path, row_group_size=1_000_000)
-        rows += pl.scan_parquet(path).select(pl.len()).collect().item()
+        frame = person_year_covariates(regs, year=int(year))
+        frame.write_parquet(work / "covariates" / f"{year}.parquet", row_group_size=1_000_000)
+        rows += frame.height
     return rows
 
 
@@ -328,7 +332,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--persons", default="full", help="population size or 'full' (5.9 million)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-participant", type=int, default=50, help="CEM candidates per participant")
+    parser.add_argument("--per-participant", type=int, default=20, help="CEM candidates per participant")
     parser.add_argument("--staggered-units", type=int, default=200_000)
     parser.add_argument("--staggered-periods", type=int, default=40)
     parser.add_argument("--no-pipeline", action="store_true", help="skip the whole-pipeline stage")

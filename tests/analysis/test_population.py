@@ -1,11 +1,11 @@
 """Person-year covariates, the CEM candidate pool and cohort extraction on small hand-made registers."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
-from analysis.population import candidate_pool, extract_cohort, person_year_covariates, stratum
+from analysis.population import candidate_pool, cem_pool, extract_cohort, person_year_covariates, stratum
 
 
 def _registers() -> dict[str, pl.LazyFrame]:
@@ -26,8 +26,8 @@ def _registers() -> dict[str, pl.LazyFrame]:
 
 
 def test_person_year_covariates_sum_each_register_within_the_year() -> None:
-    cov = person_year_covariates(_registers(), year=2023).collect(engine="streaming").sort("person_id")
-    assert cov["person_id"].to_list() == [1, 2, 3, 4, 5, 6]
+    cov = person_year_covariates(_registers(), year=2023)
+    assert cov["person_id"].to_list() == [1, 2, 3, 4, 5, 6]  # sorted by person
     assert cov["benefit_weeks"].to_list() == [3, 3, 3, 0, 0, 3]  # the 2022 week does not count
     assert cov["employed_months"].to_list() == [0, 0, 0, 2, 1, 0] and cov["earnings"][3] == 300.0
     assert cov["emergency_contacts"].to_list() == [1, 0, 0, 0, 0, 0]
@@ -41,7 +41,7 @@ def test_candidate_pool_keeps_participants_and_same_stratum_candidates_only() ->
     pool = candidate_pool(cov, participants, per_participant=5)
     # person 3: 3 benefit weeks, no work, no hospital: only person 6 shares the stratum (1 and 2 had hospital
     # contacts, 4 and 5 worked, 4 is a woman)
-    strata = cov.with_columns(s=stratum()).collect().select("person_id", "s")
+    strata = cov.with_columns(s=stratum()).select("person_id", "s")
     mine = strata.filter(pl.col("person_id") == 3)["s"].item()
     same = set(strata.filter(pl.col("s") == mine)["person_id"].to_list())
     assert set(pool["person_id"].to_list()) == same == {3, 6}
@@ -59,7 +59,30 @@ def test_candidate_pool_rejects_bad_input() -> None:
         candidate_pool(cov, pl.DataFrame({"person_id": [1], "start_month": [date(2024, 1, 1)]}), per_participant=0)
 
 
-def test_extract_cohort_is_a_semi_join_on_the_ids() -> None:
+def test_benefit_weeks_count_distinct_weeks_across_the_whole_year() -> None:
+    regs = _registers()
+    # person 7: the first and last Monday of 2023 (bits 0 and 52), one week twice (two codes), 10 more weeks
+    mondays = [date(2023, 1, 2), date(2023, 12, 25), date(2023, 6, 5), date(2023, 6, 5)]
+    mondays += [date(2023, 3, 6) + timedelta(weeks=i) for i in range(10)]
+    extra = pl.DataFrame({"PNR": [7] * len(mondays), "UGE_START": mondays, "YDELSESKODE": ["111", "111", "111", "890"]
+                          + ["111"] * 10})
+    regs["benefits"] = pl.concat([regs["benefits"].collect(), extra]).lazy()
+    regs["population"] = pl.concat([regs["population"].collect(), regs["population"].collect().tail(1).with_columns(
+        PNR=pl.lit(7, pl.Int64))]).lazy()
+    cov = person_year_covariates(regs, year=2023)
+    assert len(set(mondays)) == 13
+    assert cov.filter(pl.col("person_id") == 7)["benefit_weeks"].item() == 13
+
+
+def test_cem_pool_is_the_candidate_pool_of_each_baseline_year() -> None:
+    participants = pl.DataFrame({"person_id": [3], "start_month": [date(2024, 3, 1)]})
+    direct = candidate_pool(person_year_covariates(_registers(), year=2023), participants, per_participant=5)
+    assert cem_pool(_registers(), participants, per_participant=5).equals(direct)
+    with pytest.raises(ValueError, match="start_month"):
+        cem_pool(_registers(), pl.DataFrame({"person_id": [3]}))
+
+
+def test_extract_cohort_keeps_only_the_ids_rows_and_columns() -> None:
     rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}), columns=("PNR", "UGE_START"))
     out = rows.collect(engine="streaming")
     assert out.columns == ["PNR", "UGE_START"] and set(out["PNR"]) == {2} and out.height == 3
