@@ -54,7 +54,14 @@ def _or_empty(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
 
 def export_tables(inputs: ReportInputs) -> dict[str, pl.DataFrame]:
     """The disclosure-controlled tables exactly as the report shows them (suppressed values are null)."""
-    from analysis.schema import BALANCE, EFFECT_ESTIMATES, EVENT_STUDY, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
+    from analysis.schema import (
+        BALANCE,
+        EFFECT_ESTIMATES,
+        EVENT_STUDY,
+        GROUP_TIME_ATT,
+        MATCHED_MEANS,
+        STAGGERED_AGGREGATES,
+    )
 
     inputs = ReportInputs(
         estimates=_or_empty(inputs.estimates, EFFECT_ESTIMATES), event_study=_or_empty(inputs.event_study, EVENT_STUDY),

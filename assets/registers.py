@@ -6,8 +6,8 @@ import dagster as dg
 from analysis.schema import REGISTERS
 from pipelines.partitions import REGISTERS_GROUP
 from pipelines.resources import RegisterSource
-from pipelines.storage import RESTRICTED, STORE_KEY, YearlyFrames
 from pipelines.storage import REGISTERS as REGISTER_STORE
+from pipelines.storage import RESTRICTED, STORE_KEY, YearlyFrames
 
 DESCRIPTIONS = {
     "population": "BEF-like yearly population snapshots (PNR, KOEN, FOED_DAG, IE_TYPE, OPR_LAND, KOM).",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import effects, ingest, linkage, registers, reporting
-from pipelines import automation
-from pipelines import jobs
+from pipelines import automation, jobs
 from pipelines.jobs import JOBS
 from pipelines.partitions import OUTCOME_PARTITIONS
 from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey, RegisterSource

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-
 CONFIG_DIR = Path(__file__).parent / "config"
 
 
