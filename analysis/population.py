@@ -9,9 +9,7 @@ or ``sink_parquet``) one register year at a time:
   :func:`cem_pool` runs it year by year and keeps only the pool.
 * :func:`candidate_pool` -- coarsened exact matching (CEM) on those covariates in the year before each
   participant's start: per stratum, a seeded sample of non-participants, ``per_participant`` times the
-  number of participants in it; participants with a transition marker in the month before their start
-  (:func:`transition_months`) draw among persons marked in the same month, the controls the match can use.
-  Only this pool (a few hundred thousand persons) enters the monthly panel.
+  number of participants in it. Only this pool (a few hundred thousand persons) enters the monthly panel.
 * :func:`extract_cohort` -- the register rows of a set of person ids, filtered by an ``is_in`` predicate
   inside the scan before anything else touches the data (the step a naive design does with a
   population-sized merge).
@@ -22,7 +20,6 @@ Counts are cast to Int64 before summing (a UInt32/Int8 sum wraps or overflows at
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 
 import polars as pl
 
@@ -128,79 +125,15 @@ def cem_pool(
     per_participant: int = 20,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """:func:`candidate_pool` straight from the registers: one baseline year's covariates in memory at a time.
-
-    Candidates of participants with a transition marker (:func:`transition_months`) are drawn among persons
-    with a marker in the same month, so the pool holds the controls the match's exact transition stratum
-    can use.
-    """
+    """:func:`candidate_pool` straight from the registers: one baseline year's covariates in memory at a time."""
     if "start_month" not in participants.columns:
         raise ValueError("participants lack columns ['start_month']")
-    starts = participants["start_month"].drop_nulls()
-    years = sorted({d.year - 1 for d in starts.to_list()})
-    transitions = transition_months(registers["health"], starts.unique().to_list()) if "health" in registers else None
-    pools = [candidate_pool(person_year_covariates(registers, year=y), participants, per_participant=per_participant,
-                            seed=seed, transitions=transitions) for y in years]
+    years = sorted({d.year - 1 for d in participants["start_month"].drop_nulls().to_list()})
+    pools = [candidate_pool(person_year_covariates(registers, year=y), participants,
+                            per_participant=per_participant, seed=seed) for y in years]
     if not pools:
         return candidate_pool(pl.DataFrame(schema=COVARIATES), participants, per_participant=per_participant, seed=seed)
     return pl.concat(pools).unique("person_id", keep="first").sort("person_id")
-
-
-#: Bands of ``recent`` in the candidate pool's cells: 1, 2, 3 or more acute contacts.
-RECENT_BANDS = 3
-
-#: Months before the start whose acute contacts make up a marked person's ``recent`` count (event months -4..-1).
-RECENT_MONTHS = 4
-
-
-def _shift_month(d: date, months: int) -> date:
-    index = d.year * 12 + d.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def transition_months(health: pl.LazyFrame, start_months: list, /) -> pl.DataFrame:
-    """Persons with a transition marker in the month before one of ``start_months``, with their recent contacts.
-
-    The marker is the match's exact transition stratum (``MatchConfig.exact_transition``): an emergency
-    contact or a psychiatric (F-diagnosis) admission in event month -1, counted by admission month exactly
-    as the outcome panel counts them. ``recent`` counts those contacts over event months -4..-1 (at least 1):
-    a critical transition comes with a run of acute contacts, a one-off emergency visit does not.
-
-    Returns ``person_id`` (Int64), ``start_month`` (Date) and ``recent`` (Int64), one row per marked person and
-    start month.
-    """
-    schema = {"person_id": pl.Int64, "start_month": pl.Date, "recent": pl.Int64}
-    starts = sorted({date(d.year, d.month, 1) for d in start_months})
-    if not starts:
-        return pl.DataFrame(schema=schema)
-    month = pl.col("D_INDDTO").dt.truncate("1mo").cast(pl.Date)
-    marker = (pl.col("C_PATTYPE") == 3) | ((pl.col("C_PATTYPE") == 0) & pl.col("C_ADIAG").str.starts_with("DF"))
-    contacts = (  # acute contacts per person and month, over the months any start looks back on
-        health.select("PNR", "D_INDDTO", "C_PATTYPE", "C_ADIAG")
-        .filter((pl.col("D_INDDTO") >= _shift_month(starts[0], -RECENT_MONTHS)) & (pl.col("D_INDDTO") < starts[-1]))
-        .filter(marker)
-        .group_by(person_id=pl.col("PNR").cast(pl.Int64), month=month)
-        .agg(n=pl.len().cast(pl.Int64))
-    )
-    wanted = pl.Series(starts, dtype=pl.Date).implode()
-    marked = (
-        contacts.select("person_id", start_month=pl.col("month").dt.offset_by("1mo"))
-        .filter(pl.col("start_month").is_in(wanted))
-    )
-    recent = (  # each month's contacts count towards the starts 1..RECENT_MONTHS months later
-        contacts.with_columns(lag=pl.int_ranges(1, RECENT_MONTHS + 1))
-        .explode("lag")
-        .select("person_id", "n", start_month=pl.col("month").dt.offset_by(pl.format("{}mo", pl.col("lag"))))
-        .filter(pl.col("start_month").is_in(wanted))
-        .group_by("person_id", "start_month")
-        .agg(recent=pl.col("n").sum())
-    )
-    return (  # 1:1 -- both sides are unique per person and start month
-        marked.join(recent, on=["person_id", "start_month"], how="left")
-        .select(list(schema))
-        .sort("person_id", "start_month")
-        .collect(engine="streaming")
-    )
 
 
 def stratum() -> pl.Expr:
@@ -228,7 +161,6 @@ def candidate_pool(
     *,
     per_participant: int = 20,
     seed: int = 0,
-    transitions: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Person ids of every participant plus a CEM-pre-selected, seeded candidate pool.
 
@@ -241,13 +173,6 @@ def candidate_pool(
     per_participant
         Candidates kept per participant in the same (baseline year, stratum); the sample is a seeded hash
         order, so the same inputs give the same pool.
-    transitions
-        Optional :func:`transition_months`. A participant with a marker in the month before the start draws
-        its candidates among persons with a marker in that same month, in the same stratum and band of
-        recent acute contacts (1, 2, 3+ over event months -4..-1): the match pairs marked participants only
-        with marked controls, and a random draw from the stratum would hold few of them (a few per cent have
-        an emergency contact in any one month), fewer still with a run of contacts like a transition's.
-        Participants without a marker draw from the whole (baseline year, stratum).
 
     Returns
     -------
@@ -260,49 +185,25 @@ def candidate_pool(
         raise ValueError(f"participants lack columns {missing}")
     if per_participant < 1:
         raise ValueError(f"per_participant must be >= 1, got {per_participant}")
-    if transitions is not None and (absent := [c for c in ("person_id", "start_month") if c not in transitions.columns]):
-        raise ValueError(f"transitions lack columns {absent}")
     treated = participants.select(
-        pl.col("person_id").cast(pl.Int64),
-        start_month=pl.col("start_month").cast(pl.Date),
-        year=(pl.col("start_month").dt.year() - 1).cast(pl.Int32),
+        pl.col("person_id").cast(pl.Int64), year=(pl.col("start_month").dt.year() - 1).cast(pl.Int32)
     ).unique("person_id")
-    marks = (
-        transitions.select(pl.col("person_id").cast(pl.Int64), pl.col("start_month").cast(pl.Date),
-                           band=(pl.col("recent") if "recent" in transitions.columns else pl.lit(1))
-                           .clip(1, RECENT_BANDS).cast(pl.Int8))
-        if transitions is not None
-        else pl.DataFrame(schema={"person_id": pl.Int64, "start_month": pl.Date, "band": pl.Int8})
-    )
-    # Participants whose own start month carries a marker (1:1 join: marks are unique per person and month).
-    treated = treated.join(marks.with_columns(marked=pl.lit(True)), on=["person_id", "start_month"], how="left",
-                           validate="1:1").with_columns(pl.col("marked").fill_null(False))
     years = sorted(treated["year"].unique().to_list())
     cov = covariates.lazy().filter(pl.col("year").is_in(years)).with_columns(stratum=stratum())
-    strata = cov.select("person_id", "year", "stratum")
-    # m:1 -- each treated person meets their one (person, baseline year) covariate row
-    treated_strata = treated.lazy().join(strata, on=["person_id", "year"], how="inner")
-    others = cov.join(treated.lazy().select("person_id"), on="person_id", how="anti")
-    seeded = pl.col("person_id").hash(seed)
-
-    def draw(candidates: pl.LazyFrame, demand: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-        """The first ``quota`` candidates of each cell in seeded hash order (m:1 onto the cell demand)."""
-        return (
-            candidates.join(demand, on=keys, how="inner")
-            .filter(seeded.rank("ordinal").over(keys) <= pl.col("quota"))
-            .select("person_id")
-        )
-
-    quota = (pl.len() * per_participant).cast(pl.Int64).alias("quota")
-    plain = draw(others, treated_strata.filter(~pl.col("marked")).group_by("year", "stratum").agg(quota),
-                 ["year", "stratum"])
-    marked_candidates = (  # m:1 -- a marked person-month meets that person's covariate row of the baseline year
-        marks.lazy().with_columns(year=(pl.col("start_month").dt.year() - 1).cast(pl.Int32))
-        .join(others.select("person_id", "year", "stratum"), on=["person_id", "year"], how="inner")
+    demand = (
+        cov.join(treated.lazy(), on=["person_id", "year"], how="semi")
+        .group_by("year", "stratum")
+        .agg(quota=(pl.len() * per_participant).cast(pl.Int64))
     )
-    cell = ["start_month", "stratum", "band"]
-    by_month = draw(marked_candidates, treated_strata.filter(pl.col("marked")).group_by(cell).agg(quota), cell)
-    chosen = pl.concat([plain, by_month]).unique().collect(engine="streaming")
+    chosen = (
+        cov.join(treated.lazy().select("person_id"), on="person_id", how="anti")
+        .join(demand, on=["year", "stratum"], how="inner")  # only strata a participant is in
+        .with_columns(order=pl.col("person_id").hash(seed))
+        .filter(pl.col("order").rank("ordinal").over("year", "stratum") <= pl.col("quota"))
+        .select("person_id")
+        .unique()
+        .collect(engine="streaming")
+    )
     return (
         pl.concat([treated.select("person_id", participant=pl.lit(True)),
                    chosen.with_columns(participant=pl.lit(False))])

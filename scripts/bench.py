@@ -70,17 +70,6 @@ def stage_raw_scan(args, work: Path) -> int:
     return rows
 
 
-def stage_raw_scan_pnr_only(args, work: Path) -> int:
-    """For reference only: the same scan summing PNR alone (projection pushdown then reads one column)."""
-    import polars as pl
-
-    from analysis.population import COHORT_COLUMNS
-
-    regs = _registers(args.world)
-    return sum(regs[name].select(pl.len(), pl.col("PNR").cast(pl.Int64).sum()).collect(engine="streaming").item(0, 0)
-               for name in COHORT_COLUMNS)
-
-
 def stage_population_covariates(args, work: Path) -> int:
     """Per person-year covariates of the whole population, one year at a time, streamed to parquet."""
     import polars as pl
@@ -99,16 +88,15 @@ def stage_population_covariates(args, work: Path) -> int:
 
 
 def stage_candidate_pool(args, work: Path) -> int:
-    """CEM pre-selection of comparison candidates from the covariates and transition months (participants + pool)."""
+    """CEM pre-selection of comparison candidates from the covariates (participants + pool ids)."""
     import polars as pl
 
-    from analysis.population import candidate_pool, transition_months
+    from analysis.population import candidate_pool
 
     participants = _participants(args.world, args.persons, args.seed)
     participants.write_parquet(work / "participants.parquet")
-    marks = transition_months(_registers(args.world)["health"], participants["start_month"].unique().to_list())
     pool = candidate_pool(pl.scan_parquet(work / "covariates" / "*.parquet"), participants,
-                          per_participant=args.per_participant, seed=args.seed, transitions=marks)
+                          per_participant=args.per_participant, seed=args.seed)
     pool.write_parquet(work / "pool.parquet")
     return pool.height
 
@@ -269,7 +257,6 @@ def stage_whole_pipeline(args, work: Path) -> int:
 
 STAGES = {
     "raw_scan": stage_raw_scan,
-    "raw_scan_pnr_only": stage_raw_scan_pnr_only,
     "population_covariates": stage_population_covariates,
     "candidate_pool": stage_candidate_pool,
     "cohort_extraction": stage_cohort_extraction,

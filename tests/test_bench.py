@@ -20,14 +20,13 @@ def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "bench" / "bench_latest.json").read_text())
     stages = {s["stage"]: s for s in report["stages"]}
-    assert set(stages) == {"raw_scan", "raw_scan_pnr_only", "population_covariates", "candidate_pool", "cohort_extraction",
+    assert set(stages) == {"raw_scan", "population_covariates", "candidate_pool", "cohort_extraction",
                            "pandas_cohort_extraction", "matching", "did_event_study", "staggered_att",
                            "staggered_reference", "report"}
     assert all(s["seconds"] > 0 and s["peak_rss_gib"] > 0 for s in stages.values())
     # polars and pandas extract exactly the same cohort rows
     assert stages["cohort_extraction"]["rows"] == stages["pandas_cohort_extraction"]["rows"] > 0
     assert stages["population_covariates"]["rows"] > 20_000  # one row per person and year
-    assert stages["raw_scan"]["rows"] == stages["raw_scan_pnr_only"]["rows"]  # same rows, more columns decoded
     names = {t["name"] for t in report["targets"]}
     assert "cohort extraction time / raw scan" in names and "whole pipeline time" in names
     assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])

@@ -5,15 +5,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from analysis.population import (
-    COVARIATES,
-    candidate_pool,
-    cem_pool,
-    extract_cohort,
-    person_year_covariates,
-    stratum,
-    transition_months,
-)
+from analysis.population import candidate_pool, cem_pool, extract_cohort, person_year_covariates, stratum
 
 
 def _registers() -> dict[str, pl.LazyFrame]:
@@ -84,9 +76,7 @@ def test_benefit_weeks_count_distinct_weeks_across_the_whole_year() -> None:
 
 def test_cem_pool_is_the_candidate_pool_of_each_baseline_year() -> None:
     participants = pl.DataFrame({"person_id": [3], "start_month": [date(2024, 3, 1)]})
-    marks = transition_months(_registers()["health"], [date(2024, 3, 1)])
-    direct = candidate_pool(person_year_covariates(_registers(), year=2023), participants, per_participant=5,
-                            transitions=marks)
+    direct = candidate_pool(person_year_covariates(_registers(), year=2023), participants, per_participant=5)
     assert cem_pool(_registers(), participants, per_participant=5).equals(direct)
     with pytest.raises(ValueError, match="start_month"):
         cem_pool(_registers(), pl.DataFrame({"person_id": [3]}))
@@ -96,61 +86,3 @@ def test_extract_cohort_keeps_only_the_ids_rows_and_columns() -> None:
     rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}), columns=("PNR", "UGE_START"))
     out = rows.collect(engine="streaming")
     assert out.columns == ["PNR", "UGE_START"] and set(out["PNR"]) == {2} and out.height == 3
-
-
-def test_transition_months_mark_emergency_contacts_and_psychiatric_admissions_of_the_month_before() -> None:
-    health = pl.DataFrame({
-        "PNR": [1, 2, 3, 4, 5, 6, 7, 7, 7, 8, 8],
-        "C_PATTYPE": pl.Series([3, 0, 2, 0, 3, 0, 3, 3, 3, 3, 3], dtype=pl.Int8),  # 3 emergency, 0 inpatient
-        "C_ADIAG": ["DS52", "DF20", "DF20", "DI21", "DS52", "DF32"] + ["DS52"] * 5,
-        "D_INDDTO": [date(2024, 2, 29), date(2024, 2, 1), date(2024, 2, 10), date(2024, 2, 3), date(2024, 3, 1),
-                     date(2023, 12, 31), date(2023, 11, 15), date(2023, 11, 20), date(2024, 2, 10),
-                     date(2023, 10, 15), date(2024, 2, 2)],
-    })
-    march, january = date(2024, 3, 1), date(2024, 1, 1)
-    marks = transition_months(health.lazy(), [march, january])
-    # 1 and 2 before March (emergency; psychiatric admission), 6 before January (across the year end);
-    # not 3 (outpatient), 4 (somatic admission), 5 (in the start month itself). Recent contacts count event
-    # months -4..-1: 7 has two in November (month -4) and the marker; 8's October contact is month -5.
-    assert marks.rows() == [(1, march, 1), (2, march, 1), (6, january, 1), (7, march, 3), (8, march, 1)]
-    assert transition_months(health.lazy(), []).is_empty()
-
-
-def _covariate_rows(ids: list[int], *, year: int = 2023, benefit_weeks: int = 40) -> pl.DataFrame:
-    n = len(ids)
-    return pl.DataFrame({
-        "person_id": ids, "year": [year] * n, "sex": [1] * n, "birth_year": [1990] * n, "origin": [1] * n,
-        "municipality": [101] * n, "benefit_weeks": [benefit_weeks] * n, "employed_months": [0] * n,
-        "earnings": [0.0] * n, "emergency_contacts": [1] * n, "psych_admissions": [0] * n, "bed_days": [0] * n,
-    }, schema=COVARIATES)
-
-
-def test_candidate_pool_draws_marked_participants_candidates_among_persons_marked_in_the_same_month() -> None:
-    march, may = date(2024, 3, 1), date(2024, 5, 1)
-    cov = _covariate_rows(list(range(1, 41)))  # one stratum: participants 1 and 2, candidates 3..40
-    marks = pl.DataFrame({"person_id": [1, *range(10, 20), *range(20, 30)],
-                          "start_month": [march] + [march] * 10 + [may] * 10})
-    participants = pl.DataFrame({"person_id": [1], "start_month": [march]})
-    pool = candidate_pool(cov, participants, per_participant=4, transitions=marks)
-    chosen = set(pool.filter(~pl.col("participant"))["person_id"].to_list())
-    assert len(chosen) == 4 and chosen <= set(range(10, 20))  # marked before March, not before May, not unmarked
-    # A participant without a marker draws from the whole stratum; the first two start months don't mix.
-    unmarked = pl.DataFrame({"person_id": [2], "start_month": [march]})
-    drawn = set(candidate_pool(cov, unmarked, per_participant=30, transitions=marks)
-                .filter(~pl.col("participant"))["person_id"].to_list())
-    assert len(drawn) == 30 and drawn - set(range(10, 30))  # unmarked persons too
-    # Fewer marked candidates than the quota: all of them, none from outside the marked month.
-    greedy = candidate_pool(cov, participants, per_participant=50, transitions=marks)
-    assert set(greedy.filter(~pl.col("participant"))["person_id"].to_list()) == set(range(10, 20))
-    with pytest.raises(ValueError, match="transitions lack"):
-        candidate_pool(cov, participants, transitions=pl.DataFrame({"person_id": [1]}))
-
-
-def test_candidate_pool_matches_the_band_of_recent_acute_contacts() -> None:
-    march = date(2024, 3, 1)
-    cov = _covariate_rows(list(range(1, 41)))
-    marks = pl.DataFrame({"person_id": [1, *range(10, 30)], "start_month": [march] * 21,
-                          "recent": [5] + [1] * 10 + [3] * 5 + [4] * 5})  # 3 and more share the top band
-    pool = candidate_pool(cov, pl.DataFrame({"person_id": [1], "start_month": [march]}), per_participant=50,
-                          transitions=marks)
-    assert set(pool.filter(~pl.col("participant"))["person_id"].to_list()) == set(range(20, 30))
