@@ -83,6 +83,7 @@ class TwoWayAbsorber:
         w1 = np.bincount(fe1, weights=w, minlength=g1)
         self._inv1 = np.divide(1.0, w1, out=np.zeros_like(w1), where=w1 > 0)
         a = sparse.csr_matrix((w, (fe1, fe2)), shape=(g1, g2))  # unit x cell weight totals
+        self._a = a
         m = sparse.diags(np.bincount(fe2, weights=w, minlength=g2)) - a.T @ sparse.diags(self._inv1) @ a
         m = m.tocsr()
         count, label = connected_components(abs(m) > 0, directed=False)
@@ -104,19 +105,11 @@ class TwoWayAbsorber:
     def _unit_demean(self, x: np.ndarray) -> np.ndarray:
         return x - (self._inv1[:, None] * (self._unit_sum @ x))[self.fe1]
 
-    def unit_demean_rows(self, x: np.ndarray, rows: np.ndarray, /) -> np.ndarray:
-        """``x`` (given on ``rows``, which hold every row of their units) minus its weighted unit means."""
-        units, w = self.fe1[rows], self.w[rows]
-        sums = np.stack([np.bincount(units, weights=w * x[:, j], minlength=self._inv1.size)
-                         for j in range(x.shape[1])], axis=1)
-        return x - (self._inv1[:, None] * sums)[units]
-
-    def cell_effects(self, x1: np.ndarray, rows: np.ndarray, /) -> np.ndarray:
-        """Cell effects ``g`` of a unit-demeaned ``x1`` given on ``rows`` (zero on every other row)."""
+    def solve_cells(self, rhs: np.ndarray, /) -> np.ndarray:
+        """Cell effects ``g`` solving ``(T' W M_U T) g = rhs`` block by block (``rhs``: cells x columns)."""
         if self._blocks is None:
             raise ValueError("the cell blocks are too large to invert (see max_block)")
-        rhs = self._cell_sum[:, rows] @ x1
-        g = np.zeros((self._g2, x1.shape[1]))
+        g = np.zeros((self._g2, rhs.shape[1]))
         for idx, inverse in self._blocks:
             g[idx] = inverse @ rhs[idx]
         return g
@@ -130,10 +123,7 @@ class TwoWayAbsorber:
         out = np.empty_like(x)
         for lo in range(0, x.shape[1], chunk):
             x1 = self._unit_demean(x[:, lo : lo + chunk])
-            rhs = self._cell_sum @ x1
-            g = np.zeros((self._g2, x1.shape[1]))
-            for idx, inverse in self._blocks:
-                g[idx] = inverse @ rhs[idx]
+            g = self.solve_cells(self._cell_sum @ x1)
             out[:, lo : lo + chunk] = x1 - self._unit_demean(g[self.fe2])
         return out
 
@@ -175,44 +165,46 @@ def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
 
     The covariance is statsmodels' ``WLS(...).fit(cov_type="cluster")`` on the absorbed data (same
     small-sample factor ``G/(G-1) * (N-1)/(N-K)``; ``tests/analysis/test_did.py`` checks both agree), but
-    the absorbed design is never formed. With ``R`` the absorbing projection and ``e`` the residual:
+    the absorbed design ``RX`` is never formed. With ``U`` the weighted unit-mean operator, ``C`` the
+    row -> cell incidence, ``S = U_sum X`` (units x K), ``A`` the unit x cell weight totals and ``g`` the
+    cell effects of ``X - UX`` (solved from ``C'W X - A' diag(1/w_unit) S``), ``RX = X - UX - (I - U) C g``, so
 
-    * ``X~'WX~ = X'W(RX)`` and ``X~'Wy~ = X'Wy~`` need ``RX`` only on rows where ``X`` is non-zero, and
-      ``RX`` there needs only the units that have such rows (in an event study: participants' units);
+    * ``X~'WX~ = X'W(RX) = X'WX - S' diag(1/w_unit) S - (C'WX)' g + S' diag(1/w_unit) (A g)`` and
+      ``X~'Wy~ = X'Wy~``: sparse products of ``X`` and matrices of units x K and cells x K;
     * a person's score ``sum w e X~`` loses every term constant within a unit (``e`` sums to zero within
-      each unit, and a unit belongs to one person), leaving ``sum w e (X - g[cell])`` with ``g`` the
-      cells' effects on ``X``: two sparse products.
+      each unit, and a unit belongs to one person), leaving ``sum w e (X - g[cell])``.
 
-    So a population-scale event study (5.5 M rows x 60 event dummies) costs a few passes over the rows
-    instead of twenty dense copies of the design.
+    So a population-scale event study (5.5 M rows x 60 event dummies) costs a few sparse passes over the
+    rows instead of dense copies of the design.
     """
-
     x = sparse.csr_matrix(x, dtype=float)
+    n, k = x.shape
     w = frame["weight"].to_numpy().astype(float)
-    unit, cell = frame["unit"].to_numpy(), frame["stack_time"].to_numpy()
+    unit, cell = frame["unit"].to_numpy().astype(np.int64), frame["stack_time"].to_numpy().astype(np.int64)
     persons = frame["person_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
-    if frame.select(pl.col("person_id").n_unique().over("unit").max()).item() > 1:
+    owner = np.full(int(unit.max()) + 1, -1, np.int64)
+    owner[unit] = persons
+    if not np.array_equal(owner[unit], persons):
         raise ValueError("every stacked unit must belong to one person (see analysis.matching.stacked_panel)")
     absorber = TwoWayAbsorber(unit, cell, w)
     yd = absorber.residuals(y)[:, 0]
-    active = np.isin(unit, np.unique(unit[x.getnnz(axis=1) > 0]))  # every row of a unit with non-zero X
-    rows = np.flatnonzero(active)
-    x_rows, w_rows = x[rows].toarray(), w[rows]
-    x1 = absorber.unit_demean_rows(x_rows, rows)
-    g = absorber.cell_effects(x1, rows)
-    absorbed = x1 - absorber.unit_demean_rows(g[cell[rows]], rows)  # RX on the active rows (0 elsewhere)
-    gram = x_rows.T @ (w_rows[:, None] * absorbed)
+    inv = sparse.diags(absorber._inv1)
+    s = (absorber._unit_sum @ x).tocsr()  # units x K
+    s_inv = (inv @ s).tocsr()
+    cx = (absorber._cell_sum @ x).toarray()  # cells x K: C'WX
+    g = absorber.solve_cells(cx - np.asarray((absorber._a.T @ s_inv).todense()))
+    wx = x.multiply(w[:, None]).tocsr()
+    gram = (x.T @ wx).toarray() - (s.T @ s_inv).toarray() - cx.T @ g + s_inv.T @ (absorber._a @ g)
     gram = (gram + gram.T) / 2
     bread = np.linalg.pinv(gram, hermitian=True)
-    params = bread @ (x_rows.T @ (w_rows * yd[rows]))
+    params = bread @ (wx.T @ yd)
     we = w * (yd - absorber.residuals(x @ params)[:, 0])
-    n, k = x.shape
     groups = int(persons.max()) + 1
-    by_person = sparse.csr_matrix((we[rows], (persons[rows], np.arange(rows.size))), shape=(groups, rows.size))
+    by_person = sparse.csr_matrix((we, (persons, np.arange(n))), shape=(groups, n))
     by_cell = sparse.csr_matrix((we, (persons, cell)), shape=(groups, g.shape[0]))
-    scores = by_person @ x_rows - by_cell @ g
+    scores = np.asarray((by_person @ x).todense()) - by_cell @ g
     factor = groups / (groups - 1) * (n - 1) / (n - k) if groups > 1 and n > k else float("nan")
-    return _Fit(params, factor * bread @ (scores.T @ scores) @ bread)
+    return _Fit(np.asarray(params).ravel(), factor * bread @ (scores.T @ scores) @ bread)
 
 
 def _counts(frame: pl.DataFrame) -> tuple[int, int]:
@@ -298,28 +290,62 @@ def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] 
 
 def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dimension: str, /, *,
                  post: tuple[int, int] = (12, 24), alpha: float = 0.05) -> list[dict]:
-    """Pooled DiD within each level of ``dimension`` (a column of ``groups``, keyed by treated ``person_id``).
+    """Pooled DiD for each level of ``dimension`` (a column of ``groups``, keyed by treated ``person_id``).
 
-    A subgroup keeps its participants and the comparison units matched to them (same cohort stacks), so
-    the comparison is the one the match built. Returns one dict per level with ``level`` added.
+    One regression per dimension: the unit and stack x event-time effects of :func:`pooled_did` with one
+    ``treated x post x level`` term per level, so each level's participants are compared with the comparison
+    units of their own cohort stacks, and all levels share one absorbed design (a dimension costs one fit,
+    not one per level; at population scale that is most of an outcome's run time). When the levels'
+    participants are in disjoint stacks (start cohorts), each estimate equals the separate subgroup fit.
+    ``n_controls`` counts the comparison persons in the level's stacks. Returns one dict per level with
+    ``level`` added; a level without comparisons in its stacks gets null estimates.
     """
     if dimension not in groups.columns or "person_id" not in groups.columns:
         raise ValueError(f"groups needs person_id and {dimension!r}")
+    _check(stacked, outcome)
     labels = groups.select("person_id", level=pl.col(dimension).cast(pl.String).fill_null("unknown")).unique("person_id")
     treated = stacked.filter(pl.col("treated") == 1).select("cohort", "person_id").unique().join(
         labels, on="person_id", how="inner", validate="m:1"
     )
+    levels = sorted(treated["level"].unique().to_list())
+    pre = (int(stacked["event_time"].min()), -1)
+    in_post = pl.col("event_time").is_between(*post)
+    frame = (
+        stacked.filter(pl.col(outcome).is_not_null() & (pl.col("event_time").is_between(*pre) | in_post))
+        .join(treated.select("cohort", "person_id", "level"), on=["cohort", "person_id"], how="left", validate="m:1")
+        .with_columns(level=pl.when(pl.col("treated") == 1).then(pl.col("level")))
+    )
+    # persons in the post window: the level's participants, and the comparisons in the level's stacks
+    seen = frame.filter(in_post)
+    level_cohorts = treated.select("cohort", "level").unique()
+    n_treated = dict(seen.filter(pl.col("treated") == 1).group_by("level").agg(pl.col("person_id").n_unique()).iter_rows())
+    n_controls = dict(
+        seen.filter(pl.col("treated") == 0).select("cohort", "person_id")
+        .join(level_cohorts, on="cohort", how="inner").group_by("level").agg(pl.col("person_id").n_unique()).iter_rows()
+    )
+    has_pre = set(frame.filter(~in_post & (pl.col("treated") == 1))["level"].unique().to_list())
+    code = frame.select(pl.col("level").replace_strict(levels, list(range(len(levels))), default=None)).to_series()
+    dummy = (frame["treated"] == 1).to_numpy() & frame["event_time"].is_between(*post).to_numpy() & code.is_not_null().to_numpy()
+    rows = np.flatnonzero(dummy)
+    usable = n_treated and n_controls and frame.height
+    params = se = None
+    if usable:
+        x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))), shape=(frame.height, len(levels)))
+        result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
+        params, se = result.params, np.sqrt(np.clip(np.diag(result.cov), 0, None))
+    z = float(stats.norm.ppf(1 - alpha / 2))
     out = []
-    for level in sorted(treated["level"].unique().to_list()):
-        mine = treated.filter(pl.col("level") == level)
-        cohorts = mine["cohort"].unique().implode()
-        sub = stacked.filter(
-            ((pl.col("treated") == 1) & pl.col("person_id").is_in(mine["person_id"].implode()))
-            | ((pl.col("treated") == 0) & pl.col("cohort").is_in(cohorts))
-        )
-        row = pooled_did(sub, outcome, post=post, alpha=alpha) if sub["treated"].n_unique() == 2 else None
-        out.append({"level": level, **(row or {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None,
-                                             "n_treated": mine.height, "n_controls": 0, "mde": None, "n_obs": 0})})
+    for j, level in enumerate(levels):
+        row = {"level": level, "estimate": None, "se": None, "ci_lower": None, "ci_upper": None,
+               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)), "mde": None,
+               "n_obs": frame.height}
+        identified = (params is not None and row["n_treated"] and row["n_controls"] and level in has_pre
+                      and np.isfinite(se[j]) and se[j] > 1e-12)
+        if identified:
+            estimate, s_e = float(params[j]), float(se[j])
+            row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e, "ci_upper": estimate + z * s_e,
+                    "mde": mde_from_se(s_e, alpha=alpha)}
+        out.append(row)
     return out
 
 

@@ -117,6 +117,8 @@ def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
     frame = pl.concat([frame, second]).filter((pl.col("unit") % 7 != 3) | (pl.col("event_time") < 3))
     y = frame["y"].to_numpy()
     x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float) for e in (-3, 0, 2)])
+    # and a dense regressor on every row: the sparse algebra in _fit must not assume one-hot dummies
+    x = np.column_stack([x, np.random.default_rng(3).normal(size=frame.height)])
     fit = _fit(y, x, frame)
     w = frame["weight"].to_numpy()
     absorber = TwoWayAbsorber(frame["unit"].to_numpy(), frame["stack_time"].to_numpy(), w)
@@ -145,6 +147,44 @@ def test_subgroups_and_raw_means() -> None:
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
     means = event_window_counts(frame, ["y"])
     assert means.filter(pl.col("group") == "participants")["n"].to_list() == [60] * 9
+
+
+def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
+    # two levels in the same stack with different effects: each level's estimate finds its own
+    frame = _stacked(n_treated=80, n_controls=160, noise=0.05).with_columns(cohort=pl.lit(0))
+    frame = frame.with_columns(
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0)).then(0.3).otherwise(0.0)
+    )
+    groups = pl.DataFrame({"person_id": list(range(80)), "kind": ["low" if i < 40 else "high" for i in range(80)]})
+    rows = {r["level"]: r for r in subgroup_did(frame, "y", groups, "kind", post=(0, 4))}
+    assert rows["low"]["ci_lower"] < 0.3 < rows["low"]["ci_upper"]
+    assert rows["high"]["ci_lower"] < 0.6 < rows["high"]["ci_upper"]
+    assert rows["low"]["n_treated"] == 40 and rows["low"]["n_controls"] == 160
+
+
+def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
+    first = _stacked(seed=1).with_columns(cohort=pl.lit(0))
+    second = _stacked(seed=2, effect=0.5).with_columns(
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+    )
+    both = pl.concat([first, second])
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "year": ["2024"] * 60 + ["2025"] * 60})
+    rows = {r["level"]: r for r in subgroup_did(both, "y", groups, "year", post=(0, 4))}
+    for level, part in (("2024", first), ("2025", second)):
+        alone = pooled_did(part, "y", post=(0, 4))
+        assert rows[level]["estimate"] == pytest.approx(alone["estimate"], abs=1e-10)
+        assert rows[level]["n_controls"] == alone["n_controls"] == 120
+
+
+def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
+    frame = _stacked().with_columns(cohort=pl.lit(0))
+    lonely = _stacked(seed=4).filter(pl.col("treated") == 1).with_columns(
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+    )
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "site": ["a"] * 60 + ["b"] * 60})
+    rows = {r["level"]: r for r in subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4))}
+    assert rows["b"]["estimate"] is None and rows["b"]["n_treated"] == 60 and rows["b"]["n_controls"] == 0
+    assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
 
 
 def test_bad_input_is_explained() -> None:
