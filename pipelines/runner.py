@@ -1,11 +1,14 @@
-"""``cti run``: materialise everything on the local instance, one submission partition at a time.
+"""``cti run``: materialise everything on the local instance.
 
 Each site/quarter submission is its own run, so an unreadable file fails only its own partition; the
-downstream jobs then run on whatever was ingested, and the report lists what is missing.
+downstream jobs then run on whatever was ingested, and the report lists what is missing. Every run
+executes in a spawned worker process: submissions and outcomes ``partition_workers()`` at a time, the
+unpartitioned jobs one after the other, each in a fresh process so its memory goes back to the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -31,25 +34,45 @@ def submission_partitions(root: Path) -> list[dg.MultiPartitionKey]:
     return [submission_key(q, s) for q, s in sorted(keys)]
 
 
-def outcome_workers() -> int:
-    """Outcome partitions run side by side: ``CTI_OUTCOME_WORKERS``, default one per core up to 2.
+def partition_workers() -> int:
+    """Partitions (submissions, outcomes) run side by side: ``CTI_WORKERS``, default one per core up to 2.
 
-    Each outcome run is mostly single-threaded numpy, so two cores finish 13 outcomes in about half the
-    time; each worker holds one outcome's stacked panel (about 4.5 GiB at full population scale), so two
-    stay under half of a 24 GiB machine. ``1`` runs them one after the other in this process.
+    Each worker gets an equal share of the cores for polars and BLAS (``_thread_budget``), so workers do
+    not oversubscribe the machine; ``1`` runs the outcomes one after the other in a single worker process
+    with every core. At 5.9 million persons one outcome worker peaks at about 3 GiB (README: "Population
+    scale" has the measured run times of 1 and 2 workers).
     """
-    value = os.environ.get("CTI_OUTCOME_WORKERS", "").strip()
+    name = "CTI_WORKERS" if os.environ.get("CTI_WORKERS", "").strip() else "CTI_OUTCOME_WORKERS"  # the old name still works
+    value = os.environ.get(name, "").strip()
     if value:
         try:
             workers = int(value)
         except ValueError:
-            raise ValueError(f"CTI_OUTCOME_WORKERS must be a whole number, got {value!r}") from None
+            raise ValueError(f"{name} must be a whole number, got {value!r}") from None
         return max(1, workers)
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _run_partition(root: str, job_name: str, key: str, tags: dict[str, str]) -> tuple[str, bool]:
-    """Execute one partition of ``job_name`` on the instance of ``root`` (in a worker process or here)."""
+#: Thread-pool sizes a worker process reads at start-up (polars, OpenBLAS/MKL/OpenMP under numpy and scipy).
+_THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_budget(workers: int):
+    """While worker processes start, give each ``cpu_count // workers`` threads (spawned children copy the environment)."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: threads for name in _THREAD_VARIABLES if saved[name] is None})  # an explicit setting wins
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+
+
+def _run_partition(root: str, job_name: str, key: str | None, tags: dict[str, str]) -> tuple[str | None, bool]:
+    """Execute ``job_name`` (one partition ``key``, or the whole job) on the instance of ``root``."""
     from pipelines.definitions import defs
 
     result = defs.resolve_job_def(job_name).execute_in_process(
@@ -58,18 +81,29 @@ def _run_partition(root: str, job_name: str, key: str, tags: dict[str, str]) -> 
     return key, result.success
 
 
-def _run_partitions(root: Path, job_name: str, keys: list[str], tags: dict[str, str], workers: int,
-                    echo: Callable[[str], None] = print):
-    """Yield ``(key, success)`` for every partition, ``workers`` at a time (spawned processes, same instance)."""
-    if workers <= 1 or len(keys) <= 1:
-        for key in keys:
-            yield _run_partition(str(root), job_name, key, tags)
-        return
+def _pool(workers: int):
+    """Spawned worker processes (not forked: the parent holds polars and Dagster thread pools mid-flight)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: the parent holds polars and Dagster thread pools that a fork would copy mid-flight
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_job_isolated(root: Path, job_name: str, tags: dict[str, str]) -> bool:
+    """Run one unpartitioned job in its own process, so its memory is returned to the machine when it ends.
+
+    Population-scale linkage holds about 10 GiB at its peak; a long-lived parent would keep much of that
+    (allocators rarely give it back) while the outcome workers start beside it.
+    """
+    with _pool(1) as pool:
+        return pool.submit(_run_partition, str(root), job_name, None, tags).result()[1]
+
+
+def _run_partitions(root: Path, job_name: str, keys: list[str], tags: dict[str, str], workers: int,
+                    echo: Callable[[str], None] = print):
+    """Yield ``(key, success)`` for every partition, ``workers`` processes at a time (same instance)."""
+    workers = max(1, min(workers, len(keys)))
+    with _thread_budget(workers), _pool(workers) as pool:
         futures = [pool.submit(_run_partition, str(root), job_name, key, tags) for key in keys]
         for key, future in zip(keys, futures, strict=True):
             try:
@@ -95,7 +129,7 @@ def run_all(
     from pipelines.definitions import defs
     from pipelines.jobs import DOWNSTREAM_JOBS, INGEST_JOB, OUTCOME_JOBS
 
-    instance = get_instance(root)
+    get_instance(root).get_runs(limit=1)  # create the instance and its SQLite storage here, before workers open it
     run_tags = {"cti/trigger": "cti run", **(tags or {})}
     started = time.perf_counter()
     failed: list[str] = []
@@ -110,30 +144,33 @@ def run_all(
     defined = {job.name for job in defs.resolve_all_job_defs()}
     if INGEST_JOB not in defined:
         partitions = []
-    else:
-        ingest = defs.resolve_job_def(INGEST_JOB)
-    for key in partitions:
-        result = ingest.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, tags=run_tags, run_config=QUIET
-        )
-        if not result.success:
-            failed.append(str(key))
+    keys = [str(k) for k in partitions]
+    for key, ok in _run_partitions(root, INGEST_JOB, keys, run_tags, partition_workers(), echo) if keys else ():
+        if not ok:
+            failed.append(key)
             echo(f"  ingest FAILED for {key} (see the steward view); the other partitions continue")
-    echo(f"ingest: {len(partitions) - len(failed)}/{len(partitions)} submission partitions ok")
+    echo(f"ingest: {len(partitions) - len(failed)}/{len(partitions)} submission partitions ok "
+         f"({time.perf_counter() - started:.0f} s)")
     for job_name in (name for name in DOWNSTREAM_JOBS if name in defined and downstream):
-        job = defs.resolve_job_def(job_name)
+        job_started = time.perf_counter()
         if job_name in OUTCOME_JOBS:  # one outcome failing leaves the others and the report
             keys = OUTCOME_PARTITIONS.get_partition_keys()
-            for key, ok in _run_partitions(root, job_name, keys, run_tags, outcome_workers(), echo):
+            for key, ok in _run_partitions(root, job_name, keys, run_tags, partition_workers(), echo):
                 if not ok:
                     echo(f"{job_name} [{key}] FAILED; see `make ui` for the run log")
                     failed.append(f"{job_name}[{key}]")
         else:
-            result = job.execute_in_process(instance=instance, raise_on_error=False, tags=run_tags, run_config=QUIET)
-            if not result.success:
+            try:
+                ok = _run_job_isolated(root, job_name, run_tags)
+            except Exception as error:  # the process died (out of memory, killed)
+                echo(f"  {job_name} stopped: {type(error).__name__}: {error}")
+                ok = False
+            if not ok:
                 echo(f"{job_name} FAILED; see `make ui` for the run log")
                 return False
-        echo(f"{job_name}: ok" if not any(f.startswith(f"{job_name}[") for f in failed) else f"{job_name}: partly failed")
+        took = f"{time.perf_counter() - job_started:.0f} s"
+        partly = any(f.startswith(f"{job_name}[") for f in failed)
+        echo(f"{job_name}: {'partly failed' if partly else 'ok'} ({took})")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     reports = root / "reports"
     for name in ("effect_report.html", "steward_view.html"):

@@ -31,3 +31,21 @@ def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
     assert "cohort extraction time / raw scan" in names and "whole pipeline time" in names
     assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])
     assert "stage" in proc.stdout and "measured" in proc.stdout  # the printed tables
+
+
+def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # a parent holding 150 MB that starts a child holding 150 MB: the tree holds at least 300 MB together
+    code = ("import subprocess, sys, time; x = bytearray(150 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+            "subprocess.run([sys.executable, '-c', \"import time; y = bytearray(150 * 2**20); y[::4096] = b'1' * len(y[::4096]); time.sleep(3)\"])")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    sampler = bench._TreeMemory(proc.pid, interval=0.1)
+    sampler.start()
+    proc.wait(timeout=60)
+    sampler.done.set()
+    sampler.join()
+    assert sampler.peak >= 300 * 2**20
