@@ -43,7 +43,7 @@ def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey):
         cpr_key.rename({"CPR": "cpr_norm"}), key=secret, key_id=pseudonym.key_id(secret)
     ).select("pseudonym", pl.col("PNR").alias("person_id"))
     yield dg.Output(index, metadata={"persons": index.height})
-    yield from check_results(index, suites.PERSON_INDEX)
+    yield from suites.person_index_results(index)
 
 
 @dg.multi_asset(

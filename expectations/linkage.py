@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from expectations import names
-from expectations.adapter import Gx, Suite
+from expectations.adapter import Gx, Suite, check_results
 
 #: Outcome columns that are shares of a month, in [0, 1].
 SHARE_COLUMNS = (
@@ -39,6 +39,28 @@ PERSON_INDEX = [
     ),
 ]
 """Suites of ``person_index``."""
+
+#: Hex digits of the pseudonym validated first (60 bits fit an Int64 exactly).
+_PREFIX_DIGITS = 15
+
+
+def person_index_results(index: pl.DataFrame, /) -> list[dg.AssetCheckResult]:
+    """Check results of :data:`PERSON_INDEX`, exact, at a fraction of the cost on population-sized indexes.
+
+    GX validates 64-character strings slowly (about 20 s for 5.9 M pseudonyms; integers take a third of
+    that). Pseudonyms whose first 60 bits are distinct are distinct, so the suite first runs with each
+    pseudonym replaced by that integer prefix; only if it fails (a real duplicate, or a prefix collision,
+    probability about 1e-5 at 5.9 M persons) does it run again on the full strings, whose result stands.
+    """
+    pattern = f"^[0-9a-f]{{{_PREFIX_DIGITS}}}"
+    hexadecimal = index.height > 0 and index.select(pl.col("pseudonym").str.contains(pattern).all()).item()
+    if hexadecimal:
+        prefixed = index.with_columns(pl.col("pseudonym").str.slice(0, _PREFIX_DIGITS).str.to_integer(base=16))
+        fast = check_results(prefixed, PERSON_INDEX)
+        if all(result.passed for result in fast):
+            return fast
+    return check_results(index, PERSON_INDEX)
+
 
 OUTCOME_PANEL = [
     Suite(

@@ -1,9 +1,9 @@
 """``cti run``: materialise everything on the local instance.
 
 Each site/quarter submission is its own run, so an unreadable file fails only its own partition; the
-downstream jobs then run on whatever was ingested, and the report lists what is missing. Every run
-executes in a spawned worker process: submissions and outcomes ``partition_workers()`` at a time, the
-unpartitioned jobs one after the other, each in a fresh process so its memory goes back to the machine.
+downstream jobs then run on whatever was ingested, and the report lists what is missing. Submissions and
+outcomes run in spawned worker processes, ``partition_workers()`` at a time; linkage and effects each
+in a fresh process so their memory goes back to the machine; the light report job runs here.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def run_all(
     Return False if a stage failed. Every run carries ``tags`` (who and what) for the Dagster UI.
     """
     from pipelines.definitions import defs
-    from pipelines.jobs import DOWNSTREAM_JOBS, INGEST_JOB, OUTCOME_JOBS
+    from pipelines.jobs import DOWNSTREAM_JOBS, INGEST_JOB, OUTCOME_JOBS, REPORT_JOB
 
     get_instance(root).get_runs(limit=1)  # create the instance and its SQLite storage here, before workers open it
     run_tags = {"cti/trigger": "cti run", **(tags or {})}
@@ -161,7 +161,9 @@ def run_all(
                     failed.append(f"{job_name}[{key}]")
         else:
             try:
-                ok = _run_job_isolated(root, job_name, run_tags)
+                # the report reads small tables: here it saves a process start; the heavy jobs get fresh processes
+                ok = (_run_partition(str(root), job_name, None, run_tags)[1] if job_name == REPORT_JOB
+                      else _run_job_isolated(root, job_name, run_tags))
             except Exception as error:  # the process died (out of memory, killed)
                 echo(f"  {job_name} stopped: {type(error).__name__}: {error}")
                 ok = False

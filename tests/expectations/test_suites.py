@@ -302,6 +302,20 @@ def test_person_index_suite() -> None:
     assert not run_suite(good.with_columns(pseudonym=pl.lit("a" * 64)), suite).success
 
 
+def test_person_index_results_are_exact_on_the_integer_prefix_path() -> None:
+    digest = lambda head, tail: head + tail * (64 - len(head))  # noqa: E731  (synthetic 64-hex pseudonyms)
+    ok = pl.DataFrame({"pseudonym": [digest("0" * 15 + "a", "1"), digest("1" * 15, "2")], "person_id": [1, 2]})
+    assert all(r.passed for r in linkage.person_index_results(ok))
+    # distinct pseudonyms that share their 60-bit prefix: the fast check fails, the full strings decide
+    collision = pl.DataFrame({"pseudonym": [digest("a" * 15 + "1", "3"), digest("a" * 15 + "2", "4")], "person_id": [1, 2]})
+    assert all(r.passed for r in linkage.person_index_results(collision))
+    duplicate = pl.DataFrame({"pseudonym": [digest("b" * 15, "5")] * 2, "person_id": [1, 2]})
+    (result,) = linkage.person_index_results(duplicate)
+    assert not result.passed and result.check_name == names.PERSON_INDEX_UNIQUE
+    not_hex = pl.DataFrame({"pseudonym": ["x-1", "x-1"], "person_id": [1, 2]})  # other formats: the full-string suite
+    assert not linkage.person_index_results(not_hex)[0].passed
+
+
 def test_link_rate_check() -> None:
     rates = pl.DataFrame({"site": ["a", "b"], "participants": [50, 50], "linked": [50, 44]})
 
