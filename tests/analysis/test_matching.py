@@ -93,6 +93,28 @@ def test_balance_table_formula() -> None:
     assert table["var_ratio_before"] == pytest.approx(1 / 5)
 
 
+def test_row_order_and_duplicates_of_the_panel() -> None:
+    panel, participants, persons = _toy()
+    sorted_result = match(panel, participants, persons, config=SMALL)
+    shuffled = match(panel.sample(fraction=1.0, shuffle=True, seed=1), participants, persons, config=SMALL)
+    assert shuffled.pairs.equals(sorted_result.pairs) and shuffled.units.equals(sorted_result.units)
+    # a duplicated person-month in place of a missing one keeps the row count but is not balanced
+    gap = (pl.col("person_id") == 3) & (pl.col("month") == date(2022, 5, 1))
+    doubled = pl.concat([panel.filter(~gap), panel.filter((pl.col("person_id") == 3) & (pl.col("month") == date(2022, 6, 1)))])
+    with pytest.raises(ValueError, match="balanced"):
+        match(doubled, participants, persons, config=SMALL)
+
+
+def test_k_smallest_breaks_ties_like_a_stable_sort() -> None:
+    from analysis.matching import _k_smallest
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = rng.integers(0, 5, size=rng.integers(1, 40)).astype(float)  # many ties
+        k = int(rng.integers(1, 8))
+        assert np.array_equal(_k_smallest(values, k), np.argsort(values, kind="stable")[:k])
+
+
 def test_bad_input_is_explained() -> None:
     panel, participants, persons = _toy()
     with pytest.raises(ValueError, match="balanced"):
