@@ -39,8 +39,9 @@ def partition_workers() -> int:
 
     Each worker gets an equal share of the cores for polars and BLAS (``_thread_budget``), so workers do
     not oversubscribe the machine; ``1`` runs the outcomes one after the other in a single worker process
-    with every core. At 5.9 million persons one outcome worker peaks at about 3 GiB (README: "Population
-    scale" has the measured run times of 1 and 2 workers).
+    with every core. At 5.9 million persons one outcome worker peaks at about 3 GiB; two workers ran the 13
+    outcomes in 181 s (2026-11-25 benchmark); one alone was not timed end to end (one outcome's estimators
+    take about 20 s, so about 13 x 25 s is the expectation).
     """
     name = "CTI_WORKERS" if os.environ.get("CTI_WORKERS", "").strip() else "CTI_OUTCOME_WORKERS"  # the old name still works
     value = os.environ.get(name, "").strip()
