@@ -29,3 +29,12 @@ def test_each_worker_gets_its_share_of_the_threads(monkeypatch: pytest.MonkeyPat
         assert os.environ["POLARS_MAX_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "2"
         assert os.environ["OMP_NUM_THREADS"] == "7"
     assert "POLARS_MAX_THREADS" not in os.environ and os.environ["OMP_NUM_THREADS"] == "7"
+
+
+def test_a_partition_whose_worker_fails_is_reported_by_name(tmp_path) -> None:
+    # a job the definitions do not have: each spawned worker raises, and the runner names the partition
+    messages: list[str] = []
+    got = list(runner._run_partitions(tmp_path, "no_such_job", ["employed", "bed_days"], {}, 2, messages.append))
+    assert got == [("employed", False), ("bed_days", False)]
+    assert any("no_such_job [employed] stopped" in m for m in messages)
+    assert any("no_such_job [bed_days] stopped" in m for m in messages)
