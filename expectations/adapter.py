@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -559,6 +560,17 @@ def run_suites(frame: pl.DataFrame, suites: Iterable[Suite], /) -> list[SuiteOut
 # --- Dagster ------------------------------------------------------------------------------------------------
 
 
+def check_spec(**kwargs: Any) -> dg.AssetCheckSpec:
+    """``dg.AssetCheckSpec(**kwargs)`` without Dagster's PreviewWarning for ``partitions_def``.
+
+    Partitioned asset checks are a preview feature this project relies on deliberately (each evaluation is
+    recorded with its partition key); the warning would otherwise print once per worker process of ``cti run``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(**kwargs)
+
+
 def check_specs(
     asset_key: dg.AssetKey | str,
     suites: Iterable[Suite],
@@ -573,7 +585,7 @@ def check_specs(
     """
     key = dg.AssetKey.from_coercible(asset_key)
     return [
-        dg.AssetCheckSpec(
+        check_spec(
             name=s.name,
             asset=key,
             blocking=s.blocking,

@@ -12,7 +12,7 @@ import polars.selectors as cs
 
 from analysis.schema import SUBMISSION_COLUMNS
 from expectations import names
-from expectations.adapter import ForEachColumn, Gx, Suite, When
+from expectations.adapter import ForEachColumn, Gx, Suite, When, check_spec
 
 #: A CPR number anywhere in a text: 10 digits with an optional hyphen/space after DDMMYY, or 9 digits
 #: (leading zero lost in Excel), not part of a longer alphanumeric run (so a hex digest never matches).
@@ -111,7 +111,7 @@ def conservation_spec(
     partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetCheckSpec:
     """Declare the blocking row-conservation check (pass the asset's ``partitions_def`` if it has one)."""
-    return dg.AssetCheckSpec(
+    return check_spec(
         name=names.ROW_CONSERVATION,
         asset=dg.AssetKey.from_coercible(asset_key),
         blocking=True,
