@@ -65,7 +65,9 @@ def parse_dates(column: str) -> pl.Expr:
     excel = pl.when(serial.is_between(_EXCEL_MIN, _EXCEL_MAX)).then(
         pl.lit(date(1899, 12, 30)) + pl.duration(days=serial)
     )
-    return pl.coalesce(*parsed, *short, excel.cast(pl.Date))
+    found = pl.coalesce(*parsed, *short, excel.cast(pl.Date))
+    # "%Y" also reads "-2024" or "0024": a year no course can have is unparseable, not a date
+    return pl.when(found.dt.year().is_between(1900, 2100)).then(found)
 
 
 def validate_rows(
@@ -168,7 +170,10 @@ def validate_rows(
 
 def _messages(bad: pl.DataFrame) -> pl.Series:
     sentences = []
-    for row in bad.iter_rows(named=True):
+    # only text and flags leave polars: parsed dates never become Python dates (whose range is narrower)
+    view = bad.select("source_row", *SUBMISSION_COLUMNS, "_missing", "reasons",
+                      start=pl.col("start").is_not_null().replace(False, None), end=pl.col("end").is_not_null().replace(False, None))
+    for row in view.iter_rows(named=True):
         values = {c: row[c] if row[c] is not None else "" for c in SUBMISSION_COLUMNS}
         detail = row["_missing"] or ", ".join(
             f"{label} '{row[c]}'" for c, label, parsed in (("start_date", "start", "start"), ("end_date", "end", "end"))

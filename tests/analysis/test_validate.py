@@ -31,6 +31,9 @@ def _validate(*rows: dict, today: date = date(2024, 12, 31)):
         ({"cpr": "611390-1235"}, "cpr_invalid_date"),
         ({"start_date": "primo februar"}, "date_unparseable"),
         ({"end_date": "31-02-2024"}, "date_unparseable"),
+        ({"end_date": "01-0-2024"}, "date_unparseable"),
+        ({"start_date": "-2024-01-15"}, "date_unparseable"),  # "%Y" reads year -2024 (hypothesis found it)
+        ({"start_date": "0024-01-15"}, "date_unparseable"),
         ({"end_date": "01-01-2024", "completed": "Nej"}, "end_before_start"),
         ({"start_date": "01-02-2025"}, "start_in_future"),
         ({"end_date": "01-06-2025", "completed": "Ja"}, "course_too_long"),
