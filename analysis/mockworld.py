@@ -9,7 +9,9 @@ Data-generating process (every number below is a field of ``WorldConfig``/``Plan
 * Vulnerable persons have a *critical transition* (crisis) in some month ``c`` (shelter exit, psychiatric
   discharge, prison release). Outcomes worsen over the 12 months before ``c`` (the Ashenfelter dip) and
   recover half of the dip over the 12 months after it, without any intervention. The crisis leaves a
-  register trace in the month before ``c``: a psychiatric admission (F-diagnosis) or an emergency contact.
+  register trace in the month before ``c``: a psychiatric admission (F-diagnosis) or an emergency contact
+  in the hospital register, and the discharge from the institution stay it ends (shelter/residential,
+  psychiatric ward, prison) in the stays register, which only crisis persons have.
 * Participants are crisis persons living in a CTI site municipality whose crisis falls after the site
   joined (2024-01/2024-08) and before the reference date, taken up with a probability that is higher for
   Greenlandic and other non-Danish background. CTI starts in the crisis month. Non-participants with a
@@ -67,6 +69,8 @@ _HFAUDD_BY_LEVEL_RANK = ("1010", "1090", "5080", "3500", "6000", "7000", "7500",
 _NEVER = 10_000  # a month index far outside every window
 _CRISIS_KINDS = ("OVG", "PSY", "FAE")  # shelter/residential exit, psychiatric discharge, prison release
 _TAKE_UP_BY_KIND = {"OVG": 1.0, "PSY": 0.85, "FAE": 0.7}  # relative take-up by kind of transition
+_STAY_TYPE = {"OVG": "BOF", "PSY": "PSY", "FAE": "KRF"}  # the stays register's code for each kind of crisis
+_STAY_MEAN_DAYS = {"OVG": 120, "PSY": 30, "FAE": 90}  # mean length of the stay the crisis ends
 _PSYCH_DIAG = ("DF20", "DF32", "DF10", "DF43", "DF60")
 _SOMATIC_DIAG = ("DS52", "DJ18", "DR10", "DS06", "DK35", "DI21")
 
@@ -511,6 +515,7 @@ def register_year(world: World, register: str, year: int) -> pl.DataFrame:
         "health": _health,
         "education": _education,
         "enrolment": _enrolment,
+        "stays": _stays,
     }[register]
     schema = REGISTERS[register]
     frames = [
@@ -718,6 +723,32 @@ def _enrolment(world, year, chunk, idx):
             "ELEV3_VTIL": end,
         },
         schema={"PNR": pl.Int64, "UDD": pl.String, "ELEV3_VFRA": pl.Date, "ELEV3_VTIL": pl.Date},
+    )
+
+
+def _stays(world, year, chunk, idx):
+    """The institution stay each crisis ends: discharged in the last ten days of the month before the crisis.
+
+    Randomness is a counter-based hash of the person, so adding this register changed no other register.
+    """
+    p = world.person
+    exit_month = p["crisis_month"][idx] - 1
+    who = np.flatnonzero(np.isin(exit_month, _months_of(year, world.config.reference_date)))
+    pnr, kind, month = p["PNR"][idx][who], p["crisis_kind"][idx][who], exit_month[who]
+    u_day, u_length = (_uniform_hash(world.config.seed, pnr, np.full(len(pnr), 60 + j)) for j in range(2))
+    month_days = (_month_dates(month + 1) - _month_dates(month)).astype(np.int64)
+    discharge = _month_dates(month) + (month_days - 1 - (u_day * 10).astype(np.int64)).astype("timedelta64[D]")
+    discharge = np.minimum(discharge, np.datetime64(world.config.reference_date, "D"))
+    mean = np.select([kind == k for k in _CRISIS_KINDS], [_STAY_MEAN_DAYS[k] for k in _CRISIS_KINDS], 60)
+    length = np.ceil(np.log1p(-u_length) / np.log1p(-1 / mean)).clip(1).astype(np.int64)  # geometric
+    return pl.DataFrame(
+        {
+            "PNR": pnr,
+            "OPHOLD_TYPE": np.select([kind == k for k in _CRISIS_KINDS], [_STAY_TYPE[k] for k in _CRISIS_KINDS], "BOF"),
+            "INDDATO": discharge - length.astype("timedelta64[D]"),
+            "UDDATO": discharge,
+        },
+        schema={"PNR": pl.Int64, "OPHOLD_TYPE": pl.String, "INDDATO": pl.Date, "UDDATO": pl.Date},
     )
 
 

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from analysis import population
-from analysis.schema import OUTCOME_PANEL
+from analysis.schema import EXIT_COLUMNS, OUTCOME_PANEL
 
 BENEFIT_FAMILIES = ("unemployment_insurance", "social_assistance", "sickness_benefit", "disability_pension")
 
@@ -79,6 +79,9 @@ def outcome_panel(
     month of admission: emergency = patient type 3, psychiatric admission = inpatient with an F diagnosis,
     bed days = bed days of inpatient admissions that month. ``edu_level`` from the year's UDDA snapshot once
     valid (0 unknown), ``enrolled`` when an enrolment spell covers the first of the month.
+    ``shelter_exits``/``psych_ward_exits``/``prison_exits`` count discharges (``UDDATO``) from the stays
+    register that month by ``OPHOLD_TYPE``; without a ``stays`` register (extracts that lack it) they are 0
+    and matching falls back on the hospital markers.
     """
     missing = [r for r in ("population", "benefits", "employment", "health", "education", "enrolment") if r not in registers]
     if missing:
@@ -148,12 +151,22 @@ def outcome_panel(
         .unique()
         .with_columns(enrolled=pl.lit(1, pl.Int8))
     )
+    if "stays" in registers:
+        exits = (
+            only("stays")
+            .filter(pl.col("UDDATO").is_between(start, end.dt.month_end()))
+            .group_by(person_id=pl.col("PNR"), month=pl.col("UDDATO").dt.truncate("1mo"))
+            .agg(**{c: (pl.col("OPHOLD_TYPE") == t).sum().cast(pl.Int64) for t, c in EXIT_COLUMNS.items()})
+        )
+    else:
+        exits = pl.LazyFrame(schema={"person_id": pl.Int64, "month": pl.Date, **dict.fromkeys(EXIT_COLUMNS.values(), pl.Int64)})
     panel = (
         ids.join(grid, how="cross")
         .join(weeks, on=["person_id", "month"], how="left", validate="1:1")
         .join(work, on=["person_id", "month"], how="left", validate="1:1")
         .join(health, on=["person_id", "month"], how="left", validate="1:1")
         .join(enrolled, on=["person_id", "month"], how="left", validate="1:1")
+        .join(exits, on=["person_id", "month"], how="left", validate="1:1")
         .with_columns(year=pl.col("month").dt.year().cast(pl.Int32))
         .join(education, on=["person_id", "year"], how="left", validate="m:1")
     )
@@ -170,13 +183,14 @@ def outcome_panel(
         emergency_contacts=pl.col("emergency_contacts").fill_null(0),
         psych_admissions=pl.col("psych_admissions").fill_null(0),
         bed_days=pl.col("bed_days").fill_null(0),
+        **{c: pl.col(c).fill_null(0) for c in EXIT_COLUMNS.values()},
     ).select([pl.col(c).cast(t) for c, t in OUTCOME_PANEL.items()]).sort("person_id", "month")
 
 
 def quarterly(panel: pl.LazyFrame, /) -> pl.LazyFrame:
     """Person x quarter: means of shares and flags, sums of counts and earnings (of the outcomes present)."""
     present = set(panel.collect_schema().names())
-    sums = [c for c in ("earnings", "emergency_contacts", "psych_admissions", "bed_days") if c in present]
+    sums = [c for c in ("earnings", "emergency_contacts", "psych_admissions", "bed_days", *EXIT_COLUMNS.values()) if c in present]
     means = [c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *sums) and c in present]
     return (
         panel.group_by("person_id", quarter=pl.col("month").dt.truncate("1q"))

@@ -80,6 +80,22 @@ ENROLMENT = pl.Schema(
     }
 )
 
+#: Institution stays that end in a critical transition, filed by the year of discharge (``UDDATO``). Real
+#: extracts assemble it from Ankestyrelsen's register of §110 shelter and §107/§108 residential stays, LPR
+#: psychiatric inpatient stays and Kriminalforsorgen's prison stays; the discharge is the transition CTI
+#: is built for, so it is what the comparison group is matched on (``analysis.matching``).
+STAYS = pl.Schema(
+    {
+        "PNR": pl.Int64,
+        "OPHOLD_TYPE": pl.String,  # "BOF" shelter/residential (§107-110), "PSY" psychiatric ward, "KRF" prison
+        "INDDATO": pl.Date,  # admission
+        "UDDATO": pl.Date,  # discharge
+    }
+)
+
+#: Codes of ``STAYS.OPHOLD_TYPE``.
+STAY_TYPES: tuple[str, ...] = ("BOF", "PSY", "KRF")
+
 REGISTERS: dict[str, pl.Schema] = {
     "population": POPULATION,
     "benefits": BENEFITS,
@@ -87,6 +103,7 @@ REGISTERS: dict[str, pl.Schema] = {
     "health": HEALTH,
     "education": EDUCATION,
     "enrolment": ENROLMENT,
+    "stays": STAYS,
 }
 
 #: Restricted bridge from CPR to the register key. Lives only under ``restricted/``.
@@ -137,10 +154,20 @@ OUTCOME_PANEL = pl.Schema(
         "emergency_contacts": pl.Int64,
         "psych_admissions": pl.Int64,
         "bed_days": pl.Int64,
+        # discharges from a stay (``STAYS``) that month, by type: the critical transition CTI is built for
+        "shelter_exits": pl.Int64,  # OPHOLD_TYPE "BOF": shelter/residential (§107-110)
+        "psych_ward_exits": pl.Int64,  # "PSY": psychiatric ward
+        "prison_exits": pl.Int64,  # "KRF": prison
     }
 )
 
-OUTCOMES: tuple[str, ...] = tuple(c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month"))
+#: Panel column per stay type (``STAYS.OPHOLD_TYPE``).
+EXIT_COLUMNS: dict[str, str] = {"BOF": "shelter_exits", "PSY": "psych_ward_exits", "KRF": "prison_exits"}
+
+#: Columns of the panel that describe eligibility, not an outcome CTI could change (not estimated).
+MARKERS: tuple[str, ...] = tuple(EXIT_COLUMNS.values())
+
+OUTCOMES: tuple[str, ...] = tuple(c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *MARKERS))
 
 #: Outcomes the report leads with (the planted effects of the mock world are stated on these).
 HEADLINE_OUTCOMES: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")

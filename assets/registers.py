@@ -1,4 +1,4 @@
-"""Register extracts (population, benefits, employment, health, education, enrolment), one file per year."""
+"""Register extracts (population, benefits, employment, health, education, enrolment, stays), one file per year."""
 
 
 import dagster as dg
@@ -16,6 +16,7 @@ DESCRIPTIONS = {
     "health": "LPR-like hospital contacts (patient type, ICD-10 action diagnosis, dates, bed days).",
     "education": "UDDA-like highest completed education (HFAUDD) with validity dates.",
     "enrolment": "KOTRE-like education enrolment spells.",
+    "stays": "Institution stays (§107-110 shelter/residential, psychiatric ward, prison) by year of discharge.",
 }
 
 

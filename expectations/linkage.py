@@ -17,7 +17,7 @@ SHARE_COLUMNS = (
     "disability_pension",
 )
 #: Outcome columns that are counts (>= 0).
-COUNT_COLUMNS = ("emergency_contacts", "psych_admissions", "bed_days")
+COUNT_COLUMNS = ("emergency_contacts", "psych_admissions", "bed_days", "shelter_exits", "psych_ward_exits", "prison_exits")
 #: 0/1 indicator outcomes.
 FLAG_COLUMNS = ("employed", "enrolled")
 EDU_LEVELS = (0, 8)  # ISCED-like; 0 unknown

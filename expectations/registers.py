@@ -7,6 +7,7 @@ from datetime import date
 import polars as pl
 
 from analysis.schema import REGISTERS as REGISTER_SCHEMAS
+from analysis.schema import STAY_TYPES
 from expectations import names
 from expectations.adapter import Gx, HasSchema, Suite
 
@@ -32,12 +33,15 @@ _DATE_RANGES: dict[str, tuple[date, date]] = {
     "HF_VTIL": (FIRST_BIRTH, OPEN_END),
     "ELEV3_VFRA": (FIRST_BIRTH, LAST_EVENT),
     "ELEV3_VTIL": (FIRST_BIRTH, OPEN_END),
+    "INDDATO": (FIRST_EVENT, LAST_EVENT),
+    "UDDATO": (FIRST_EVENT, LAST_EVENT),
 }
 
-_CODE_SETS: dict[str, tuple[int, ...]] = {
+_CODE_SETS: dict[str, tuple[int, ...] | tuple[str, ...]] = {
     "KOEN": KOEN_CODES,
     "IE_TYPE": IE_TYPE_CODES,
     "C_PATTYPE": C_PATTYPE_CODES,
+    "OPHOLD_TYPE": STAY_TYPES,
 }
 
 _NON_NEGATIVE = ("V_SENGDAGE", "LOEN")

@@ -355,3 +355,23 @@ def test_register_year_is_chunked_so_memory_stays_bounded(world: mockworld.World
     monkeypatch.setattr(mockworld, "CHUNK", 500_000)
     assert chunked.equals(mockworld.register_year(world, "population", 2024))
     assert np.all(np.diff(chunked["PNR"].to_numpy()) > 0)
+
+
+def test_stays_mark_every_crisis_with_a_discharge_in_the_month_before_it(world: mockworld.World) -> None:
+    stays = pl.concat([mockworld.register_year(world, "stays", y) for y in range(2019, 2027)])
+    p = world.person
+    crisis = pl.DataFrame({"PNR": p["PNR"], "crisis_month": p["crisis_month"], "kind": p["crisis_kind"]}).filter(
+        pl.col("crisis_month") >= 0
+    )
+    assert stays["PNR"].is_unique().all() and stays.height == crisis.height  # one stay per crisis, none else
+    joined = stays.join(crisis, on="PNR", how="left", validate="1:1")
+    month = (pl.col("UDDATO").dt.year() - 2019) * 12 + pl.col("UDDATO").dt.month() - 1
+    assert joined.select((month == pl.col("crisis_month") - 1).all()).item()
+    assert joined.select((pl.col("INDDATO") < pl.col("UDDATO")).all()).item()
+    kinds = dict(zip(("OVG", "PSY", "FAE"), ("BOF", "PSY", "KRF"), strict=True))
+    assert joined.select((pl.col("OPHOLD_TYPE") == pl.col("kind").replace_strict(kinds)).all()).item()
+    # every participant starts in the month after the discharge: the transition CTI is built for
+    starts = world.participants.select("PNR", start=pl.col("start").dt.truncate("1mo"))
+    linked = starts.join(stays, on="PNR", how="left", validate="1:1")
+    assert linked.select((pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo") == pl.col("start")).all()).item()
+

@@ -23,6 +23,8 @@ def _registers() -> dict[str, pl.LazyFrame]:
         ],
         "education": [{"PNR": 2, "AAR": 2024, "HFAUDD": "3500", "HF_VFRA": date(2024, 2, 1), "HF_VTIL": date(9999, 12, 31)}],
         "enrolment": [{"PNR": 2, "UDD": "5080", "ELEV3_VFRA": date(2024, 1, 15), "ELEV3_VTIL": date(2024, 3, 10)}],
+        "stays": [{"PNR": 2, "OPHOLD_TYPE": "BOF", "INDDATO": date(2023, 9, 1), "UDDATO": date(2024, 2, 27)},
+                  {"PNR": 2, "OPHOLD_TYPE": "PSY", "INDDATO": date(2023, 1, 1), "UDDATO": date(2023, 2, 1)}],  # before
     }
     return {name: pl.DataFrame(rows, schema=REGISTERS[name]).lazy() for name, rows in frames.items()}
 
@@ -60,6 +62,21 @@ def test_sparse_employment_health_and_education(panel: pl.DataFrame) -> None:
     assert (february["psych_admissions"], february["bed_days"]) == (1, 13)
     assert [_at(panel, 2, m)["edu_level"] for m in (1, 2, 3)] == [0, 3, 3]  # valid from 1 February
     assert [_at(panel, 2, m)["enrolled"] for m in (1, 2, 3)] == [0, 1, 1]  # spell covers 1 Feb and 1 Mar
+
+
+def test_stay_discharges_are_counted_by_month_and_type(panel: pl.DataFrame) -> None:
+    assert [_at(panel, 2, m)["shelter_exits"] for m in (1, 2, 3)] == [0, 1, 0]
+    assert [_at(panel, 2, m)["psych_ward_exits"] for m in (1, 2, 3)] == [0, 0, 0]  # its PSY stay ended in 2023
+    assert [_at(panel, 1, m)["shelter_exits"] + _at(panel, 1, m)["prison_exits"] for m in (1, 2, 3)] == [0, 0, 0]
+
+
+def test_registers_without_stays_give_zero_exits() -> None:
+    registers = {k: v for k, v in _registers().items() if k != "stays"}
+    frame = outcome_panel(
+        registers, persons=pl.LazyFrame({"person_id": [1, 2]}), first_month=date(2024, 1, 1), last_month=date(2024, 3, 1),
+        dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels"),
+    ).collect()
+    assert frame.schema == OUTCOME_PANEL and frame.select("shelter_exits", "psych_ward_exits", "prison_exits").sum().row(0) == (0, 0, 0)
 
 
 def test_quarterly_aggregation(panel: pl.DataFrame) -> None:

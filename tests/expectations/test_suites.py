@@ -39,6 +39,9 @@ _GOOD_VALUES: dict[str, object] = {
     "UDD": "5080",
     "ELEV3_VFRA": date(2023, 8, 1),
     "ELEV3_VTIL": date(2026, 6, 30),
+    "OPHOLD_TYPE": "BOF",
+    "INDDATO": date(2024, 2, 1),
+    "UDDATO": date(2024, 5, 28),
 }
 
 
@@ -70,6 +73,8 @@ def test_register_suites_pass_on_a_valid_extract(register: str) -> None:
         ("health", {"V_SENGDAGE": -1}),
         ("employment", {"LOEN": -5.0}),
         ("benefits", {"UGE_START": date(1901, 1, 1)}),
+        ("stays", {"OPHOLD_TYPE": "XYZ"}),
+        ("stays", {"UDDATO": date(1901, 1, 1)}),
     ],
 )
 def test_register_values_suite_catches_bad_codes(register: str, bad: dict[str, object]) -> None:
