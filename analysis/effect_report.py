@@ -302,17 +302,24 @@ the months before a critical transition and partly recover afterwards whatever h
 the naive post-minus-dip contrast overstates the effect; it is shown only to motivate the comparison group.</p>
 <p><b>Matched comparison.</b> At each participant's start month, candidates are persons not (yet) in CTI. Both
 are described by their outcome history (means over months -36..-25, -24..-13, -12..-4 and each of the dip months
--3..-1), age, sex, origin, municipality type and education. A logit propensity score defines a caliper of 0.2
-standard deviations; within it and within exact strata (start month, sex, a hospital contact in month -1) the five
-nearest candidates on standardised history are matched, with replacement, each weighted 1/5. Balance is shown as
-standardised mean differences before and after matching.</p>
+-3..-1), age, sex, origin, municipality type and education. Matching is exact on start month, sex and the
+critical transition: a discharge from an institution stay (shelter/residential, psychiatric ward, prison) in month
+-1, so participants are compared with persons who went through the same transition in the same month (everyone
+with such a discharge enters the comparison pool). Within that split the score and the distance use age, sex,
+origin, municipality type and education only: the candidates already share the dip, and matching again on noisy
+pre-period outcomes would regress to their mean after the start (Daw &amp; Hatfield 2018); participants without a
+recorded transition are matched on the history as well. A logit propensity score of take-up (fitted within the
+split when it has at least 10 events per parameter) defines a caliper of 0.2 standard deviations of the split's
+scores; within it the five nearest candidates on the standardised features are matched, with replacement, each
+weighted 1/5. Balance is shown as standardised mean differences before and after matching, history included.</p>
 <p><b>Difference-in-differences and event study.</b> On the stacked matched sample (a control stops being a
 control when it starts CTI), weighted least squares with person-stack and stack-by-month fixed effects; standard
 errors clustered by person. The event study is relative to month -1; the pre-trend test is the joint Wald test of
 all pre-period coefficients. The pooled DiD compares months 12..24 with the whole pre-period.</p>
-<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs on quarterly means of participants
-and never-treated matched comparisons, doubly robust, with one quarter of anticipation (the transition quarter);
-the pooled effect is the dynamic aggregation over quarters 4..8 after start.</p>
+<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs on quarterly means, stacked by start
+quarter: each start quarter is compared with its own never-treated matched comparisons only (matching weights,
+doubly robust, one quarter of anticipation: the transition quarter), and the stacks are aggregated together with
+standard errors clustered by person; the pooled effect is the dynamic aggregation over quarters 4..8 after start.</p>
 <p><b>Power.</b> MDE = 2.80 x standard error (80% power, 5% two-sided test).</p>
 <p><b>Disclosure control.</b> Counts of 1..{MIN_CELL - 1} persons are shown as &lt;5 and estimates on fewer than
 {MIN_CELL} persons are removed; in two-way tables further cells are suppressed (x) so that no small cell can be

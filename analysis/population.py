@@ -10,6 +10,9 @@ or ``sink_parquet``) one register year at a time:
 * :func:`candidate_pool` -- coarsened exact matching (CEM) on those covariates in the year before each
   participant's start: per stratum, a seeded sample of non-participants, ``per_participant`` times the
   number of participants in it. Only this pool (a few hundred thousand persons) enters the monthly panel.
+* :func:`transition_pool` -- everyone discharged from an institution stay in the month before a start: the
+  persons in the same critical transition, who always enter the panel (the CEM sample would miss most);
+  :func:`without_transition` -- the participants that still need CEM candidates (no such discharge).
 * :func:`extract_cohort` -- the register rows of a set of person ids, filtered by an ``is_in`` predicate
   inside the scan before anything else touches the data (the step a naive design does with a
   population-sized merge).
@@ -134,6 +137,58 @@ def cem_pool(
     if not pools:
         return candidate_pool(pl.DataFrame(schema=COVARIATES), participants, per_participant=per_participant, seed=seed)
     return pl.concat(pools).unique("person_id", keep="first").sort("person_id")
+
+
+def transition_pool(registers: Mapping[str, pl.LazyFrame], participants: pl.DataFrame, /) -> pl.DataFrame:
+    """Every person discharged from an institution stay in the month before some participant's start.
+
+    These are the comparison persons that went through the same kind of critical transition at the same
+    time (shelter exit, psychiatric discharge, prison release) and so share the participants' dip and
+    recovery; the coarsened pool alone holds few of them at population scale (a few thousand a month among
+    5.9 million). Without a ``stays`` register the result is empty.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``person_id`` (Int64, sorted, unique), participants included when they had such a discharge.
+    """
+    if "start_month" not in participants.columns:
+        raise ValueError("participants lack columns ['start_month']")
+    if "stays" not in registers:
+        return pl.DataFrame(schema={"person_id": pl.Int64})
+    months = participants.select(pl.col("start_month").dt.truncate("1mo").dt.offset_by("-1mo").unique().drop_nulls())
+    return (
+        registers["stays"]
+        .select(person_id=pl.col("PNR").cast(pl.Int64), month=pl.col("UDDATO").dt.truncate("1mo"))
+        .filter(pl.col("month").is_in(months.get_column("start_month").implode()))
+        .select("person_id")
+        .unique()
+        .sort("person_id")
+        .collect(engine="streaming")
+    )
+
+
+def without_transition(registers: Mapping[str, pl.LazyFrame], participants: pl.DataFrame, /) -> pl.DataFrame:
+    """The participants *without* a stay discharge in the month before their own start.
+
+    Only they need coarsened-exact candidates: a participant with such a discharge is matched within the
+    persons of :func:`transition_pool` (``analysis.matching``), so CEM candidates would only grow the panel.
+    All participants when there is no ``stays`` register.
+    """
+    if "start_month" not in participants.columns or "person_id" not in participants.columns:
+        raise ValueError("participants need person_id and start_month")
+    if "stays" not in registers:
+        return participants
+    ids = participants.select(pl.col("person_id").cast(pl.Int64))
+    exits = (
+        registers["stays"]
+        .filter(member_of(ids))
+        .select(person_id=pl.col("PNR").cast(pl.Int64), start_month=pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo"))
+        .unique()
+        .collect(engine="streaming")
+    )
+    month = participants.schema["start_month"]
+    return participants.join(exits.with_columns(pl.col("start_month").cast(month)), on=["person_id", "start_month"], how="anti")
 
 
 def stratum() -> pl.Expr:

@@ -81,17 +81,26 @@ def outcome_panel(
     if config.candidate_pool not in ("auto", "cem", "all"):
         raise dg.Failure(f"candidate_pool must be 'auto', 'cem' or 'all', got {config.candidate_pool!r}")
     size = registers["population"].select(pl.col("PNR").n_unique()).collect(engine="streaming").item()
+    participants = effects.participant_table(linked_courses)
     if config.candidate_pool == "cem" or (config.candidate_pool == "auto" and size > config.cem_above):
-        # Population scale: only participants and their coarsened-exact candidates enter the monthly panel.
-        participants = effects.participant_table(linked_courses)
-        persons = population.cem_pool(registers, participants, per_participant=config.per_participant,
-                                      seed=config.seed).select("person_id")
-        pool = f"cem ({config.per_participant} per participant)"
+        # Population scale: participants, persons in the same transition (below) and coarsened-exact
+        # candidates for the participants without a transition enter the monthly panel.
+        unmarked = population.without_transition(registers, participants)
+        persons = pl.concat([
+            participants.select("person_id"),
+            population.cem_pool(registers, unmarked, per_participant=config.per_participant, seed=config.seed).select("person_id"),
+        ])
+        pool = f"cem ({config.per_participant} per participant without a transition: {unmarked.height})"
     else:
         persons = cohort.comparison_pool(
             registers["population"], linked_courses, size=config.comparison_pool, seed=config.seed
         )
         pool = "everyone" if config.comparison_pool == 0 else f"random sample of {config.comparison_pool}"
+    # Persons in the same transition (a stay discharge the month before a start) always enter the panel.
+    transitions = population.transition_pool(registers, participants)
+    persons = pl.concat([persons.select(pl.col("person_id").cast(pl.Int64)), transitions]).unique().sort("person_id")
+    if pool != "everyone":
+        pool += f" + {transitions.height} with a stay discharge the month before a start"
     frame = panel.outcome_panel(
         registers, persons=persons.lazy(), first_month=PANEL_FIRST_MONTH,
         last_month=date.fromisoformat(config.last_month) if config.last_month else _last_register_month(registers),

@@ -66,6 +66,28 @@ def test_exact_strata_and_caliper() -> None:
     assert result.pairs.group_by("treated_id").agg(pl.col("weight").sum())["weight"].to_list() == pytest.approx([1.0] * 4)
 
 
+def test_transition_split_matches_participants_to_persons_discharged_the_same_month() -> None:
+    panel, participants, persons = _toy()
+    # participants 0-3 and dip twins 6, 7 left a shelter or a prison in month 11 (the month before the start);
+    # 5 left a prison two months earlier, 4 nothing
+    def exit_in(ids: list[int], month: date) -> pl.Expr:
+        return (pl.col("person_id").is_in(ids) & (pl.col("month") == month)).cast(pl.Int64)
+
+    panel = panel.with_columns(shelter_exits=exit_in([0, 1, 6], date(2022, 12, 1)), psych_ward_exits=pl.lit(0, pl.Int64),
+                               prison_exits=exit_in([2, 3, 7], date(2022, 12, 1)) + exit_in([5], date(2022, 10, 1)))
+    # a wide caliper: with two candidates in the split the score's SD says nothing; the split is under test
+    config = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
+                         dip_months=(-2, -1), exact=(), neighbours=1, caliper=10.0)
+    result = match(panel, participants, persons, config=config)
+    assert result.n_treated == 4 and set(result.pairs["control_id"].to_list()) <= {6, 7}
+    assert any("4 of 4 participants had a transition" in n for n in result.notes)
+    # without the marker column (extracts without a stays register) the hospital fallback is used, and said
+    fallback = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
+                           dip_months=(-2, -1), exact=(), neighbours=1, transition_fallback=(), caliper=10.0)
+    plain = match(panel.drop("shelter_exits", "psych_ward_exits", "prison_exits"), participants, persons, config=fallback)
+    assert plain.n_treated == 4 and any("no participant has shelter_exits" in n for n in plain.notes)
+
+
 def test_a_participant_without_history_is_reported_not_matched() -> None:
     panel, participants, persons = _toy()
     early = pl.concat([participants, pl.DataFrame({"person_id": [8], "start_month": [date(2022, 3, 1)]})])
@@ -134,8 +156,13 @@ def test_bad_input_is_explained() -> None:
 
 @pytest.fixture(scope="module")
 def world_effects() -> tuple[dict, dict, pl.DataFrame]:
-    """A 20k-person mock world (seed 0): matched DiD, staggered ATT and the naive contrast per headline outcome."""
-    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0), sites=read_config("sites"),
+    """A 20k-person mock world (seed 0): matched DiD, staggered ATT and the naive contrast per headline outcome.
+
+    Crisis share 0.15 (default 0.06) so that each start month has a few dozen persons discharged that month:
+    the design matches within (start month, transition, sex), which at 20k default persons leaves about six
+    candidates per cell and most participants outside the caliper.
+    """
+    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0, crisis_share=0.15), sites=read_config("sites"),
                            delmaalgrupper=read_config("delmaalgrupper"), dream_codes=read_config("dream_codes"),
                            hfaudd_levels=read_config("hfaudd_levels"))
     registers = {r: pl.concat([mw.register_year(world, r, y) for y in range(2019, 2027)]).lazy() for r in REGISTERS}

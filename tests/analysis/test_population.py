@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from analysis.population import candidate_pool, cem_pool, extract_cohort, person_year_covariates, stratum
+from analysis.population import candidate_pool, cem_pool, extract_cohort, person_year_covariates, stratum, transition_pool
 
 
 def _registers() -> dict[str, pl.LazyFrame]:
@@ -86,3 +86,28 @@ def test_extract_cohort_keeps_only_the_ids_rows_and_columns() -> None:
     rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}), columns=("PNR", "UGE_START"))
     out = rows.collect(engine="streaming")
     assert out.columns == ["PNR", "UGE_START"] and set(out["PNR"]) == {2} and out.height == 3
+
+
+def test_transition_pool_is_everyone_discharged_the_month_before_a_start() -> None:
+    stays = pl.DataFrame({
+        "PNR": [1, 2, 3, 4], "OPHOLD_TYPE": ["BOF", "PSY", "KRF", "BOF"],
+        "INDDATO": [date(2023, 1, 1)] * 4,
+        "UDDATO": [date(2023, 5, 31), date(2023, 5, 2), date(2023, 6, 15), date(2023, 3, 20)],
+    }).lazy()
+    participants = pl.DataFrame({"person_id": [9, 8], "start_month": [date(2023, 6, 1), date(2023, 6, 1)]})
+    pool = transition_pool({**_registers(), "stays": stays}, participants)
+    assert pool["person_id"].to_list() == [1, 2]  # May discharges; June and March are not the month before
+    assert transition_pool(_registers(), participants).height == 0  # no stays register: nothing to add
+    with pytest.raises(ValueError, match="start_month"):
+        transition_pool(_registers(), participants.drop("start_month"))
+
+
+def test_only_participants_without_their_own_transition_need_cem_candidates() -> None:
+    from analysis.population import without_transition
+
+    stays = pl.DataFrame({"PNR": [9, 8], "OPHOLD_TYPE": ["BOF", "PSY"], "INDDATO": [date(2023, 1, 1)] * 2,
+                          "UDDATO": [date(2023, 5, 31), date(2023, 2, 10)]}).lazy()
+    participants = pl.DataFrame({"person_id": [9, 8, 7], "start_month": [date(2023, 6, 1)] * 3})
+    # 9 was discharged in May (start June): matched in the transition split; 8's discharge is too early
+    assert without_transition({**_registers(), "stays": stays}, participants)["person_id"].to_list() == [8, 7]
+    assert without_transition(_registers(), participants).equals(participants)

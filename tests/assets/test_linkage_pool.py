@@ -1,4 +1,4 @@
-"""At population scale the outcome panel holds participants and their CEM candidates only, not everyone."""
+"""At population scale the outcome panel holds participants, persons in the same transition and CEM candidates only."""
 
 from pathlib import Path
 
@@ -30,7 +30,18 @@ def test_cem_pool_keeps_every_participant_and_far_fewer_others(cti_env: Path) ->
     assert cem.metadata["pool"].value.startswith("cem")
     ids_all, ids_cem = set(everyone.value["person_id"]), set(cem.value["person_id"])
     assert set(linked["person_id"]) <= ids_cem < ids_all
-    assert len(ids_cem) <= linked.height * 6
+    # everyone discharged from a stay the month before a start is in; CEM adds <= 5 per unmarked participant
+    from analysis.effects import participant_table
+    from analysis.population import transition_pool, without_transition
+    from analysis.schema import REGISTERS
+    from pipelines.storage import scan_register
+
+    registers = {name: scan_register(cti_env, name) for name in REGISTERS}
+    participants = participant_table(linked)
+    transitions = set(transition_pool(registers, participants)["person_id"])
+    assert transitions and transitions <= ids_cem
+    others = ids_cem - transitions - set(linked["person_id"])
+    assert len(others) <= 5 * without_transition(registers, participants).height
     # The same person-months are computed the same way whichever pool they are in.
     shared = everyone.value.join(pl.DataFrame({"person_id": sorted(ids_cem)}), on="person_id", how="semi")
     assert shared.equals(cem.value)
