@@ -15,7 +15,7 @@ from analysis import did
 from analysis.matching import month_index
 from analysis.power import mde_from_se
 from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
-from analysis.staggered import att_gt
+from analysis.staggered import att_gt, stack_results
 
 #: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
 POST_WINDOW = (12, 24)
@@ -76,41 +76,62 @@ def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: 
 
 
 def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
-    """Participants and never-treated matched comparisons by quarter, with ``period`` and ``cohort`` indices.
+    """The matched sample by quarter, one stack per start quarter: its participants and their own comparisons.
 
-    Quarter index = year * 4 + quarter - 1; the outcome is the quarter's monthly mean. Comparison persons who start CTI later are left out (the
+    Columns: ``stack`` (start quarter of the match), ``person_id``, ``period`` (quarter index = year * 4 +
+    quarter - 1), the outcome (the quarter's monthly mean: the scale of the matched DiD), ``cohort`` (the
+    start quarter for participants, null for comparisons) and ``weight`` (matching weight, summed over a
+    comparison's matches within the stack). Comparison persons who start CTI later are left out (the
     never-treated control group needs units that are never treated inside the panel).
     """
-    treated = units.filter(pl.col("treated") == 1).select("person_id", cohort=(pl.col("cohort") // 3).cast(pl.Int64))
-    never = units.filter((pl.col("treated") == 0) & pl.col("person_start").is_null()).select("person_id").unique()
-    keep = pl.concat([treated.select("person_id"), never]).unique()
+    members = (
+        units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null())
+        .group_by("person_id", stack=(pl.col("cohort") // 3).cast(pl.Int64))
+        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sum())
+    )
     q = (
-        panel.select("person_id", "month", outcome).join(keep, on="person_id", how="semi")
+        panel.select("person_id", "month", outcome).join(members.select("person_id").unique(), on="person_id", how="semi")
         .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
-        .agg(pl.col(outcome).cast(pl.Float64).mean())  # monthly mean: the same scale as the matched DiD
+        .agg(pl.col(outcome).cast(pl.Float64).mean())
     )
     return (
-        q
-        .join(treated, on="person_id", how="left", validate="m:1")
-        .sort("person_id", "period")
+        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison person may serve two stacks
+        .select("stack", "person_id", "period", outcome,
+                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")), weight=pl.col("weight").cast(pl.Float64))
+        .sort("stack", "person_id", "period")
     )
 
 
-#: The quarter before the start quarter holds the transition itself (the month -1 hospital contact, the dip's
-#: bottom): it is treated as anticipation, so every ATT(g, t) compares with quarter g - 2.
+#: The quarter before the start quarter holds the transition itself (the stay discharge, the dip's bottom):
+#: it is treated as anticipation, so every ATT(g, t) compares with quarter g - 2.
 ANTICIPATION_QUARTERS = 1
 
 
 def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Callaway & Sant'Anna ATT(g, t) on the quarterly panel (never-treated controls, doubly robust).
+    """Callaway & Sant'Anna ATT(g, t) on the quarterly matched sample, stacked by start quarter.
 
-    Returns group-time ATTs, the four aggregations, and the pooled dynamic effect over event quarters
-    ``POST_QUARTERS`` as an estimate row.
+    Each start quarter g is estimated against its own matched comparisons only (never-treated control group,
+    doubly robust, matching weights), so a cohort is never compared with persons matched on another
+    cohort's dip; :func:`analysis.staggered.stack_results` then aggregates the stacks as one set of
+    ATT(g, t) with standard errors clustered by person. Returns group-time ATTs, the four aggregations, and
+    the pooled dynamic effect over event quarters ``POST_QUARTERS`` as an estimate row.
     """
-    result = att_gt(quarters, unit="person_id", period="period", cohort="cohort", outcome=outcome,
-                    control_group="never_treated", method="dr", alpha=alpha,
-                    anticipation=ANTICIPATION_QUARTERS)
-    sizes = quarters.filter(pl.col("cohort").is_not_null()).group_by("cohort").agg(n=pl.col("person_id").n_unique())
+    if "stack" not in quarters.columns:
+        quarters = quarters.with_columns(stack=pl.lit(0, pl.Int64))
+    weights = "weight" if "weight" in quarters.columns else None
+    results, skipped = [], []
+    for (stack,), frame in quarters.partition_by("stack", as_dict=True, maintain_order=True).items():
+        try:
+            results.append(att_gt(frame, unit="person_id", period="period", cohort="cohort", outcome=outcome,
+                                  control_group="never_treated", method="dr", alpha=alpha, weights=weights,
+                                  anticipation=ANTICIPATION_QUARTERS))
+        except ValueError as error:  # e.g. a start quarter without pre-period inside the panel
+            skipped.append(f"stack {stack}: {error}")
+    if not results:
+        raise ValueError("no start quarter could be estimated: " + "; ".join(skipped))
+    result = stack_results(results)
+    estimated = quarters.filter(pl.col("stack").is_in(result.group_time["cohort"].unique().cast(pl.Int64).implode()))
+    sizes = estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort").agg(n=pl.col("person_id").n_unique())
     gt = (
         result.group_time.select("cohort", "period", "att", "se", *[c for c in ("ci_lower", "ci_upper") if c in result.group_time.columns])
         .with_columns(pl.col("cohort").cast(pl.Int64))
@@ -138,7 +159,7 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
     aggregates_frame = (pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)).select(
         [pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()]
     )
-    n_controls = int(quarters.filter(pl.col("cohort").is_null())["person_id"].n_unique())
+    n_controls = int(estimated.filter(pl.col("cohort").is_null())["person_id"].n_unique())
     try:
         pooled = result.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
         ok = np.isfinite(pooled.se) and pooled.se > 0
@@ -146,7 +167,8 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
                "ci_upper": pooled.ci_upper if ok else None, "mde": mde_from_se(pooled.se, alpha=alpha) if ok else None}
     except ValueError:
         row = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
-    row |= {"n_treated": n_treated, "n_controls": n_controls}
+    row |= {"n_treated": n_treated, "n_controls": n_controls,
+            "note": f"{len(skipped)} start quarter(s) left out: {'; '.join(skipped)}" if skipped else ""}
     return gt, aggregates_frame, row
 
 
@@ -157,7 +179,8 @@ def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFr
     quarters = quarterly_panel(panel, units, outcome)
     group_time, aggregates, pooled = staggered_effects(quarters, outcome)
     rows = [estimates, pl.DataFrame([_estimate_row(outcome, "staggered_att", "all", "all", pooled, pretrend_p=None,
-                                                   window=f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}")], schema=EFFECT_ESTIMATES)]
+                                                   window=f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
+                                                   + (f" ({pooled['note']})" if pooled["note"] else ""))], schema=EFFECT_ESTIMATES)]
     if naive is not None and naive.height:
         contrast = naive.filter((pl.col("outcome") == outcome) & pl.col("contrast").str.contains("-3..-1"))
         for r in contrast.iter_rows(named=True):

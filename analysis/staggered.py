@@ -110,10 +110,18 @@ class GroupTimeResult:
     _cell_period: np.ndarray = field(repr=False)  # period rank per cell
     _cohort_slices: dict = field(repr=False)  # cohort rank -> (start, stop) in unit order
     _weights: np.ndarray = field(repr=False)  # unit weights, mean 1
+    _unit_ids: np.ndarray | None = field(default=None, repr=False)  # unit identifier per influence column
+    _clusters: np.ndarray | None = field(default=None, repr=False)  # cluster index per column (stack_results)
 
     def to_frame(self) -> pl.DataFrame:
         """Return the group-time table."""
         return self.group_time
+
+    def _errors(self, influence: np.ndarray, alpha: float, bootstrap: int, seed, cband: bool,
+                uniform_rows: int | None = None) -> tuple[np.ndarray, float]:
+        """Standard errors of influence rows; clustered (columns summed per cluster) after ``stack_results``."""
+        return _standard_errors(_collapse(influence, self._clusters), self.n_units, alpha, bootstrap, seed, cband,
+                                uniform_rows=uniform_rows)
 
     def aggregate(
         self,
@@ -194,7 +202,7 @@ class GroupTimeResult:
             if not post.any():
                 raise ValueError("no post-treatment group-time cells to aggregate")
             value, inf = combine(np.flatnonzero(post), True)
-            ses, crit = _standard_errors(inf[None, :], n, alpha, bootstrap, seed, False)
+            ses, crit = self._errors(inf[None, :], alpha, bootstrap, seed, False)
             return _aggregate_result(
                 kind,
                 None,
@@ -256,9 +264,8 @@ class GroupTimeResult:
             groups, shares = overall_wif
             value = float((atts * shares).sum() / shares.sum())
             inf_overall = (shares / shares.sum()) @ infs + wif(overall, atts, groups, shares)
-        ses, crit = _standard_errors(
-            np.vstack([infs, inf_overall[None, :]]), n, alpha, bootstrap, seed, cband, uniform_rows=len(parts)
-        )
+        ses, crit = self._errors(np.vstack([infs, inf_overall[None, :]]), alpha, bootstrap, seed, cband,
+                                 uniform_rows=len(parts))
         return _aggregate_result(kind, key, keys, atts, ses[:-1], value, ses[-1], crit, alpha, n, notes)
 
 
@@ -435,7 +442,109 @@ def att_gt(
         _cell_period=cell_t,
         _cohort_slices=dict(panel.slices),
         _weights=panel.w,
+        _unit_ids=panel.unit_ids,
     )
+
+
+def stack_results(results, /, *, cluster: bool = True, cband: bool = False) -> GroupTimeResult:
+    """Combine group-time results estimated on separate samples ("stacks") into one result to aggregate.
+
+    The stacked design of matched comparisons: each cohort (or set of cohorts) gets its own ``att_gt`` with
+    only its own comparison units as controls, and the stacks are then aggregated together as if one
+    ``att_gt`` had produced every cell. Influence functions are placed side by side, each rescaled by
+    ``n_total / n_stack`` so that a cell's standard error is unchanged; cohort shares for the aggregations
+    are the stacks' treated weights (each stack's treated units keep weight 1 relative to each other).
+
+    Parameters
+    ----------
+    results
+        ``att_gt`` results on the same periods, with disjoint cohorts and the same settings (control group,
+        method, anticipation, base period, alpha, bootstrap).
+    cluster
+        Sum influence functions over appearances of the same unit id in several stacks (a comparison
+        person matched to participants of two cohorts), i.e. cluster by unit. With False, appearances are
+        treated as independent units.
+    cband
+        With a bootstrap, report simultaneous (uniform) bands over all stacked cells.
+
+    Returns
+    -------
+    GroupTimeResult
+        ``group_time`` of every stack (standard errors recomputed on the combined influence functions, so
+        a bootstrap draws one multiplier per cluster for all cells), aggregable with ``aggregate``.
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("stack_results needs at least one att_gt result")
+    first = results[0]
+    for r in results[1:]:
+        if not np.array_equal(r.periods, first.periods):
+            raise ValueError("stacked results must share the same periods; build every stack on the same panel periods")
+        settings = ("control_group", "method", "anticipation", "base_period", "alpha", "bootstrap")
+        differ = [k for k in settings if getattr(r, k) != getattr(first, k)]
+        if differ:
+            raise ValueError(f"stacked results differ in {differ}; estimate every stack with the same settings")
+    cohorts = [h for r in results for h in r._cohort_slices]
+    if len(cohorts) != len(set(cohorts)):
+        raise ValueError("a cohort appears in more than one stack; give each cohort to exactly one stack")
+    if cluster and any(r._unit_ids is None for r in results):
+        raise ValueError("cluster=True needs results from att_gt (they carry unit ids)")
+    n_total = sum(r.n_units for r in results)
+    influence, weights, slices, ids, offset = [], [], {}, [], 0
+    for r in results:
+        block = np.zeros((r._influence.shape[0], n_total))
+        block[:, offset : offset + r.n_units] = r._influence * (n_total / r.n_units)
+        influence.append(block)
+        treated = np.concatenate([r._weights[a:b] for a, b in r._cohort_slices.values()])
+        weights.append(r._weights / (treated.mean() if treated.size else 1.0))
+        slices |= {h: (a + offset, b + offset) for h, (a, b) in r._cohort_slices.items()}
+        if r._unit_ids is not None:
+            ids.append(np.asarray(r._unit_ids))
+        offset += r.n_units
+    influence = np.vstack(influence)
+    weights = np.concatenate(weights)
+    clusters = None
+    if cluster:
+        _, clusters = np.unique(np.concatenate(ids), return_inverse=True)
+    att = np.concatenate([r.group_time["att"].to_numpy() for r in results])
+    ses, crit = _standard_errors(_collapse(influence, clusters), n_total, first.alpha, first.bootstrap, first.seed, cband)
+    ses[~np.isfinite(att)] = np.nan
+    group_time = pl.concat([r.group_time for r in results], how="vertical_relaxed").with_columns(
+        se=pl.Series(ses), ci_lower=pl.Series(att - crit * ses), ci_upper=pl.Series(att + crit * ses)
+    )
+    notes = list(dict.fromkeys(n for r in results for n in r.notes))
+    if cluster and clusters is not None and clusters.max(initial=-1) + 1 < n_total:
+        notes.append(f"{n_total - int(clusters.max()) - 1} unit appearances repeat a unit of another stack: "
+                     "standard errors are clustered by unit")
+    return GroupTimeResult(
+        group_time=group_time,
+        n_units=n_total,
+        control_group=first.control_group,
+        method=first.method,
+        anticipation=first.anticipation,
+        base_period=first.base_period,
+        alpha=first.alpha,
+        bootstrap=first.bootstrap,
+        seed=first.seed,
+        crit_value=float(crit),
+        notes=tuple(notes),
+        periods=first.periods,
+        _influence=influence,
+        _cell_cohort=np.concatenate([r._cell_cohort for r in results]),
+        _cell_period=np.concatenate([r._cell_period for r in results]),
+        _cohort_slices=slices,
+        _weights=weights / weights.mean(),
+        _unit_ids=np.concatenate(ids) if len(ids) == len(results) else None,
+        _clusters=clusters,
+    )
+
+
+def _collapse(influence: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
+    """Sum influence columns within clusters (identity without clusters)."""
+    if clusters is None:
+        return influence
+    size = int(clusters.max()) + 1
+    return np.vstack([np.bincount(clusters, weights=row, minlength=size) for row in influence])
 
 
 def _check_alpha_boot(alpha: float, bootstrap: int) -> None:
@@ -454,6 +563,7 @@ class _Panel:
     slices: dict  # treated cohort rank -> (start, stop)
     never: tuple[int, int]  # slice of never-treated units
     cohort_rank: np.ndarray  # per unit (sorted), NEVER for never treated
+    unit_ids: np.ndarray  # unit identifier per unit (sorted order)
     n: int
     notes: list
 
@@ -604,6 +714,7 @@ def _prepare(
         slices=slices,
         never=(start_never, len(grank)),
         cohort_rank=grank,
+        unit_ids=first[unit].to_numpy()[order],
         n=len(grank),
         notes=notes,
     )
@@ -774,12 +885,13 @@ def _standard_errors(
     rng = np.random.default_rng(seed)
     s5 = np.sqrt(5.0)
     low, high, p_low = (1 - s5) / 2, (1 + s5) / 2, (s5 + 1) / (2 * s5)
-    block = max(1, _BOOT_BLOCK // n)
+    cols = influence.shape[1]  # units, or clusters of units (then n still scales: n / n_clusters != 1)
+    block = max(1, _BOOT_BLOCK // cols)
     draws = []
     done = 0
     while done < bootstrap:
         m = min(block, bootstrap - done)
-        v = np.where(rng.random((m, n)) < p_low, low, high)
+        v = np.where(rng.random((m, cols)) < p_low, low, high)
         draws.append(v @ influence.T / np.sqrt(n))
         done += m
     bres = np.vstack(draws)  # bootstrap x rows

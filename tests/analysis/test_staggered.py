@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.staggered import att_gt
+from analysis.staggered import att_gt, stack_results
 
 # --------------------------------------------------------------------------------------------------
 # fixtures
@@ -433,3 +433,68 @@ def test_cohort_values_must_be_periods() -> None:
     )
     with pytest.raises(ValueError, match="not one of the periods"):
         att_gt(frame, **KW)
+
+
+# --------------------------------------------------------------------------------------------------
+# stacks (each cohort against its own controls)
+# --------------------------------------------------------------------------------------------------
+
+
+def _stacks(shared_controls: bool) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Cohorts 3 and 4 of ``_panel`` each with half of the never-treated units (or all of them, shared)."""
+    frame = _panel(600, seed=3).filter(pl.col("first_treat") != 5)
+    never = frame.filter(pl.col("first_treat") == 0)["id"].unique().sort()
+    halves = (never, never) if shared_controls else (never.gather_every(2), never.gather_every(2, offset=1))
+    stacks = [frame.filter((pl.col("first_treat") == g) | pl.col("id").is_in(h.implode())) for g, h in zip((3, 4), halves, strict=True)]
+    return frame, stacks
+
+
+def test_one_stack_is_the_att_gt_result_itself() -> None:
+    frame = _panel(300, seed=1)
+    single = att_gt(frame, **KW)
+    stacked = stack_results([single])
+    assert stacked.group_time["att"].equals(single.group_time["att"])
+    assert np.allclose(stacked.group_time["se"], single.group_time["se"], rtol=1e-12, equal_nan=True)
+    for kind in ("simple", "dynamic", "group", "calendar"):
+        a, b = stacked.aggregate(kind), single.aggregate(kind)
+        assert (a.att, a.se) == pytest.approx((b.att, b.se), rel=1e-12), kind
+
+
+def test_stacked_cells_keep_their_own_estimates_and_standard_errors() -> None:
+    _, stacks = _stacks(shared_controls=False)
+    results = [att_gt(s, **KW) for s in stacks]
+    stacked = stack_results(results)
+    separate = pl.concat([r.group_time for r in results])
+    assert np.allclose(stacked.group_time["att"], separate["att"], equal_nan=True)
+    assert np.allclose(stacked.group_time["se"], separate["se"], equal_nan=True)
+    # the simple aggregate weights each cohort's post cells by its number of treated units
+    post = stacked.group_time.filter(pl.col("post"))
+    weights = post["n_treated"].cast(pl.Float64)
+    assert stacked.aggregate("simple").att == pytest.approx(float((post["att"] * weights).sum() / weights.sum()))
+
+
+def test_a_control_in_two_stacks_is_one_cluster() -> None:
+    _, stacks = _stacks(shared_controls=True)
+    results = [att_gt(s, **KW) for s in stacks]
+    clustered, independent = stack_results(results), stack_results(results, cluster=False)
+    assert clustered.aggregate("simple").att == pytest.approx(independent.aggregate("simple").att)
+    # both cohorts' ATTs lean on the same control means: positively correlated, so clustering widens the SE
+    assert clustered.aggregate("simple").se > independent.aggregate("simple").se * 1.01
+    assert any("clustered by unit" in n for n in clustered.notes)
+    _, disjoint = _stacks(shared_controls=False)
+    apart = [att_gt(s, **KW) for s in disjoint]
+    assert stack_results(apart).aggregate("dynamic").se == pytest.approx(stack_results(apart, cluster=False).aggregate("dynamic").se)
+
+
+def test_stacks_must_share_periods_and_not_share_cohorts() -> None:
+    _, stacks = _stacks(shared_controls=False)
+    a, b = (att_gt(s, **KW) for s in stacks)
+    with pytest.raises(ValueError, match="more than one stack"):
+        stack_results([a, a])
+    shorter = att_gt(stacks[1].filter(pl.col("year") < 6), **KW)
+    with pytest.raises(ValueError, match="same periods"):
+        stack_results([a, shorter])
+    with pytest.raises(ValueError, match="same settings"):
+        stack_results([a, att_gt(stacks[1], **KW, anticipation=1)])
+    with pytest.raises(ValueError, match="at least one"):
+        stack_results([])
