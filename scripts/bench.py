@@ -36,9 +36,10 @@ HEADLINE = ("self_support", "employed", "emergency_contacts")
 
 
 def _registers(world: Path) -> dict:
+    from analysis.schema import REGISTERS
     from pipelines.storage import scan_register
 
-    return {n: scan_register(world, n) for n in ("population", "benefits", "employment", "health", "education", "enrolment")}
+    return {n: scan_register(world, n) for n in REGISTERS}
 
 
 def _participants(world: Path, persons: int, seed: int):
@@ -92,12 +93,19 @@ def stage_candidate_pool(args, work: Path) -> int:
     """CEM pre-selection of comparison candidates from the covariates (participants + pool ids)."""
     import polars as pl
 
-    from analysis.population import candidate_pool
+    from analysis.population import candidate_pool, transition_pool, without_transition
 
     participants = _participants(args.world, args.persons, args.seed)
     participants.write_parquet(work / "participants.parquet")
-    pool = candidate_pool(pl.scan_parquet(work / "covariates" / "*.parquet"), participants,
+    regs = _registers(args.world)
+    # as the outcome_panel asset: CEM candidates only for participants without a transition; everyone
+    # discharged from a stay the month before a start enters the pool
+    pool = candidate_pool(pl.scan_parquet(work / "covariates" / "*.parquet"), without_transition(regs, participants),
                           per_participant=args.per_participant, seed=args.seed)
+    pool = pl.concat([
+        participants.select(pl.col("person_id").cast(pl.Int64), participant=pl.lit(True)), pool,
+        transition_pool(regs, participants).with_columns(participant=pl.lit(False)),
+    ]).unique("person_id", keep="first").sort("person_id")
     pool.write_parquet(work / "pool.parquet")
     return pool.height
 
@@ -171,6 +179,28 @@ def stage_did_event_study(args, work: Path) -> int:
         rows += stacked.height
     pl.concat(tables).write_parquet(work / "estimates.parquet")
     return rows
+
+
+def stage_effect_recovery(args, work: Path) -> int:
+    """Staggered ATT (stacked by start quarter) of the headline outcomes; matched DiD and truth beside it."""
+    import polars as pl
+
+    from analysis import effects
+
+    frame, units = pl.read_parquet(work / "panel.parquet"), pl.read_parquet(work / "units.parquet")
+    truth = json.loads((args.world / "world" / "truth.json").read_text())["effects"]
+    did = pl.read_parquet(work / "estimates.parquet").filter(pl.col("dimension") == "all")
+    rows = []
+    for outcome in HEADLINE:
+        _, _, pooled = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        matched = did.filter(pl.col("outcome") == outcome).row(0, named=True)
+        for design, row in (("matched_did", matched), ("staggered_att", pooled)):
+            planted = truth[outcome]["att_months_12_24"]
+            rows.append({"outcome": outcome, "design": design, "truth": planted, "estimate": row["estimate"],
+                         "ci_lower": row["ci_lower"], "ci_upper": row["ci_upper"], "n_treated": row["n_treated"],
+                         "covered": bool(row["ci_lower"] is not None and row["ci_lower"] <= planted <= row["ci_upper"])})
+    (work / "recovery.json").write_text(json.dumps(rows))
+    return len(rows)
 
 
 def stage_staggered_att(args, work: Path) -> int:
@@ -266,6 +296,7 @@ STAGES = {
     "pandas_cohort_extraction": stage_pandas_cohort_extraction,
     "matching": stage_matching,
     "did_event_study": stage_did_event_study,
+    "effect_recovery": stage_effect_recovery,
     "staggered_att": stage_staggered_att,
     "staggered_reference": stage_staggered_reference,
     "report": stage_report,
@@ -423,6 +454,7 @@ def main() -> None:
             results.append(_run_stage(name, args, Path(tmp)))
             if "error" in results[-1]:
                 print(f"  {name} FAILED: {results[-1]['error']}", flush=True)
+        recovery = json.loads((Path(tmp) / "recovery.json").read_text()) if (Path(tmp) / "recovery.json").exists() else []
     by = {r["stage"]: r for r in results if "error" not in r}
     raw = by.get("raw_scan", {}).get("seconds")
     for r in results:
@@ -437,6 +469,15 @@ def main() -> None:
         print(f"{r['stage']:<26}{r['seconds']:>10.1f}{r['peak_rss_gib']:>14.2f}{r['rows']:>16,}{ratio:>12}")
         for line in r.get("log", ()):
             print(f"    {line}")
+    if recovery:
+        print(f"\n{'planted-effect recovery':<34}{'truth':>9}{'estimate':>10}{'95% CI':>22}{'n treated':>11}  covered")
+        for r in recovery:
+            ci = f"[{r['ci_lower']:.4f}, {r['ci_upper']:.4f}]" if r["ci_lower"] is not None else "n/a"
+            print(f"{r['outcome'] + ' ' + r['design']:<34}{r['truth']:>9.4f}{r['estimate']:>10.4f}{ci:>22}"
+                  f"{r['n_treated']:>11,}  {'yes' if r['covered'] else 'NO'}")
+        targets.append({"name": "planted effect inside the 95% CI (headline x design)", "unit": "cells",
+                        "measured": sum(r["covered"] for r in recovery), "target": len(recovery),
+                        "met": all(r["covered"] for r in recovery)})
     print(f"\n{'target':<42}{'measured':>10}{'target':>10}  unit      met")
     for t in targets:
         measured = "n/a" if t["measured"] is None else f"{t['measured']:.2f}"
@@ -451,6 +492,7 @@ def main() -> None:
                      "world": str(args.world), "world_seconds": round(generated, 1)},
         "stages": results,
         "targets": targets,
+        "recovery": recovery,
     }
     out = data_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "bench" / "bench_latest.json").read_text())
     stages = {s["stage"]: s for s in report["stages"]}
     assert set(stages) == {"raw_scan", "population_covariates", "candidate_pool", "cohort_extraction",
-                           "pandas_cohort_extraction", "matching", "did_event_study", "staggered_att",
-                           "staggered_reference", "report"}
+                           "pandas_cohort_extraction", "matching", "did_event_study", "effect_recovery",
+                           "staggered_att", "staggered_reference", "report"}
     assert all(s["seconds"] > 0 and s["peak_rss_gib"] > 0 for s in stages.values())
     # polars and pandas extract exactly the same cohort rows
     assert stages["cohort_extraction"]["rows"] == stages["pandas_cohort_extraction"]["rows"] > 0
@@ -31,6 +31,12 @@ def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
     assert "cohort extraction time / raw scan" in names and "whole pipeline time" in names
     assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])
     assert "stage" in proc.stdout and "measured" in proc.stdout  # the printed tables
+    # planted-effect recovery: both designs x headline outcomes, against the world's truth (printed, not asserted)
+    recovery = report["recovery"]
+    assert {(r["outcome"], r["design"]) for r in recovery} == {
+        (o, d) for o in ("self_support", "employed", "emergency_contacts") for d in ("matched_did", "staggered_att")}
+    assert all(isinstance(r["covered"], bool) and r["n_treated"] > 0 for r in recovery)
+    assert "planted-effect recovery" in proc.stdout
 
 
 def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
