@@ -15,6 +15,8 @@ from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
 from pipelines.storage import scan_register
 
 PANEL_FIRST_MONTH = date(2019, 1, 1)
+#: Registers the panel can do without (real extracts may lack them; analysis.panel fills zeros).
+OPTIONAL_REGISTERS = ("stays",)
 
 
 class LinkageConfig(dg.Config):
@@ -74,10 +76,17 @@ def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
     kinds={"polars", "parquet"},
 )
 def outcome_panel(
-    config: LinkageConfig, linked_courses: pl.DataFrame, code_lists: CodeLists, paths: ProjectPaths
+    context: dg.AssetExecutionContext, config: LinkageConfig, linked_courses: pl.DataFrame, code_lists: CodeLists,
+    paths: ProjectPaths,
 ):
     """Participants plus the comparison pool, every month from 2019 to the last register month."""
-    registers = {name: scan_register(paths.root, name) for name in REGISTERS}
+    registers = {name: scan_register(paths.root, name) for name in REGISTERS if name not in OPTIONAL_REGISTERS}
+    for name in OPTIONAL_REGISTERS:
+        try:
+            registers[name] = scan_register(paths.root, name)
+        except FileNotFoundError:
+            context.log.warning(f"no {name!r} register: comparisons are matched on a hospital contact in month -1 "
+                                "and the outcome history instead of a stay discharge (see README)")
     if config.candidate_pool not in ("auto", "cem", "all"):
         raise dg.Failure(f"candidate_pool must be 'auto', 'cem' or 'all', got {config.candidate_pool!r}")
     size = registers["population"].select(pl.col("PNR").n_unique()).collect(engine="streaming").item()
@@ -107,6 +116,7 @@ def outcome_panel(
         dream_codes=code_lists.table("dream_codes"), hfaudd_levels=code_lists.table("hfaudd_levels"),
     ).collect(engine="streaming")
     yield dg.Output(frame, metadata={"rows": frame.height, "persons": persons.height, "pool": pool, "population": size,
+                                     "stays_register": "stays" in registers,
                                      "participants": linked_courses["person_id"].n_unique()})
     yield from check_results(frame, suites.OUTCOME_PANEL)
 

@@ -47,3 +47,22 @@ def test_cem_pool_keeps_every_participant_and_far_fewer_others(cti_env: Path) ->
     assert shared.equals(cem.value)
     auto = _outputs(LinkageConfig(), linked, cti_env)["result"]  # 4,000 persons: below the threshold
     assert auto.metadata["pool"].value == "everyone"
+
+
+def test_extracts_without_a_stays_register_still_build_the_panel(cti_env: Path) -> None:
+    import shutil
+
+    from assets.linkage import LinkageConfig
+    from pipelines import world
+    from pipelines.resources import RegisterSource
+    from pipelines.storage import register_dir
+
+    world.generate(cti_env, persons=4000, seed=7)
+    part = RegisterSource(kind="mock", persons=4000, seed=7).world().participants
+    linked = part.select(person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe",
+                         completed="completed", end_date="end")
+    shutil.rmtree(register_dir(cti_env, "stays"))
+    result = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), linked, cti_env)["result"]
+    assert result.metadata["stays_register"].value is False
+    assert result.value.select("shelter_exits", "psych_ward_exits", "prison_exits").sum().row(0) == (0, 0, 0)
+    assert set(linked["person_id"]) <= set(result.value["person_id"])
