@@ -269,8 +269,9 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
     if participants["person_id"].n_unique() != participants.height:
         raise ValueError("participants must have one row per person (each person's first start month)")
     notes: list[str] = []
-    transition = _transition_columns(panel, participants, config, notes)
-    outcomes = tuple(dict.fromkeys((*config.history_outcomes, *config.dip_outcomes, *transition, "edu_level")))
+    exact = config.exact_transition if all(c in panel.columns for c in config.exact_transition) else ()
+    fallback = tuple(c for c in config.transition_fallback if c in panel.columns) if config.exact_transition else ()
+    outcomes = tuple(dict.fromkeys((*config.history_outcomes, *config.dip_outcomes, *exact, *fallback, "edu_level")))
     arrays = PanelArrays.from_panel(panel, [o for o in outcomes if o in panel.columns or o != "edu_level"])
     attrs = _attribute_arrays(arrays, persons)
     rng = np.random.default_rng(config.seed)
@@ -295,16 +296,26 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
         )
     cohorts = np.unique(start_col)
 
+    def marked(rows: np.ndarray, at: np.ndarray, columns: tuple[str, ...]) -> np.ndarray:
+        """Any of ``columns`` > 0 in the month before ``at`` (all False without columns)."""
+        return sum((arrays.values[o][rows, at - 1] for o in columns), np.zeros(rows.size)) > 0
+
+    # The transition: ``exact_transition`` when it marks some participant, else the fallback (no stays register).
+    transition = exact
+    if config.exact_transition and not (exact and marked(pos, start_col, exact).any()):
+        transition = fallback
+        notes.append(f"no participant has {'/'.join(config.exact_transition)} in the month before the start "
+                     f"(no stays register?): exact transition stratum on {'/'.join(fallback) or 'nothing'} instead")
+
     # 1. propensity model per transition split: its participants + its candidate rows per cohort (every
     #    candidate with a transition, a seeded sample of the others)
     x_treated = _features(arrays, attrs, pos, start_col, config)
-    marker = lambda rows, at: (sum(arrays.values[o][rows, at - 1] for o in transition) > 0) if transition else np.zeros(len(rows), bool)  # noqa: E731
-    m_treated = marker(pos, start_col)
+    m_treated = marked(pos, start_col, transition)
     per_cohort = max(1, config.max_fit_controls // cohorts.size)
     fit_rows, fit_at, fit_weight = [], [], []
     for c in cohorts:
         eligible = np.flatnonzero(person_start > c)
-        m_eligible = marker(eligible, np.full(eligible.size, c))
+        m_eligible = marked(eligible, np.full(eligible.size, c), transition)
         flagged, others = eligible[m_eligible], eligible[~m_eligible]
         take = others if others.size <= per_cohort else rng.choice(others, per_cohort, replace=False)
         fit_rows += [flagged, take]
@@ -312,7 +323,7 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
         fit_weight += [np.ones(flagged.size), np.full(take.size, others.size / max(take.size, 1))]
     fit_rows, fit_at, fit_weight = np.concatenate(fit_rows), np.concatenate(fit_at), np.concatenate(fit_weight)
     x_pool = _features(arrays, attrs, fit_rows, fit_at, config)
-    m_pool = marker(fit_rows, fit_at)
+    m_pool = marked(fit_rows, fit_at, transition)
     names = _feature_names(config)
     mean, sd = x_pool.mean(axis=0), x_pool.std(axis=0)
     sd[sd == 0] = 1.0
@@ -370,7 +381,7 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
         t_idx = np.flatnonzero(start_col == c)
         eligible = np.flatnonzero(person_start > c)
         x_c = _features(arrays, attrs, eligible, np.full(eligible.size, c), config)
-        m_c = marker(eligible, np.full(eligible.size, c))
+        m_c = marked(eligible, np.full(eligible.size, c), transition)
         ps_c = score(x_c, np.full(eligible.size, c), m_c)
         strata = [np.concatenate([col[pos[t_idx]], col[eligible]]) for col in exact_cols]
         if transition:
@@ -438,23 +449,6 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
 #: Events (the smaller of participants and candidates) per parameter a transition split needs for its own
 #: propensity model; below it the pooled model scores the split.
 _EVENTS_PER_PARAMETER = 10
-
-
-def _transition_columns(panel: pl.DataFrame, participants: pl.DataFrame, config: MatchConfig, notes: list[str]) -> tuple[str, ...]:
-    """The exact-transition columns to use: ``exact_transition`` when it marks some participant, else the fallback."""
-    def marks_someone(columns: tuple[str, ...]) -> bool:
-        if not columns or any(c not in panel.columns for c in columns):
-            return False
-        before = participants.select(pl.col("person_id").cast(pl.Int64), month=pl.col("start_month").dt.truncate("1mo").dt.offset_by("-1mo"))
-        rows = panel.join(before, on=["person_id", "month"], how="semi")
-        return bool(rows.select(pl.sum_horizontal(columns).gt(0).any()).item())
-
-    if not config.exact_transition or marks_someone(config.exact_transition):
-        return config.exact_transition
-    fallback = tuple(c for c in config.transition_fallback if c in panel.columns)
-    notes.append(f"no participant has {'/'.join(config.exact_transition)} in the month before the start "
-                 f"(no stays register?): exact transition stratum on {'/'.join(fallback) or 'nothing'} instead")
-    return fallback
 
 
 def _stratum_codes(columns: list[np.ndarray], n: int) -> np.ndarray:

@@ -172,7 +172,7 @@ def _messages(bad: pl.DataFrame) -> pl.Series:
     sentences = []
     # only text and flags leave polars: parsed dates never become Python dates (whose range is narrower)
     view = bad.select("source_row", *SUBMISSION_COLUMNS, "_missing", "reasons",
-                      start=pl.col("start").is_not_null().replace(False, None), end=pl.col("end").is_not_null().replace(False, None))
+                      start=pl.col("start").cast(pl.String), end=pl.col("end").cast(pl.String))
     for row in view.iter_rows(named=True):
         values = {c: row[c] if row[c] is not None else "" for c in SUBMISSION_COLUMNS}
         detail = row["_missing"] or ", ".join(
