@@ -4,7 +4,7 @@ Register extracts are shaped like the Danish originals (DST/Sundhedsdatastyrelse
 real extracts can replace the mock world by changing the source only. Every register is keyed by ``PNR``:
 an integer person key of the register provider (DST's encrypted PNR plays this role in real extracts).
 The only bridge from a CPR number to ``PNR`` is the restricted key file ``CPR_KEY``, which the pipeline
-turns into ``pseudonym -> PNR`` once (see ``analysis.pseudonym``); after that, joins use integers.
+turns into ``pseudonym -> PNR`` once (see ``analysis.ingest.pseudonym``); after that, joins use integers.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ ENROLMENT = pl.Schema(
 #: Institution stays that end in a critical transition, filed by the year of discharge (``UDDATO``). Real
 #: extracts assemble it from Ankestyrelsen's register of §110 shelter and §107/§108 residential stays, LPR
 #: psychiatric inpatient stays and Kriminalforsorgen's prison stays; the discharge is the transition CTI
-#: is built for, so it is what the comparison group is matched on (``analysis.matching``).
+#: is built for, so it is what the comparison group is matched on (``analysis.estimate.matching``).
 STAYS = pl.Schema(
     {
         "PNR": pl.Int64,
@@ -172,7 +172,7 @@ OUTCOMES: tuple[str, ...] = tuple(c for c in OUTCOME_PANEL.names() if c not in (
 #: Outcomes the report leads with (the planted effects of the mock world are stated on these).
 HEADLINE_OUTCOMES: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
 
-# --- quarantine reasons (machine-readable codes; the human sentences live in analysis.validate) ----------
+# --- quarantine reasons (machine-readable codes; the human sentences live in analysis.ingest.validate) ----------
 
 #: Reasons that quarantine a row (it does not become a course until the site corrects it).
 QUARANTINE_REASONS: tuple[str, ...] = (

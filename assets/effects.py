@@ -3,8 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from analysis import before_after as ba
-from analysis import effects, matching
+from analysis.estimate import before_after as ba
+from analysis.estimate import effects, matching
 from analysis.schema import OUTCOMES
 from expectations import effects as suites
 from expectations.adapter import check_results, check_specs
@@ -14,7 +14,7 @@ from pipelines.storage import scan_register
 
 
 class MatchingConfig(dg.Config):
-    """The matched-comparison design (defaults: analysis.matching.MatchConfig)."""
+    """The matched-comparison design (defaults: analysis.estimate.matching.MatchConfig)."""
 
     neighbours: int = 5
     caliper: float = 0.2

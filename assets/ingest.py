@@ -11,8 +11,8 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from analysis import courses as course_rules
-from analysis import pseudonym, submissions, validate
+from analysis.ingest import courses as course_rules
+from analysis.ingest import pseudonym, submissions, validate
 from expectations import ingest as suites
 from expectations.adapter import check_results, check_specs
 from pipelines import inbox

@@ -6,7 +6,9 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from analysis import cohort, effects, panel, population, pseudonym
+from analysis.linkage import cohort, panel, population
+from analysis.estimate import effects
+from analysis.ingest import pseudonym
 from analysis.schema import REGISTERS
 from expectations import linkage as suites
 from expectations.adapter import check_results, check_specs
@@ -15,7 +17,7 @@ from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
 from pipelines.storage import scan_register
 
 PANEL_FIRST_MONTH = date(2019, 1, 1)
-#: Registers the panel can do without (real extracts may lack them; analysis.panel fills zeros).
+#: Registers the panel can do without (real extracts may lack them; analysis.linkage.panel fills zeros).
 OPTIONAL_REGISTERS = ("stays",)
 
 
@@ -23,7 +25,7 @@ class LinkageConfig(dg.Config):
     """How much of the population enters the comparison pool (all of it by default)."""
 
     comparison_pool: int = 0  # 0 = every non-participant; otherwise a seeded sample of this size
-    #: "auto": coarsened-exact pre-selection (analysis.population) once the population exceeds ``cem_above``
+    #: "auto": coarsened-exact pre-selection (analysis.linkage.population) once the population exceeds ``cem_above``
     #: persons, everyone below; "cem" / "all" force one or the other.
     candidate_pool: str = "auto"
     cem_above: int = 500_000

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from analysis import effect_report, steward_view
-from analysis.safe_export import write_csv, write_xlsx
+from analysis.publish import effect_report, steward_view
+from analysis.publish.safe_export import write_csv, write_xlsx
 from analysis.schema import HEADLINE_OUTCOMES, OUTCOMES
 from pipelines.checks_log import latest_check_evaluations
 from pipelines.partitions import INGEST_JOB, REPORTING_GROUP, SITE_IDS, quarter_label

@@ -55,7 +55,7 @@ class PseudonymKey(dg.ConfigurableResource):
 
     def secret(self) -> bytes:
         """Return the key bytes, refusing keys that are missing or too short."""
-        from analysis import pseudonym
+        from analysis.ingest import pseudonym
 
         value = self.key.encode("utf-8")
         pseudonym.check_key(value)
@@ -63,7 +63,7 @@ class PseudonymKey(dg.ConfigurableResource):
 
     @property
     def key_id(self) -> str:
-        from analysis import pseudonym
+        from analysis.ingest import pseudonym
 
         return pseudonym.key_id(self.secret())
 

@@ -45,7 +45,7 @@ def _registers(world: Path) -> dict:
 def _participants(world: Path, persons: int, seed: int):
     import polars as pl
 
-    from analysis import effects
+    from analysis.estimate import effects
     from pipelines.resources import RegisterSource
 
     part = RegisterSource(kind="mock", persons=persons, seed=seed).world().participants
@@ -59,7 +59,7 @@ def stage_raw_scan(args, work: Path) -> int:
     """Baseline: read the cohort columns of every register year and sum one (no filter, no join, no write)."""
     import polars as pl
 
-    from analysis.population import COHORT_COLUMNS
+    from analysis.linkage.population import COHORT_COLUMNS
 
     regs, rows = _registers(args.world), 0
     for name, columns in COHORT_COLUMNS.items():
@@ -76,7 +76,7 @@ def stage_population_covariates(args, work: Path) -> int:
     """Per person-year covariates of the whole population, one year at a time, streamed to parquet."""
     import polars as pl
 
-    from analysis.population import person_year_covariates
+    from analysis.linkage.population import person_year_covariates
 
     regs = _registers(args.world)
     years = regs["population"].select(pl.col("AAR").unique()).collect(engine="streaming")["AAR"].sort().to_list()
@@ -93,7 +93,7 @@ def stage_candidate_pool(args, work: Path) -> int:
     """CEM pre-selection of comparison candidates from the covariates (participants + pool ids)."""
     import polars as pl
 
-    from analysis.population import candidate_pool, transition_pool, without_transition
+    from analysis.linkage.population import candidate_pool, transition_pool, without_transition
 
     participants = _participants(args.world, args.persons, args.seed)
     participants.write_parquet(work / "participants.parquet")
@@ -114,7 +114,7 @@ def stage_cohort_extraction(args, work: Path) -> int:
     """Register rows (all months) of participants + candidates: semi join on the id set, streamed to parquet."""
     import polars as pl
 
-    from analysis.population import COHORT_COLUMNS, extract_cohort
+    from analysis.linkage.population import COHORT_COLUMNS, extract_cohort
 
     ids, regs, rows = pl.read_parquet(work / "pool.parquet"), _registers(args.world), 0
     for name, columns in COHORT_COLUMNS.items():
@@ -128,7 +128,7 @@ def stage_pandas_cohort_extraction(args, work: Path) -> int:
     """Peer baseline, the obvious pandas way: read_parquet with an `in` filter per file, then merge."""
     import pandas as pd
 
-    from analysis.population import COHORT_COLUMNS
+    from analysis.linkage.population import COHORT_COLUMNS
 
     ids = pd.read_parquet(work / "pool.parquet", columns=["person_id"])
     wanted, rows = ids["person_id"].tolist(), 0
@@ -144,7 +144,8 @@ def stage_matching(args, work: Path) -> int:
     """Monthly outcome panel of the cohort, then propensity + nearest-neighbour matching at each start month."""
     import polars as pl
 
-    from analysis import matching, panel
+    from analysis.estimate import matching
+    from analysis.linkage import panel
     from pipelines.resources import CodeLists
 
     regs, ids = _registers(args.world), pl.read_parquet(work / "pool.parquet").select("person_id")
@@ -166,7 +167,7 @@ def stage_did_event_study(args, work: Path) -> int:
     """Stacked panel, event study (person-clustered SEs, pre-trend test) and pooled DiD for the headline outcomes."""
     import polars as pl
 
-    from analysis import effects, matching
+    from analysis.estimate import effects, matching
 
     frame, units = pl.read_parquet(work / "panel.parquet"), pl.read_parquet(work / "units.parquet")
     participants = pl.read_parquet(work / "participants.parquet")
@@ -185,7 +186,7 @@ def stage_effect_recovery(args, work: Path) -> int:
     """Staggered ATT (stacked by start quarter) of the headline outcomes; matched DiD and truth beside it."""
     import polars as pl
 
-    from analysis import effects
+    from analysis.estimate import effects
 
     frame, units = pl.read_parquet(work / "panel.parquet"), pl.read_parquet(work / "units.parquet")
     truth = json.loads((args.world / "world" / "truth.json").read_text())["effects"]
@@ -205,7 +206,7 @@ def stage_effect_recovery(args, work: Path) -> int:
 
 def stage_staggered_att(args, work: Path) -> int:
     """Callaway & Sant'Anna on the generated panel (units x periods); the reference times are another stage."""
-    from analysis.staggered import att_gt
+    from analysis.estimate.staggered import att_gt
 
     frame = _staggered_panel(args.staggered_units, args.staggered_periods)
     res = att_gt(frame, unit="id", period="year", cohort="first_treat", outcome="y", control_group="never_treated",
@@ -254,7 +255,7 @@ def stage_report(args, work: Path) -> int:
     """Render the effect report from the stage outputs (disclosure control and plots included)."""
     import polars as pl
 
-    from analysis import effect_report
+    from analysis.publish import effect_report
 
     es = pl.concat([pl.read_parquet(p) for p in sorted(work.glob("event_study_*.parquet"))], how="diagonal_relaxed")
     inputs = effect_report.ReportInputs(

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from analysis import courses, pseudonym, submissions, validate
+from analysis.ingest import courses, pseudonym, submissions, validate
 from pipelines.resources import read_config
 
 

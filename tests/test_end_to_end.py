@@ -96,7 +96,7 @@ def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
 def test_effect_report_is_complete_self_contained_and_disclosure_controlled(full_run) -> None:
     import re
 
-    from analysis.effect_report import SECTIONS
+    from analysis.publish.effect_report import SECTIONS
 
     data, proc = full_run
     report = data / "reports" / "effect_report.html"

@@ -31,8 +31,8 @@ def test_cem_pool_keeps_every_participant_and_far_fewer_others(cti_env: Path) ->
     ids_all, ids_cem = set(everyone.value["person_id"]), set(cem.value["person_id"])
     assert set(linked["person_id"]) <= ids_cem < ids_all
     # everyone discharged from a stay the month before a start is in; CEM adds <= 5 per unmarked participant
-    from analysis.effects import participant_table
-    from analysis.population import transition_pool, without_transition
+    from analysis.estimate.effects import participant_table
+    from analysis.linkage.population import transition_pool, without_transition
     from analysis.schema import REGISTERS
     from pipelines.storage import scan_register
 

@@ -1,0 +1,191 @@
+"""Per-outcome effect tables: matched DiD / event study, heterogeneity, staggered ATT, naive contrast.
+
+This module strings the estimators together in the shape the assets persist (analysis.schema effect
+tables); every row carries its n so the report can apply disclosure control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from analysis.estimate import did
+from analysis.estimate.matching import month_index
+from analysis.estimate.power import mde_from_se
+from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
+from analysis.estimate.staggered import att_gt, stack_results
+
+#: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
+POST_WINDOW = (12, 24)
+#: The staggered ATT's pooled effect: dynamic aggregation over these event quarters (months 12..26).
+POST_QUARTERS = (4, 8)
+#: Heterogeneity dimensions (columns of :func:`participant_table`).
+DIMENSIONS = ("delmaalgruppe", "site", "completed", "start_cohort")
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEffects:
+    """Everything estimated for one outcome."""
+
+    estimates: pl.DataFrame  # EFFECT_ESTIMATES
+    event_study: pl.DataFrame  # EVENT_STUDY
+    matched_means: pl.DataFrame  # MATCHED_MEANS
+    group_time: pl.DataFrame  # GROUP_TIME_ATT
+    aggregates: pl.DataFrame  # STAGGERED_AGGREGATES
+
+
+def participant_table(linked_courses: pl.DataFrame, /) -> pl.DataFrame:
+    """One row per person: first course's start month, site, delmålgruppe, completion and start cohort."""
+    need = ("person_id", "start_date", "site", "delmaalgruppe", "completed")
+    missing = [c for c in need if c not in linked_courses.columns]
+    if missing:
+        raise ValueError(f"linked courses lack columns {missing}")
+    first = linked_courses.sort("person_id", "start_date").group_by("person_id", maintain_order=True).first()
+    return first.select(
+        pl.col("person_id").cast(pl.Int64),
+        start_month=pl.col("start_date").dt.truncate("1mo"),
+        site="site",
+        delmaalgruppe="delmaalgruppe",
+        completed=pl.when(pl.col("completed").is_null()).then(pl.lit("ongoing"))
+        .when(pl.col("completed")).then(pl.lit("completed")).otherwise(pl.lit("not completed")),
+        start_cohort=pl.col("start_date").dt.year().cast(pl.String),
+    )
+
+
+def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: dict, *, pretrend_p: float | None,
+                  window: str) -> dict:
+    return {"outcome": outcome, "design": design, "dimension": dimension, "level": level,
+            **{k: row.get(k) for k in ("estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde")},
+            "pretrend_p": pretrend_p, "window": window}
+
+
+def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample."""
+    study = did.event_study(stacked, outcome)
+    window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
+    rows = [_estimate_row(outcome, "matched_did", "all", "all", did.pooled_did(stacked, outcome, post=POST_WINDOW),
+                          pretrend_p=study.pretrend_p, window=window)]
+    for dimension in DIMENSIONS:
+        for sub in did.subgroup_did(stacked, outcome, participants, dimension, post=POST_WINDOW):
+            rows.append(_estimate_row(outcome, "matched_did", dimension, sub["level"], sub, pretrend_p=None, window=window))
+    estimates = pl.DataFrame(rows, schema=EFFECT_ESTIMATES)
+    means = did.event_window_counts(stacked, [outcome]).select([pl.col(c).cast(t) for c, t in MATCHED_MEANS.items()])
+    return estimates, study.table, means
+
+
+def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
+    """The matched sample by quarter, one stack per start quarter: its participants and their own comparisons.
+
+    Columns: ``stack`` (start quarter of the match), ``person_id``, ``period`` (quarter index = year * 4 +
+    quarter - 1), the outcome (the quarter's monthly mean: the scale of the matched DiD), ``cohort`` (the
+    start quarter for participants, null for comparisons) and ``weight`` (matching weight, summed over a
+    comparison's matches within the stack). Comparison persons who start CTI later are left out (the
+    never-treated control group needs units that are never treated inside the panel).
+    """
+    members = (
+        units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null())
+        .group_by("person_id", stack=(pl.col("cohort") // 3).cast(pl.Int64))
+        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sum())
+    )
+    q = (
+        panel.select("person_id", "month", outcome).join(members.select("person_id").unique(), on="person_id", how="semi")
+        .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
+        .agg(pl.col(outcome).cast(pl.Float64).mean())
+    )
+    return (
+        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison person may serve two stacks
+        .select("stack", "person_id", "period", outcome,
+                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")), weight=pl.col("weight").cast(pl.Float64))
+        .sort("stack", "person_id", "period")
+    )
+
+
+#: The quarter before the start quarter holds the transition itself (the stay discharge, the dip's bottom):
+#: it is treated as anticipation, so every ATT(g, t) compares with quarter g - 2.
+ANTICIPATION_QUARTERS = 1
+
+
+def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Callaway & Sant'Anna ATT(g, t) on the quarterly matched sample, stacked by start quarter.
+
+    Each start quarter g is estimated against its own matched comparisons only (never-treated control group,
+    doubly robust, matching weights), so a cohort is never compared with persons matched on another
+    cohort's dip; :func:`analysis.estimate.staggered.stack_results` then aggregates the stacks as one set of
+    ATT(g, t) with standard errors clustered by person. Returns group-time ATTs, the four aggregations, and
+    the pooled dynamic effect over event quarters ``POST_QUARTERS`` as an estimate row.
+    """
+    if "stack" not in quarters.columns:
+        quarters = quarters.with_columns(stack=pl.lit(0, pl.Int64))
+    weights = "weight" if "weight" in quarters.columns else None
+    results, skipped = [], []
+    for (stack,), frame in quarters.partition_by("stack", as_dict=True, maintain_order=True).items():
+        try:
+            results.append(att_gt(frame, unit="person_id", period="period", cohort="cohort", outcome=outcome,
+                                  control_group="never_treated", method="dr", alpha=alpha, weights=weights,
+                                  anticipation=ANTICIPATION_QUARTERS))
+        except ValueError as error:  # e.g. a start quarter without pre-period inside the panel
+            skipped.append(f"stack {stack}: {error}")
+    if not results:
+        raise ValueError("no start quarter could be estimated: " + "; ".join(skipped))
+    result = stack_results(results)
+    estimated = quarters.filter(pl.col("stack").is_in(result.group_time["cohort"].unique().cast(pl.Int64).implode()))
+    sizes = estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort").agg(n=pl.col("person_id").n_unique())
+    gt = (
+        result.group_time.select("cohort", "period", "att", "se", *[c for c in ("ci_lower", "ci_upper") if c in result.group_time.columns])
+        .with_columns(pl.col("cohort").cast(pl.Int64))
+        .join(sizes, on="cohort", how="left", validate="m:1")
+        .with_columns(outcome=pl.lit(outcome), n_treated=pl.col("n"))
+    )
+    if "ci_lower" not in gt.columns:
+        z = 1.959963984540054
+        gt = gt.with_columns(ci_lower=pl.col("att") - z * pl.col("se"), ci_upper=pl.col("att") + z * pl.col("se"))
+    gt = gt.select([pl.col(c).cast(t) for c, t in GROUP_TIME_ATT.items()])
+    n_treated = int(sizes["n"].sum())
+    aggregates = []
+    for kind in ("simple", "dynamic", "group", "calendar"):
+        try:
+            agg = result.aggregate(kind)
+        except ValueError:
+            continue
+        frame = agg.to_frame()
+        key = agg.key
+        aggregates.append(frame.select(
+            outcome=pl.lit(outcome), aggregation=pl.lit(kind),
+            key=(pl.col(key) if key else pl.lit(None)).cast(pl.Int32), att="att", se="se", ci_lower="ci_lower",
+            ci_upper="ci_upper", n_treated=pl.lit(n_treated, pl.Int64),
+        ))
+    aggregates_frame = (pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)).select(
+        [pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()]
+    )
+    n_controls = int(estimated.filter(pl.col("cohort").is_null())["person_id"].n_unique())
+    try:
+        pooled = result.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
+        ok = np.isfinite(pooled.se) and pooled.se > 0
+        row = {"estimate": pooled.att, "se": pooled.se if ok else None, "ci_lower": pooled.ci_lower if ok else None,
+               "ci_upper": pooled.ci_upper if ok else None, "mde": mde_from_se(pooled.se, alpha=alpha) if ok else None}
+    except ValueError:
+        row = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
+    row |= {"n_treated": n_treated, "n_controls": n_controls,
+            "note": f"{len(skipped)} start quarter(s) left out: {'; '.join(skipped)}" if skipped else ""}
+    return gt, aggregates_frame, row
+
+
+def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame, participants: pl.DataFrame,
+                    outcome: str, /, *, naive: pl.DataFrame | None = None) -> OutcomeEffects:
+    """All effect tables of one outcome (see the module docstring)."""
+    estimates, study, means = matched_effects(stacked, participants, outcome)
+    quarters = quarterly_panel(panel, units, outcome)
+    group_time, aggregates, pooled = staggered_effects(quarters, outcome)
+    rows = [estimates, pl.DataFrame([_estimate_row(outcome, "staggered_att", "all", "all", pooled, pretrend_p=None,
+                                                   window=f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
+                                                   + (f" ({pooled['note']})" if pooled["note"] else ""))], schema=EFFECT_ESTIMATES)]
+    if naive is not None and naive.height:
+        contrast = naive.filter((pl.col("outcome") == outcome) & pl.col("contrast").str.contains("-3..-1"))
+        for r in contrast.iter_rows(named=True):
+            ok = r["se"] is not None and r["se"] > 0
+            row = {**r, "n_treated": r["n"], "n_controls": None, "mde": mde_from_se(r["se"]) if ok else None}
+            rows.append(pl.DataFrame([_estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
+                                                    window="12..24 vs -3..-1")], schema=EFFECT_ESTIMATES))
+    return OutcomeEffects(pl.concat(rows), study, means, group_time, aggregates)

@@ -1,0 +1,92 @@
+"""Keyed pseudonyms for CPR numbers: HMAC-SHA256 over a versioned, normalised message.
+
+A plain hash of a CPR number is reversed by brute force in minutes (the CPR space is ~3.7e8 numbers);
+a keyed hash is not, as long as the key stays secret. Only a key *id* (a fingerprint) is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import polars as pl
+
+MESSAGE_VERSION = b"cpr:v1:"
+MIN_KEY_BYTES = 32
+#: Columns that may hold a CPR number before pseudonymisation; all are dropped.
+CPR_COLUMNS = ("cpr", "cpr_norm", "cpr_raw", "CPR")
+
+
+def check_key(key: bytes) -> None:
+    """Refuse a missing or short key (the message never contains the key itself)."""
+    if not key or len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (it has {len(key or b'')}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_hex(32))' "
+            "and provide it as CTI_PSEUDONYM_KEY"
+        )
+
+
+def key_id(key: bytes) -> str:
+    """A short, non-reversible fingerprint of ``key`` to store beside each pseudonym."""
+    check_key(key)
+    return hmac.new(key, b"cti-key-id", hashlib.sha256).hexdigest()[:12]
+
+
+def pseudonym_of(cpr10: str, key: bytes) -> str:
+    """The pseudonym of one normalised (10-digit) CPR number."""
+    return hmac.new(key, MESSAGE_VERSION + cpr10.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _pseudonyms(values: list[str], key: bytes) -> list[str]:
+    """:func:`pseudonym_of` for many values, about 3x faster (5.9 M persons: ~10 s instead of ~30 s).
+
+    HMAC (RFC 2104) is ``H((K ^ opad) || H((K ^ ipad) || message))``. The keyed inner state, already fed
+    the message prefix, and the keyed outer state are computed once and copied per value, instead of
+    setting up the key twice per value as ``hmac.new`` does. ``tests/analysis/ingest/test_pseudonym.py`` checks it
+    equals ``hmac.new`` for short, block-sized and long keys.
+    """
+    block = hashlib.sha256().block_size
+    secret = hashlib.sha256(key).digest() if len(key) > block else key
+    secret = secret.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
+    inner.update(MESSAGE_VERSION)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
+    inner_copy, outer_copy = inner.copy, outer.copy
+    out = []
+    for value in values:
+        h = inner_copy()
+        h.update(value.encode("ascii"))
+        o = outer_copy()
+        o.update(h.digest())
+        out.append(o.hexdigest())
+    return out
+
+
+def pseudonymise(frame: pl.DataFrame, /, *, key: bytes, key_id: str, column: str = "cpr_norm") -> pl.DataFrame:
+    """Replace the CPR in ``column`` by ``pseudonym`` and ``key_id``; drop every CPR column.
+
+    Parameters
+    ----------
+    frame
+        Rows with a normalised 10-digit CPR in ``column`` (see ``analysis.ingest.cpr.normalise_cpr``).
+    key
+        The secret key (bytes, at least 32).
+    key_id
+        Fingerprint of the key, stored with each pseudonym.
+    column
+        Column holding the normalised CPR.
+    """
+    check_key(key)
+    if column not in frame.columns:
+        raise ValueError(f"pseudonymise needs a column {column!r} with normalised CPR numbers")
+    values = frame[column]
+    if values.null_count():
+        raise ValueError(f"{values.null_count()} rows have no normalised CPR; quarantine them before pseudonymising")
+    unique = values.unique().to_list()  # one HMAC per person, not per row
+    mapping = pl.DataFrame(
+        {column: unique, "pseudonym": _pseudonyms(unique, key)},
+        schema={column: values.dtype, "pseudonym": pl.String},
+    )
+    out = frame.join(mapping, on=column, how="left", validate="m:1").with_columns(key_id=pl.lit(key_id))
+    return out.drop([c for c in CPR_COLUMNS if c in out.columns])

@@ -1,0 +1,205 @@
+"""DiD / event study on a stacked panel: hand-computed 2x2s, fixed effects, clustering, bad input."""
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+
+from analysis.estimate.did import (
+    TwoWayAbsorber,
+    _alternating,
+    _fit,
+    demean,
+    event_study,
+    event_window_counts,
+    pooled_did,
+    subgroup_did,
+)
+from analysis.estimate.power import mde_from_se, mde_two_groups
+
+
+def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0, noise: float = 0.1) -> pl.DataFrame:
+    """Balanced stacked panel, event times -4..4, unit and time effects, a step effect from event 0."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for unit in range(n_treated + n_controls):
+        treated = int(unit < n_treated)
+        alpha = rng.normal()
+        for e in range(-4, 5):
+            y = alpha + 0.1 * e + (effect if treated and e >= 0 else 0.0) + rng.normal(scale=noise)
+            rows.append((unit, unit, e + 4, e, treated, 1.0, y, unit % 2))
+    return pl.DataFrame(rows, schema={"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
+                                      "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}, orient="row")
+
+
+def test_pooled_did_equals_the_hand_computed_difference_of_mean_changes() -> None:
+    frame = _stacked()
+    result = pooled_did(frame, "y", post=(0, 4), pre=(-4, -1))
+    means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(pl.col("y").mean())
+    m = {(r["treated"], r["post"]): r["y"] for r in means.iter_rows(named=True)}
+    hand = (m[(1, True)] - m[(1, False)]) - (m[(0, True)] - m[(0, False)])
+    assert result["estimate"] == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
+    assert result["ci_lower"] < 0.3 < result["ci_upper"]
+    assert (result["n_treated"], result["n_controls"]) == (60, 120)
+    assert result["mde"] == pytest.approx(mde_from_se(result["se"]))
+
+
+def test_event_study_recovers_a_step_and_has_flat_pre_trends() -> None:
+    study = event_study(_stacked(noise=0.05), "y", reference=-1)
+    table = {r["event_time"]: r for r in study.table.iter_rows(named=True)}
+    assert table[-1]["estimate"] == 0.0 and table[-1]["se"] is None
+    for e in range(0, 5):
+        assert table[e]["estimate"] == pytest.approx(0.3, abs=0.05)
+    for e in (-4, -3, -2):
+        assert abs(table[e]["estimate"]) < 0.05
+    assert study.pretrend_df == 3 and study.pretrend_p > 0.01
+    assert table[0]["n_treated"] == 60 and table[0]["n_controls"] == 120
+
+
+def test_pre_trend_test_rejects_a_diverging_pre_period() -> None:
+    frame = _stacked(noise=0.05).with_columns(
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0)).then(0.1 * pl.col("event_time")).otherwise(0)
+    )
+    assert event_study(frame, "y").pretrend_p < 1e-6
+
+
+def test_weights_act_as_duplicated_units() -> None:
+    frame = _stacked(n_treated=20, n_controls=30, seed=3)
+    doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000)
+    weighted = frame.with_columns(weight=pl.when(pl.col("treated") == 0).then(2.0).otherwise(1.0))
+    a = pooled_did(weighted, "y", post=(0, 4))["estimate"]
+    b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4))["estimate"]
+    assert a == pytest.approx(b, abs=1e-8)
+
+
+def test_demean_matches_a_dummy_regression() -> None:
+    rng = np.random.default_rng(1)
+    n = 300
+    fe1, fe2 = rng.integers(0, 20, n), rng.integers(0, 7, n)
+    w = rng.uniform(0.5, 2, n)
+    x = rng.normal(size=n)
+    dummies = np.column_stack([np.eye(20)[fe1], np.eye(7)[fe2][:, 1:]])
+    sw = np.sqrt(w)
+    beta = np.linalg.lstsq(dummies * sw[:, None], x * sw, rcond=None)[0]
+    residual = x - dummies @ beta
+    assert np.allclose(demean(x, fe1, fe2, w)[:, 0], residual, atol=1e-7)
+
+
+def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
+    rng = np.random.default_rng(2)
+    # three stacks (disconnected blocks of cells), units observed on ragged event windows, unit weights
+    units, cells, weights = [], [], []
+    for stack in range(3):
+        for unit in range(15):
+            first, last = rng.integers(0, 3), rng.integers(5, 9)
+            for t in range(first, last):
+                units.append(stack * 100 + unit)
+                cells.append(stack * 10 + t)
+                weights.append(1.0 + unit % 3)
+    fe1 = np.unique(units, return_inverse=True)[1]
+    fe2 = np.unique(cells, return_inverse=True)[1]
+    w, x = np.array(weights), rng.normal(size=(len(units), 3))
+    dummies = np.column_stack([np.eye(fe1.max() + 1)[fe1], np.eye(fe2.max() + 1)[fe2]])
+    sw = np.sqrt(w)
+    beta = np.linalg.lstsq(dummies * sw[:, None], x * sw[:, None], rcond=None)[0]
+    exact = demean(x, fe1, fe2, w)
+    assert np.allclose(exact, x - dummies @ beta, atol=1e-10)
+    assert np.allclose(exact, _alternating(x, fe1, fe2, w), atol=1e-8)
+    fallback = TwoWayAbsorber(fe1, fe2, w, max_block=3)  # every block too large: alternating projections
+    assert np.allclose(fallback.residuals(x), exact, atol=1e-8)
+
+
+def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
+    frame = _stacked(seed=9).with_columns(weight=1.0 / (1 + pl.col("unit") % 3))  # controls with 1/k weights
+    # the same control persons in a second stack (clusters span stacks), and ragged windows (unbalanced)
+    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000,
+                                                              stack_time=pl.col("stack_time") + 100)
+    frame = pl.concat([frame, second]).filter((pl.col("unit") % 7 != 3) | (pl.col("event_time") < 3))
+    y = frame["y"].to_numpy()
+    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float) for e in (-3, 0, 2)])
+    # and a dense regressor on every row: the sparse algebra in _fit must not assume one-hot dummies
+    x = np.column_stack([x, np.random.default_rng(3).normal(size=frame.height)])
+    fit = _fit(y, x, frame)
+    w = frame["weight"].to_numpy()
+    absorber = TwoWayAbsorber(frame["unit"].to_numpy(), frame["stack_time"].to_numpy(), w)
+    persons = frame["person_id"].rank("dense").to_numpy()
+    reference = sm.WLS(absorber.residuals(y)[:, 0], absorber.residuals(x), weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": persons})
+    assert np.allclose(fit.params, reference.params, atol=1e-10)
+    assert np.allclose(fit.cov, reference.cov_params(), rtol=1e-8, atol=1e-14)
+
+
+def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks() -> None:
+    frame = _stacked(seed=5)
+    # the same control persons reused in a second stack: clustering by person must see the dependence
+    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100)
+    both = pl.concat([frame, second])
+    clustered = pooled_did(both, "y", post=(0, 4))["se"]
+    naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4))["se"]
+    assert clustered > naive
+
+
+def test_subgroups_and_raw_means() -> None:
+    frame = _stacked()
+    groups = pl.DataFrame({"person_id": list(range(60)), "site": ["a" if i < 30 else "b" for i in range(60)]})
+    rows = {r["level"]: r for r in subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4))}
+    assert set(rows) == {"a", "b"} and rows["a"]["n_treated"] == 30
+    assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
+    means = event_window_counts(frame, ["y"])
+    assert means.filter(pl.col("group") == "participants")["n"].to_list() == [60] * 9
+
+
+def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
+    # two levels in the same stack with different effects: each level's estimate finds its own
+    frame = _stacked(n_treated=80, n_controls=160, noise=0.05).with_columns(cohort=pl.lit(0))
+    frame = frame.with_columns(
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0)).then(0.3).otherwise(0.0)
+    )
+    groups = pl.DataFrame({"person_id": list(range(80)), "kind": ["low" if i < 40 else "high" for i in range(80)]})
+    rows = {r["level"]: r for r in subgroup_did(frame, "y", groups, "kind", post=(0, 4))}
+    assert rows["low"]["ci_lower"] < 0.3 < rows["low"]["ci_upper"]
+    assert rows["high"]["ci_lower"] < 0.6 < rows["high"]["ci_upper"]
+    assert rows["low"]["n_treated"] == 40 and rows["low"]["n_controls"] == 160
+
+
+def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
+    first = _stacked(seed=1).with_columns(cohort=pl.lit(0))
+    second = _stacked(seed=2, effect=0.5).with_columns(
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+    )
+    both = pl.concat([first, second])
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "year": ["2024"] * 60 + ["2025"] * 60})
+    rows = {r["level"]: r for r in subgroup_did(both, "y", groups, "year", post=(0, 4))}
+    for level, part in (("2024", first), ("2025", second)):
+        alone = pooled_did(part, "y", post=(0, 4))
+        assert rows[level]["estimate"] == pytest.approx(alone["estimate"], abs=1e-10)
+        assert rows[level]["n_controls"] == alone["n_controls"] == 120
+
+
+def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
+    frame = _stacked().with_columns(cohort=pl.lit(0))
+    lonely = _stacked(seed=4).filter(pl.col("treated") == 1).with_columns(
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+    )
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "site": ["a"] * 60 + ["b"] * 60})
+    rows = {r["level"]: r for r in subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4))}
+    assert rows["b"]["estimate"] is None and rows["b"]["n_treated"] == 60 and rows["b"]["n_controls"] == 0
+    assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
+
+
+def test_bad_input_is_explained() -> None:
+    frame = _stacked(10, 10)
+    with pytest.raises(ValueError, match="lacks columns"):
+        event_study(frame.drop("weight"), "y")
+    with pytest.raises(ValueError, match="treated and comparison"):
+        pooled_did(frame.filter(pl.col("treated") == 1), "y")
+    with pytest.raises(ValueError, match="reference event time"):
+        event_study(frame, "y", reference=-10)
+    with pytest.raises(ValueError, match="alpha and power"):
+        mde_from_se(0.1, power=1.5)
+
+
+def test_mde_figures() -> None:
+    assert mde_from_se(1.0) == pytest.approx(2.8016, abs=1e-4)
+    assert mde_two_groups(1.0, 100, 100) == pytest.approx(2.8016 * np.sqrt(0.02), abs=1e-4)
+    assert mde_two_groups(1.0, 100, 100, r2=0.75) == pytest.approx(mde_two_groups(1.0, 100, 100) / 2)
