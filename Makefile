@@ -34,7 +34,7 @@ test: $(VENV) system  ## the whole test suite
 	.venv/bin/python -m pytest
 
 ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
-	@mkdir -p $(DAGSTER_HOME) && .venv/bin/python -c "from pathlib import Path; from pipelines.instance import ensure_dagster_home; ensure_dagster_home(Path('$(CTI_DATA_DIR)'))"
+	@.venv/bin/cti prepare-instance
 	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
 
 bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput

@@ -12,7 +12,7 @@ from analysis.estimate.effects import outcome_effects, participant_table
 from analysis.estimate.matching import MatchConfig, balance_table, match, person_attributes, stacked_panel
 from analysis.linkage.panel import outcome_panel
 from analysis.schema import BALANCE, HEADLINE_OUTCOMES, REGISTERS
-from pipelines.resources import read_config
+from pipelines.configuration import ConfigDir
 
 SMALL = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
                     dip_months=(-2, -1), exact=(), exact_transition=(), neighbours=1)
@@ -162,12 +162,12 @@ def world_effects() -> tuple[dict, dict, pl.DataFrame]:
     the design matches within (start month, transition, sex), which at 20k default persons leaves about six
     candidates per cell and most participants outside the caliper.
     """
-    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0, crisis_share=0.15), sites=read_config("sites"),
-                           delmaalgrupper=read_config("delmaalgrupper"), dream_codes=read_config("dream_codes"),
-                           hfaudd_levels=read_config("hfaudd_levels"))
+    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0, crisis_share=0.15), sites=ConfigDir().table("sites"),
+                           delmaalgrupper=ConfigDir().table("delmaalgrupper"), dream_codes=ConfigDir().table("dream_codes"),
+                           hfaudd_levels=ConfigDir().table("hfaudd_levels"))
     registers = {r: pl.concat([mw.register_year(world, r, y) for y in range(2019, 2027)]).lazy() for r in REGISTERS}
     panel = outcome_panel(registers, persons=None, first_month=date(2019, 1, 1), last_month=date(2026, 9, 1),
-                          dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels")).collect()
+                          dream_codes=ConfigDir().table("dream_codes"), hfaudd_levels=ConfigDir().table("hfaudd_levels")).collect()
     courses = world.participants.select(person_id=pl.col("PNR"), start_date="start", site="site",
                                         delmaalgruppe="delmaalgruppe", completed="completed")
     participants = participant_table(courses)
