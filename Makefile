@@ -5,11 +5,7 @@ export DAGSTER_HOME := $(CTI_DATA_DIR)/dagster_home
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export GX_ANALYTICS_ENABLED := False
-export CTI_REGISTER_SOURCE ?= mock
-export CTI_PERSONS ?= 100000
-export CTI_SEED ?= 0
-export CTI_EXTRACTS_DIR ?=
-PERSONS ?= $(CTI_PERSONS)
+PERSONS ?= 100000
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv/.synced
 
