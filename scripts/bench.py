@@ -183,9 +183,9 @@ def stage_did_event_study(args, work: Path) -> int:
     rows, tables = 0, []
     for outcome in HEADLINE:
         stacked = matching.stacked_panel(frame.select("person_id", "month", outcome), units, outcomes=[outcome])
-        estimates, event_study, _ = effects.matched_effects(stacked, participants, outcome)
-        tables.append(estimates)
-        event_study.write_parquet(work / f"event_study_{outcome}.parquet")
+        matched = effects.matched_effects(stacked, participants, outcome)
+        tables.append(matched.estimates)
+        matched.event_study.to_frame().write_parquet(work / f"event_study_{outcome}.parquet")
         rows += stacked.height
     pl.concat(tables).write_parquet(work / "estimates.parquet")
     return rows
@@ -202,7 +202,8 @@ def stage_effect_recovery(args, work: Path) -> int:
     did = pl.read_parquet(work / "estimates.parquet").filter(pl.col("dimension") == "all")
     rows = []
     for outcome in HEADLINE:
-        _, _, pooled = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        staggered = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        pooled = staggered.to_frame().row(0, named=True)
         matched = did.filter(pl.col("outcome") == outcome).row(0, named=True)
         for design, row in (("matched_did", matched), ("staggered_att", pooled)):
             planted = truth[outcome]["att_months_12_24"]

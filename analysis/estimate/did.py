@@ -22,21 +22,82 @@ import numpy as np
 import polars as pl
 from scipy import sparse, stats
 
+from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se
 from analysis.schema import EVENT_STUDY
 
 _NEEDED = ("unit", "person_id", "stack_time", "event_time", "treated", "weight")
 
+#: Columns of a pooled DiD estimate (one row of :meth:`DidResult.to_frame`, one level of a subgroup fit).
+_ESTIMATE = {"estimate": pl.Float64, "se": pl.Float64, "ci_lower": pl.Float64, "ci_upper": pl.Float64,
+             "n_treated": pl.Int64, "n_controls": pl.Int64, "mde": pl.Float64}
+
 
 @dataclass(frozen=True, slots=True)
 class EventStudyResult:
-    """Coefficients by event time with the pre-trend test."""
+    """Coefficients by event time with the pre-trend test, and the options they were estimated with."""
 
     table: pl.DataFrame  # analysis.schema.EVENT_STUDY
     pretrend_stat: float  # Wald chi-squared of the pre-period coefficients
     pretrend_df: int
     pretrend_p: float
     n_obs: int
+    outcome: str
+    reference: int  # the omitted event time (estimate 0)
+    window: tuple[int, int]  # first and last event time of the stacked panel
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the coefficients by event time (``analysis.schema.EVENT_STUDY``)."""
+        return self.table
+
+
+@dataclass(frozen=True, slots=True)
+class DidResult:
+    """One pooled DiD (:func:`pooled_did`): the estimate with its n and the windows it compares.
+
+    The estimate fields are None when the DiD is not identified (no participants or comparisons in the
+    post window, no pre-period rows, or a degenerate standard error).
+    """
+
+    outcome: str
+    estimate: float | None
+    se: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    n_treated: int  # participants (persons) in the post window
+    n_controls: int  # comparison persons in the post window
+    mde: float | None
+    n_obs: int  # stacked rows in the two windows
+    post: tuple[int, int]
+    pre: tuple[int, int]
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return one row: ``outcome``, estimate, se, CI, n_treated, n_controls, mde and ``n_obs``."""
+        row = {"outcome": self.outcome, **{c: getattr(self, c) for c in _ESTIMATE}, "n_obs": self.n_obs}
+        return pl.DataFrame([row], schema={"outcome": pl.String, **_ESTIMATE, "n_obs": pl.Int64})
+
+
+@dataclass(frozen=True, slots=True)
+class SubgroupDidResult:
+    """Pooled DiDs by level of one dimension (:func:`subgroup_did`), all from one fit.
+
+    ``levels`` has one row per level: ``level``, estimate, se, CI, n_treated, n_controls, mde (null
+    estimates where the level is not identified).
+    """
+
+    outcome: str
+    dimension: str
+    levels: pl.DataFrame
+    n_obs: int  # stacked rows in the two windows (shared by every level)
+    post: tuple[int, int]
+    pre: tuple[int, int]
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the per-level estimates."""
+        return self.levels
 
 
 def _check(stacked: pl.DataFrame, outcome: str) -> None:
@@ -216,9 +277,13 @@ def _counts(frame: pl.DataFrame) -> tuple[int, int]:
 def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, alpha: float = 0.05) -> EventStudyResult:
     """Event-study coefficients of ``outcome`` relative to event time ``reference``.
 
-    Returns one row per event time in the stacked window (the reference row has estimate 0, null se), with
-    the number of treated and comparison persons observed at that event time.
+    Returns
+    -------
+    EventStudyResult
+        One row per event time in the stacked window (the reference row has estimate 0, null se), with the
+        number of treated and comparison persons observed at that event time, and the pre-trend test.
     """
+    z = z_critical(alpha)
     _check(stacked, outcome)
     frame = stacked.filter(pl.col(outcome).is_not_null())
     times = np.sort(frame["event_time"].unique().to_numpy())
@@ -233,7 +298,6 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
     result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
     params, cov = result.params, result.cov
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     pre = np.flatnonzero(coef_times < reference)
     if pre.size:
         b, v = params[pre], cov[np.ix_(pre, pre)]
@@ -256,40 +320,48 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
         .select([pl.col(c).cast(t) for c, t in EVENT_STUDY.items()])
         .sort("event_time")
     )
-    return EventStudyResult(table, stat, dof, p, frame.height)
+    return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p, n_obs=frame.height,
+                            outcome=outcome, reference=reference, window=(int(times.min()), int(times.max())),
+                            alpha=alpha)
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),
-               pre: tuple[int, int] | None = None, alpha: float = 0.05) -> dict:
+               pre: tuple[int, int] | None = None, alpha: float = 0.05) -> DidResult:
     """One DiD: mean treated-minus-comparison gap in the ``post`` window minus the gap in the ``pre`` window.
 
     ``pre`` defaults to every event time before 0. Event times in neither window are left out (the ramp-up
-    months 0..post[0]-1 by default). Returns estimate, se, CI, n_treated, n_controls (persons), mde, n_obs.
+    months 0..post[0]-1 by default).
+
+    Returns
+    -------
+    DidResult
+        Estimate, se, CI, n_treated and n_controls (persons in the post window), mde and n_obs.
     """
+    z = z_critical(alpha)
     _check(stacked, outcome)
     pre = pre if pre is not None else (int(stacked["event_time"].min()), -1)
     frame = stacked.filter(
-        pl.col(outcome).is_not_null() & (pl.col("event_time").is_between(*pre) | pl.col("event_time").is_between(*post))
+        pl.col(outcome).is_not_null()
+        & (pl.col("event_time").is_between(*pre) | pl.col("event_time").is_between(*post))
     )
-    in_post = frame.filter(pl.col("event_time").is_between(*post))
-    n_treated, n_controls = _counts(in_post)
-    empty = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "n_treated": n_treated,
-             "n_controls": n_controls, "mde": None, "n_obs": frame.height}
+    n_treated, n_controls = _counts(frame.filter(pl.col("event_time").is_between(*post)))
+    known = {"outcome": outcome, "n_treated": n_treated, "n_controls": n_controls, "n_obs": frame.height,
+             "post": post, "pre": pre, "alpha": alpha}
+    empty = DidResult(estimate=None, se=None, ci_lower=None, ci_upper=None, mde=None, **known)
     if n_treated == 0 or n_controls == 0 or not frame.filter(pl.col("event_time").is_between(*pre)).height:
         return empty
     # units must be seen in both windows to contribute within-unit contrasts; others only shift their FE
     x = ((frame["treated"] == 1) & frame["event_time"].is_between(*post)).cast(pl.Float64).to_numpy()[:, None]
     result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
     estimate, se = float(result.params[0]), float(np.sqrt(result.cov[0, 0]))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     if not np.isfinite(se) or se <= 0:
         return empty
-    return {"estimate": estimate, "se": se, "ci_lower": estimate - z * se, "ci_upper": estimate + z * se,
-            "n_treated": n_treated, "n_controls": n_controls, "mde": mde_from_se(se, alpha=alpha), "n_obs": frame.height}
+    return DidResult(estimate=estimate, se=se, ci_lower=estimate - z * se, ci_upper=estimate + z * se,
+                     mde=mde_from_se(se, alpha=alpha), **known)
 
 
 def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dimension: str, /, *,
-                 post: tuple[int, int] = (12, 24), alpha: float = 0.05) -> list[dict]:
+                 post: tuple[int, int] = (12, 24), alpha: float = 0.05) -> SubgroupDidResult:
     """Pooled DiD for each level of ``dimension`` (a column of ``groups``, keyed by treated ``person_id``).
 
     One regression per dimension: the unit and stack x event-time effects of :func:`pooled_did` with one
@@ -297,9 +369,14 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
     units of their own cohort stacks, and all levels share one absorbed design (a dimension costs one fit,
     not one per level; at population scale that is most of an outcome's run time). When the levels'
     participants are in disjoint stacks (start cohorts), each estimate equals the separate subgroup fit.
-    ``n_controls`` counts the comparison persons in the level's stacks. Returns one dict per level with
-    ``level`` added; a level without comparisons in its stacks gets null estimates.
+    ``n_controls`` counts the comparison persons in the level's stacks.
+
+    Returns
+    -------
+    SubgroupDidResult
+        One row per level; a level without comparisons in its stacks gets null estimates.
     """
+    z = z_critical(alpha)
     if dimension not in groups.columns or "person_id" not in groups.columns:
         raise ValueError(f"groups needs person_id and {dimension!r}")
     _check(stacked, outcome)
@@ -333,12 +410,10 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
         x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))), shape=(frame.height, len(levels)))
         result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
         params, se = result.params, np.sqrt(np.clip(np.diag(result.cov), 0, None))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     out = []
     for j, level in enumerate(levels):
         row = {"level": level, "estimate": None, "se": None, "ci_lower": None, "ci_upper": None,
-               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)), "mde": None,
-               "n_obs": frame.height}
+               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)), "mde": None}
         identified = (params is not None and row["n_treated"] and row["n_controls"] and level in has_pre
                       and np.isfinite(se[j]) and se[j] > 1e-12)
         if identified:
@@ -346,7 +421,9 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
             row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e, "ci_upper": estimate + z * s_e,
                     "mde": mde_from_se(s_e, alpha=alpha)}
         out.append(row)
-    return out
+    return SubgroupDidResult(outcome=outcome, dimension=dimension,
+                             levels=pl.DataFrame(out, schema={"level": pl.String, **_ESTIMATE}), n_obs=frame.height,
+                             post=post, pre=pre, alpha=alpha)
 
 
 def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl.DataFrame:

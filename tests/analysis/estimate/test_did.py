@@ -32,16 +32,20 @@ def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, se
                                       "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}, orient="row")
 
 
+def _levels(result) -> list[dict]:
+    return list(result.to_frame().iter_rows(named=True))
+
+
 def test_pooled_did_equals_the_hand_computed_difference_of_mean_changes() -> None:
     frame = _stacked()
     result = pooled_did(frame, "y", post=(0, 4), pre=(-4, -1))
     means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(pl.col("y").mean())
     m = {(r["treated"], r["post"]): r["y"] for r in means.iter_rows(named=True)}
     hand = (m[(1, True)] - m[(1, False)]) - (m[(0, True)] - m[(0, False)])
-    assert result["estimate"] == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
-    assert result["ci_lower"] < 0.3 < result["ci_upper"]
-    assert (result["n_treated"], result["n_controls"]) == (60, 120)
-    assert result["mde"] == pytest.approx(mde_from_se(result["se"]))
+    assert result.estimate == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
+    assert result.ci_lower < 0.3 < result.ci_upper
+    assert (result.n_treated, result.n_controls) == (60, 120)
+    assert result.mde == pytest.approx(mde_from_se(result.se))
 
 
 def test_event_study_recovers_a_step_and_has_flat_pre_trends() -> None:
@@ -67,8 +71,8 @@ def test_weights_act_as_duplicated_units() -> None:
     frame = _stacked(n_treated=20, n_controls=30, seed=3)
     doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000)
     weighted = frame.with_columns(weight=pl.when(pl.col("treated") == 0).then(2.0).otherwise(1.0))
-    a = pooled_did(weighted, "y", post=(0, 4))["estimate"]
-    b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4))["estimate"]
+    a = pooled_did(weighted, "y", post=(0, 4)).estimate
+    b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4)).estimate
     assert a == pytest.approx(b, abs=1e-8)
 
 
@@ -134,15 +138,15 @@ def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks()
     # the same control persons reused in a second stack: clustering by person must see the dependence
     second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100)
     both = pl.concat([frame, second])
-    clustered = pooled_did(both, "y", post=(0, 4))["se"]
-    naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4))["se"]
+    clustered = pooled_did(both, "y", post=(0, 4)).se
+    naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4)).se
     assert clustered > naive
 
 
 def test_subgroups_and_raw_means() -> None:
     frame = _stacked()
     groups = pl.DataFrame({"person_id": list(range(60)), "site": ["a" if i < 30 else "b" for i in range(60)]})
-    rows = {r["level"]: r for r in subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4))}
+    rows = {r["level"]: r for r in _levels(subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4)))}
     assert set(rows) == {"a", "b"} and rows["a"]["n_treated"] == 30
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
     means = event_window_counts(frame, ["y"])
@@ -156,7 +160,7 @@ def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
         y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0)).then(0.3).otherwise(0.0)
     )
     groups = pl.DataFrame({"person_id": list(range(80)), "kind": ["low" if i < 40 else "high" for i in range(80)]})
-    rows = {r["level"]: r for r in subgroup_did(frame, "y", groups, "kind", post=(0, 4))}
+    rows = {r["level"]: r for r in _levels(subgroup_did(frame, "y", groups, "kind", post=(0, 4)))}
     assert rows["low"]["ci_lower"] < 0.3 < rows["low"]["ci_upper"]
     assert rows["high"]["ci_lower"] < 0.6 < rows["high"]["ci_upper"]
     assert rows["low"]["n_treated"] == 40 and rows["low"]["n_controls"] == 160
@@ -169,11 +173,11 @@ def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
     )
     both = pl.concat([first, second])
     groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "year": ["2024"] * 60 + ["2025"] * 60})
-    rows = {r["level"]: r for r in subgroup_did(both, "y", groups, "year", post=(0, 4))}
+    rows = {r["level"]: r for r in _levels(subgroup_did(both, "y", groups, "year", post=(0, 4)))}
     for level, part in (("2024", first), ("2025", second)):
         alone = pooled_did(part, "y", post=(0, 4))
-        assert rows[level]["estimate"] == pytest.approx(alone["estimate"], abs=1e-10)
-        assert rows[level]["n_controls"] == alone["n_controls"] == 120
+        assert rows[level]["estimate"] == pytest.approx(alone.estimate, abs=1e-10)
+        assert rows[level]["n_controls"] == alone.n_controls == 120
 
 
 def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
@@ -182,7 +186,7 @@ def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
         cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
     )
     groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "site": ["a"] * 60 + ["b"] * 60})
-    rows = {r["level"]: r for r in subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4))}
+    rows = {r["level"]: r for r in _levels(subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4)))}
     assert rows["b"]["estimate"] is None and rows["b"]["n_treated"] == 60 and rows["b"]["n_controls"] == 0
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
 
