@@ -128,13 +128,13 @@ def test_row_order_and_duplicates_of_the_panel() -> None:
 
 
 def test_k_smallest_breaks_ties_like_a_stable_sort() -> None:
-    from analysis.estimate.matching import _k_smallest
+    from analysis.estimate.matching.nearest import k_smallest
 
     rng = np.random.default_rng(0)
     for _ in range(200):
         values = rng.integers(0, 5, size=rng.integers(1, 40)).astype(float)  # many ties
         k = int(rng.integers(1, 8))
-        assert np.array_equal(_k_smallest(values, k), np.argsort(values, kind="stable")[:k])
+        assert np.array_equal(k_smallest(values, k), np.argsort(values, kind="stable")[:k])
 
 
 def test_bad_input_is_explained() -> None:
