@@ -103,7 +103,9 @@ class SubgroupDidResult:
 def _check(stacked: pl.DataFrame, outcome: str) -> None:
     missing = [c for c in (*_NEEDED, outcome) if c not in stacked.columns]
     if missing:
-        raise ValueError(f"stacked panel lacks columns {missing} (see analysis.estimate.matching.stacked_panel)")
+        raise ValueError(
+            f"stacked panel lacks columns {missing} (see analysis.estimate.matching.stacked_panel)"
+        )
     if stacked.height == 0:
         raise ValueError("the stacked panel is empty")
     groups = stacked["treated"].unique().to_list()
@@ -160,7 +162,8 @@ class TwoWayAbsorber:
             # absorbed by the unit effects): pin its first cell to 0 and invert the rest.
             idx = idx[1:]
             if idx.size:
-                self._blocks.append((idx, np.linalg.pinv(m[idx][:, idx].toarray(), rtol=1e-12, hermitian=True)))
+                inverse = np.linalg.pinv(m[idx][:, idx].toarray(), rtol=1e-12, hermitian=True)
+                self._blocks.append((idx, inverse))
         self._g2 = g2
 
     def _unit_demean(self, x: np.ndarray) -> np.ndarray:
@@ -190,7 +193,7 @@ class TwoWayAbsorber:
 
 
 def demean(columns: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /) -> np.ndarray:
-    """Remove two sets of fixed effects (dense integer codes ``fe1``, ``fe2``) from each column, weighted by ``w``.
+    """Remove two sets of fixed effects (integer codes ``fe1``, ``fe2``) from each column, weighted by ``w``.
 
     The exact weighted least-squares residual on both sets of dummies (see :class:`TwoWayAbsorber`).
     """
@@ -199,14 +202,15 @@ def demean(columns: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray,
 
 def _alternating(x: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /, *, tol: float = 1e-10,
                  max_iter: int = 10_000) -> np.ndarray:
-    """Weighted alternating projections (Gauss-Seidel); for designs whose cell blocks are too large to invert."""
+    """Weighted alternating projections (Gauss-Seidel), for designs with cell blocks too large to invert."""
     x = np.array(x, dtype=float, copy=True)
     w1, w2 = np.bincount(fe1, weights=w), np.bincount(fe2, weights=w)
     for _ in range(max_iter):
         delta = 0.0
         for codes, total in ((fe1, w1), (fe2, w2)):
             for j in range(x.shape[1]):
-                means = np.bincount(codes, weights=w * x[:, j], minlength=total.size) / np.where(total > 0, total, 1)
+                sums = np.bincount(codes, weights=w * x[:, j], minlength=total.size)
+                means = sums / np.where(total > 0, total, 1)
                 shift = means[codes]
                 x[:, j] -= shift
                 delta = max(delta, float(np.abs(shift).max()))
@@ -222,13 +226,14 @@ class _Fit:
 
 
 def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
-    """WLS of ``y`` on ``x`` (dense or scipy-sparse) after absorbing unit and cell effects, clustered by person.
+    """WLS of ``y`` on ``x`` (dense or scipy-sparse) after absorbing unit and cell effects, person-clustered.
 
     The covariance is statsmodels' ``WLS(...).fit(cov_type="cluster")`` on the absorbed data (same
-    small-sample factor ``G/(G-1) * (N-1)/(N-K)``; ``tests/analysis/estimate/test_did.py`` checks both agree), but
-    the absorbed design ``RX`` is never formed. With ``U`` the weighted unit-mean operator, ``C`` the
-    row -> cell incidence, ``S = U_sum X`` (units x K), ``A`` the unit x cell weight totals and ``g`` the
-    cell effects of ``X - UX`` (solved from ``C'W X - A' diag(1/w_unit) S``), ``RX = X - UX - (I - U) C g``, so
+    small-sample factor ``G/(G-1) * (N-1)/(N-K)``; ``tests/analysis/estimate/test_did.py`` checks both
+    agree), but the absorbed design ``RX`` is never formed. With ``U`` the weighted unit-mean operator,
+    ``C`` the row -> cell incidence, ``S = U_sum X`` (units x K), ``A`` the unit x cell weight totals and
+    ``g`` the cell effects of ``X - UX`` (solved from ``C'W X - A' diag(1/w_unit) S``),
+    ``RX = X - UX - (I - U) C g``, so
 
     * ``X~'WX~ = X'W(RX) = X'WX - S' diag(1/w_unit) S - (C'WX)' g + S' diag(1/w_unit) (A g)`` and
       ``X~'Wy~ = X'Wy~``: sparse products of ``X`` and matrices of units x K and cells x K;
@@ -246,7 +251,9 @@ def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
     owner = np.full(int(unit.max()) + 1, -1, np.int64)
     owner[unit] = persons
     if not np.array_equal(owner[unit], persons):
-        raise ValueError("every stacked unit must belong to one person (see analysis.estimate.matching.stacked_panel)")
+        raise ValueError(
+            "every stacked unit must belong to one person (see analysis.estimate.matching.stacked_panel)"
+        )
     absorber = TwoWayAbsorber(unit, cell, w)
     yd = absorber.residuals(y)[:, 0]
     inv = sparse.diags(absorber._inv1)
@@ -274,7 +281,8 @@ def _counts(frame: pl.DataFrame) -> tuple[int, int]:
     return int(get.get(1, 0)), int(get.get(0, 0))
 
 
-def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, alpha: float = 0.05) -> EventStudyResult:
+def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
+                alpha: float = 0.05) -> EventStudyResult:
     """Event-study coefficients of ``outcome`` relative to event time ``reference``.
 
     Returns
@@ -288,7 +296,9 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
     frame = stacked.filter(pl.col(outcome).is_not_null())
     times = np.sort(frame["event_time"].unique().to_numpy())
     if reference not in times:
-        raise ValueError(f"reference event time {reference} is not in the panel's window {times.min()}..{times.max()}")
+        raise ValueError(
+            f"reference event time {reference} is not in the panel's window {times.min()}..{times.max()}"
+        )
     coef_times = times[times != reference]
     e = frame["event_time"].to_numpy()
     column = np.searchsorted(coef_times, e)
@@ -320,9 +330,9 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
         .select([pl.col(c).cast(t) for c, t in EVENT_STUDY.items()])
         .sort("event_time")
     )
-    return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p, n_obs=frame.height,
-                            outcome=outcome, reference=reference, window=(int(times.min()), int(times.max())),
-                            alpha=alpha)
+    return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
+                            n_obs=frame.height, outcome=outcome, reference=reference,
+                            window=(int(times.min()), int(times.max())), alpha=alpha)
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),
@@ -380,7 +390,9 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
     if dimension not in groups.columns or "person_id" not in groups.columns:
         raise ValueError(f"groups needs person_id and {dimension!r}")
     _check(stacked, outcome)
-    labels = groups.select("person_id", level=pl.col(dimension).cast(pl.String).fill_null("unknown")).unique("person_id")
+    labels = groups.select("person_id", level=pl.col(dimension).cast(pl.String).fill_null("unknown")).unique(
+        "person_id"
+    )
     treated = stacked.filter(pl.col("treated") == 1).select("cohort", "person_id").unique().join(
         labels, on="person_id", how="inner", validate="m:1"
     )
@@ -389,40 +401,47 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
     in_post = pl.col("event_time").is_between(*post)
     frame = (
         stacked.filter(pl.col(outcome).is_not_null() & (pl.col("event_time").is_between(*pre) | in_post))
-        .join(treated.select("cohort", "person_id", "level"), on=["cohort", "person_id"], how="left", validate="m:1")
+        .join(treated.select("cohort", "person_id", "level"), on=["cohort", "person_id"], how="left",
+              validate="m:1")
         .with_columns(level=pl.when(pl.col("treated") == 1).then(pl.col("level")))
     )
     # persons in the post window: the level's participants, and the comparisons in the level's stacks
     seen = frame.filter(in_post)
     level_cohorts = treated.select("cohort", "level").unique()
-    n_treated = dict(seen.filter(pl.col("treated") == 1).group_by("level").agg(pl.col("person_id").n_unique()).iter_rows())
+    persons = pl.col("person_id").n_unique()
+    n_treated = dict(seen.filter(pl.col("treated") == 1).group_by("level").agg(persons).iter_rows())
     n_controls = dict(
         seen.filter(pl.col("treated") == 0).select("cohort", "person_id")
-        .join(level_cohorts, on="cohort", how="inner").group_by("level").agg(pl.col("person_id").n_unique()).iter_rows()
+        .join(level_cohorts, on="cohort", how="inner").group_by("level").agg(persons).iter_rows()
     )
     has_pre = set(frame.filter(~in_post & (pl.col("treated") == 1))["level"].unique().to_list())
-    code = frame.select(pl.col("level").replace_strict(levels, list(range(len(levels))), default=None)).to_series()
-    dummy = (frame["treated"] == 1).to_numpy() & frame["event_time"].is_between(*post).to_numpy() & code.is_not_null().to_numpy()
+    code = frame.select(
+        pl.col("level").replace_strict(levels, list(range(len(levels))), default=None)
+    ).to_series()
+    dummy = ((frame["treated"] == 1).to_numpy() & frame["event_time"].is_between(*post).to_numpy()
+             & code.is_not_null().to_numpy())
     rows = np.flatnonzero(dummy)
     usable = n_treated and n_controls and frame.height
     params = se = None
     if usable:
-        x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))), shape=(frame.height, len(levels)))
+        x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))),
+                              shape=(frame.height, len(levels)))
         result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
         params, se = result.params, np.sqrt(np.clip(np.diag(result.cov), 0, None))
     out = []
     for j, level in enumerate(levels):
         row = {"level": level, "estimate": None, "se": None, "ci_lower": None, "ci_upper": None,
-               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)), "mde": None}
+               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)),
+               "mde": None}
         identified = (params is not None and row["n_treated"] and row["n_controls"] and level in has_pre
                       and np.isfinite(se[j]) and se[j] > 1e-12)
         if identified:
             estimate, s_e = float(params[j]), float(se[j])
-            row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e, "ci_upper": estimate + z * s_e,
-                    "mde": mde_from_se(s_e, alpha=alpha)}
+            row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e,
+                    "ci_upper": estimate + z * s_e, "mde": mde_from_se(s_e, alpha=alpha)}
         out.append(row)
-    return SubgroupDidResult(outcome=outcome, dimension=dimension,
-                             levels=pl.DataFrame(out, schema={"level": pl.String, **_ESTIMATE}), n_obs=frame.height,
+    levels_frame = pl.DataFrame(out, schema={"level": pl.String, **_ESTIMATE})
+    return SubgroupDidResult(outcome=outcome, dimension=dimension, levels=levels_frame, n_obs=frame.height,
                              post=post, pre=pre, alpha=alpha)
 
 
@@ -436,8 +455,8 @@ def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl
             .agg(mean=(y * pl.col("weight")).sum() / pl.col("weight").filter(y.is_not_null()).sum(),
                  n=pl.col("person_id").n_unique().cast(pl.Int64))
             .with_columns(outcome=pl.lit(outcome),
-                          group=pl.when(pl.col("treated") == 1).then(pl.lit("participants")).otherwise(pl.lit("comparisons")))
+                          group=pl.when(pl.col("treated") == 1).then(pl.lit("participants"))
+                          .otherwise(pl.lit("comparisons")))
         )
-    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean", "n").sort(
-        "outcome", "group", "event_time"
-    )
+    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean",
+                                    "n").sort("outcome", "group", "event_time")

@@ -6,9 +6,8 @@ tables); every row carries its n so the report can apply disclosure control.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -27,7 +26,7 @@ POST_QUARTERS = (4, 8)
 DIMENSIONS = ("delmaalgruppe", "site", "completed", "start_cohort")
 
 
-#: Columns of a pooled estimate row (:class:`StaggeredEffects` ``to_frame``; ``analysis.schema.EFFECT_ESTIMATES``).
+#: Columns of a pooled estimate row (:meth:`StaggeredEffects.to_frame`).
 _POOLED = {"outcome": pl.String, "estimate": pl.Float64, "se": pl.Float64, "ci_lower": pl.Float64,
            "ci_upper": pl.Float64, "n_treated": pl.Int64, "n_controls": pl.Int64, "mde": pl.Float64,
            "note": pl.String}
@@ -93,10 +92,12 @@ class StaggeredEffects:
     @property
     def note(self) -> str:
         """Which start quarters were left out and why (empty when none was)."""
-        return f"{len(self.skipped)} start quarter(s) left out: {'; '.join(self.skipped)}" if self.skipped else ""
+        if not self.skipped:
+            return ""
+        return f"{len(self.skipped)} start quarter(s) left out: {'; '.join(self.skipped)}"
 
     def to_frame(self) -> pl.DataFrame:
-        """Return the pooled effect as one row: outcome, estimate, se, CI, n_treated, n_controls, mde, note."""
+        """Return the pooled effect as one row (outcome, estimate, se, CI, n, mde and the note)."""
         row = {c: getattr(self, c) for c in _POOLED}
         return pl.DataFrame([row], schema=_POOLED)
 
@@ -119,11 +120,15 @@ def participant_table(linked_courses: pl.DataFrame, /) -> pl.DataFrame:
     )
 
 
+#: The columns an estimate row takes from an estimator's row.
+_ESTIMATE_COLUMNS = ("estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde")
+
+
 def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: Mapping, *,
                   pretrend_p: float | None, window: str) -> dict:
+    """One row of ``analysis.schema.EFFECT_ESTIMATES`` from an estimator's row."""
     return {"outcome": outcome, "design": design, "dimension": dimension, "level": level,
-            **{k: row.get(k) for k in ("estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde")},
-            "pretrend_p": pretrend_p, "window": window}
+            **{k: row.get(k) for k in _ESTIMATE_COLUMNS}, "pretrend_p": pretrend_p, "window": window}
 
 
 def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> MatchedEffects:
@@ -131,18 +136,22 @@ def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: 
     study = did.event_study(stacked, outcome)
     window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
     pooled = did.pooled_did(stacked, outcome, post=POST_WINDOW).to_frame().row(0, named=True)
-    rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p, window=window)]
+    rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p,
+                          window=window)]
     for dimension in DIMENSIONS:
         levels = did.subgroup_did(stacked, outcome, participants, dimension, post=POST_WINDOW).to_frame()
-        rows += [_estimate_row(outcome, "matched_did", dimension, sub["level"], sub, pretrend_p=None, window=window)
-                 for sub in levels.iter_rows(named=True)]
+        rows += [_estimate_row(outcome, "matched_did", dimension, sub["level"], sub, pretrend_p=None,
+                               window=window) for sub in levels.iter_rows(named=True)]
     estimates = pl.DataFrame(rows, schema=EFFECT_ESTIMATES)
-    means = did.event_window_counts(stacked, [outcome]).select([pl.col(c).cast(t) for c, t in MATCHED_MEANS.items()])
-    return MatchedEffects(outcome=outcome, estimates=estimates, event_study=study, matched_means=means, post=POST_WINDOW)
+    means = did.event_window_counts(stacked, [outcome]).select(
+        [pl.col(c).cast(t) for c, t in MATCHED_MEANS.items()]
+    )
+    return MatchedEffects(outcome=outcome, estimates=estimates, event_study=study, matched_means=means,
+                          post=POST_WINDOW)
 
 
 def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
-    """The matched sample by quarter, one stack per start quarter: its participants and their own comparisons.
+    """Return the matched sample by quarter, one stack per start quarter (participants, their comparisons).
 
     Columns: ``stack`` (start quarter of the match), ``person_id``, ``period`` (quarter index = year * 4 +
     quarter - 1), the outcome (the quarter's monthly mean: the scale of the matched DiD), ``cohort`` (the
@@ -156,14 +165,16 @@ def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -
         .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sum())
     )
     q = (
-        panel.select("person_id", "month", outcome).join(members.select("person_id").unique(), on="person_id", how="semi")
+        panel.select("person_id", "month", outcome)
+        .join(members.select("person_id").unique(), on="person_id", how="semi")
         .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
         .agg(pl.col(outcome).cast(pl.Float64).mean())
     )
     return (
-        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison person may serve two stacks
+        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks
         .select("stack", "person_id", "period", outcome,
-                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")), weight=pl.col("weight").cast(pl.Float64))
+                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")),
+                weight=pl.col("weight").cast(pl.Float64))
         .sort("stack", "person_id", "period")
     )
 
@@ -201,8 +212,10 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
     if not results:
         raise ValueError("no start quarter could be estimated: " + "; ".join(skipped))
     result = stack_results(results)
-    estimated = quarters.filter(pl.col("stack").is_in(result.group_time["cohort"].unique().cast(pl.Int64).implode()))
-    sizes = estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort").agg(n=pl.col("person_id").n_unique())
+    cohorts = result.group_time["cohort"].unique().cast(pl.Int64)
+    estimated = quarters.filter(pl.col("stack").is_in(cohorts.implode()))
+    sizes = (estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort")
+             .agg(n=pl.col("person_id").n_unique()))
     gt = (
         result.group_time.select("cohort", "period", "att", "se", "ci_lower", "ci_upper")
         .with_columns(pl.col("cohort").cast(pl.Int64))
@@ -220,12 +233,12 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
         key = agg.key
         aggregates.append(agg.to_frame().select(
             outcome=pl.lit(outcome), aggregation=pl.lit(kind),
-            key=(pl.col(key) if key else pl.lit(None)).cast(pl.Int32), att="att", se="se", ci_lower="ci_lower",
-            ci_upper="ci_upper", n_treated=pl.lit(n_treated, pl.Int64),
+            key=(pl.col(key) if key else pl.lit(None)).cast(pl.Int32), att="att", se="se",
+            ci_lower="ci_lower", ci_upper="ci_upper", n_treated=pl.lit(n_treated, pl.Int64),
         ))
-    aggregates_frame = (pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)).select(
-        [pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()]
-    )
+    aggregates_frame = (
+        pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)
+    ).select([pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()])
     n_controls = int(estimated.filter(pl.col("cohort").is_null())["person_id"].n_unique())
     try:
         pooled = result.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
@@ -236,27 +249,30 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
     except ValueError:
         effect = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
     return StaggeredEffects(outcome=outcome, group_time=gt, aggregates=aggregates_frame, **effect,
-                            n_treated=n_treated, n_controls=n_controls, skipped=tuple(skipped), post=POST_QUARTERS,
-                            alpha=alpha, control_group=result.control_group, method=result.method,
-                            anticipation=result.anticipation)
+                            n_treated=n_treated, n_controls=n_controls, skipped=tuple(skipped),
+                            post=POST_QUARTERS, alpha=alpha, control_group=result.control_group,
+                            method=result.method, anticipation=result.anticipation)
 
 
-def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame, participants: pl.DataFrame,
-                    outcome: str, /, *, naive: pl.DataFrame | None = None) -> OutcomeEffects:
+def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame,
+                    participants: pl.DataFrame, outcome: str, /, *,
+                    naive: pl.DataFrame | None = None) -> OutcomeEffects:
     """All effect tables of one outcome (see the module docstring)."""
     matched = matched_effects(stacked, participants, outcome)
     staggered = staggered_effects(quarterly_panel(panel, units, outcome), outcome)
-    window = f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}" + (f" ({staggered.note})" if staggered.note else "")
-    pooled = staggered.to_frame().row(0, named=True)
-    rows = [matched.estimates, pl.DataFrame([_estimate_row(outcome, "staggered_att", "all", "all", pooled,
-                                                           pretrend_p=None, window=window)], schema=EFFECT_ESTIMATES)]
+    window = f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
+    window += f" ({staggered.note})" if staggered.note else ""
+    pooled = _estimate_row(outcome, "staggered_att", "all", "all", staggered.to_frame().row(0, named=True),
+                           pretrend_p=None, window=window)
+    rows = [matched.estimates, pl.DataFrame([pooled], schema=EFFECT_ESTIMATES)]
     if naive is not None and naive.height:
         contrast = naive.filter((pl.col("outcome") == outcome) & pl.col("contrast").str.contains("-3..-1"))
         for r in contrast.iter_rows(named=True):
             ok = r["se"] is not None and r["se"] > 0
             row = {**r, "n_treated": r["n"], "n_controls": None, "mde": mde_from_se(r["se"]) if ok else None}
-            rows.append(pl.DataFrame([_estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
-                                                    window="12..24 vs -3..-1")], schema=EFFECT_ESTIMATES))
-    return OutcomeEffects(outcome=outcome, estimates=pl.concat(rows), event_study=matched.event_study.to_frame(),
-                          matched_means=matched.matched_means, group_time=staggered.group_time,
-                          aggregates=staggered.aggregates)
+            naive_row = _estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
+                                      window="12..24 vs -3..-1")
+            rows.append(pl.DataFrame([naive_row], schema=EFFECT_ESTIMATES))
+    return OutcomeEffects(outcome=outcome, estimates=pl.concat(rows),
+                          event_study=matched.event_study.to_frame(), matched_means=matched.matched_means,
+                          group_time=staggered.group_time, aggregates=staggered.aggregates)

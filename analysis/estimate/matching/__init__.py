@@ -23,7 +23,8 @@ Design (a stacked, cohort-by-cohort match):
   -0.059). The history features stay in the balance table.
 * Matching: within cohort, transition split and exact strata (default sex), the ``neighbours`` nearest
   candidates (standardised features, or the score) within a caliper of ``caliper`` SDs of the logit
-  (Austin 2011), with replacement by default. Participants without a candidate inside the caliper are reported, not matched.
+  (Austin 2011), with replacement by default. Participants without a candidate inside the caliper are
+  reported, not matched.
   A matched control carries weight 1/k for each participant it serves, so every participant weighs 1.
 
 Everything is arrays over a balanced person x month panel (cumulative sums give every window mean in

@@ -35,7 +35,7 @@ class PanelArrays:
         missing = [c for c in ("person_id", "month", *outcomes) if c not in panel.columns]
         if missing:
             raise ValueError(f"panel lacks columns {missing}")
-        frame = panel.select("person_id", m=month_index("month"), *outcomes)
+        frame = panel.select("person_id", month_index("month").alias("m"), *outcomes)
         person, m = frame["person_id"].to_numpy(), frame["m"].to_numpy()
         step_p, step_m = np.diff(person), np.diff(m)
         ordered = bool(((step_p > 0) | ((step_p == 0) & (step_m > 0))).all())  # strictly by person, month

@@ -16,7 +16,7 @@ def _weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a / b`` where ``b > 0``, NaN elsewhere."""
+    """Return ``a / b`` where ``b > 0``, NaN elsewhere."""
     return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 

@@ -52,7 +52,9 @@ class MatchConfig:
         if not self.caliper > 0:
             raise ValueError(f"caliper must be > 0 standard deviations, got {self.caliper}")
         if any(a > b or b >= 0 for a, b in self.windows) or any(d >= 0 for d in self.dip_months):
-            raise ValueError("history windows and dip months must lie before the start month (event time < 0)")
+            raise ValueError(
+                "history windows and dip months must lie before the start month (event time < 0)"
+            )
 
     @property
     def history_months(self) -> int:

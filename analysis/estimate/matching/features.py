@@ -57,13 +57,15 @@ def person_attributes(population: pl.LazyFrame, persons: pl.DataFrame, /) -> pl.
 
 
 def attribute_arrays(arrays: PanelArrays, persons: pl.DataFrame, /) -> dict[str, np.ndarray]:
-    """The attributes of ``persons`` (:func:`person_attributes`) in the row order of ``arrays``.
+    """Return the attributes of ``persons`` (:func:`person_attributes`) in the row order of ``arrays``.
 
     Returns sex, greenlandic, immigrant, kom_type and birth_month (a :func:`month_index`) as float arrays.
     """
     missing = [c for c in _ATTRIBUTES if c not in persons.columns]
     if missing:
-        raise ValueError(f"persons lacks columns {missing} (see analysis.estimate.matching.person_attributes)")
+        raise ValueError(
+            f"persons lacks columns {missing} (see analysis.estimate.matching.person_attributes)"
+        )
     frame = pl.DataFrame({"person_id": arrays.ids}).join(
         persons.select(_ATTRIBUTES).unique("person_id"), on="person_id", how="left", validate="1:1"
     )
@@ -75,8 +77,9 @@ def attribute_arrays(arrays: PanelArrays, persons: pl.DataFrame, /) -> dict[str,
 
 
 def history_count(config: MatchConfig, /) -> int:
-    """Number of leading feature columns that describe outcome history (the rest are attributes)."""
-    return len(config.history_outcomes) * len(config.windows) + len(config.dip_outcomes) * len(config.dip_months)
+    """Return the number of leading feature columns that describe outcome history (the rest: attributes)."""
+    history = len(config.history_outcomes) * len(config.windows)
+    return history + len(config.dip_outcomes) * len(config.dip_months)
 
 
 def feature_names(config: MatchConfig, /) -> list[str]:
@@ -100,7 +103,8 @@ def feature_matrix(arrays: PanelArrays, attrs: dict[str, np.ndarray], rows: np.n
     return np.column_stack(cols).astype(float)
 
 
-def transition_marked(arrays: PanelArrays, rows: np.ndarray, at: np.ndarray, columns: tuple[str, ...], /) -> np.ndarray:
+def transition_marked(arrays: PanelArrays, rows: np.ndarray, at: np.ndarray, columns: tuple[str, ...],
+                      /) -> np.ndarray:
     """Whether any of ``columns`` is > 0 in the month before ``at`` (all False without columns)."""
     return sum((arrays.values[o][rows, at - 1] for o in columns), np.zeros(rows.size)) > 0
 

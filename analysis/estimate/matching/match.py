@@ -17,13 +17,20 @@ import polars as pl
 from analysis.estimate.matching.arrays import PanelArrays, month_index
 from analysis.estimate.matching.balance import balance_table
 from analysis.estimate.matching.config import MatchConfig
-from analysis.estimate.matching.features import FeatureRows, attribute_arrays, feature_names, transition_marked
+from analysis.estimate.matching.features import (
+    FeatureRows,
+    attribute_arrays,
+    feature_names,
+    transition_marked,
+)
 from analysis.estimate.matching.nearest import nearest_features, nearest_scores, stratum_codes
 from analysis.estimate.matching.propensity import FitSample, PropensityModel, fit_propensity, fit_sample
 
 _PAIRS = {"cohort": pl.Int64, "treated_id": pl.Int64, "control_id": pl.Int64, "distance": pl.Float64,
           "weight": pl.Float64}
 _UNMATCHED = {"person_id": pl.Int64, "cohort": pl.Int64, "reason": pl.String}
+#: The report's design.
+_DEFAULT = MatchConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +61,14 @@ def _starts(arrays: PanelArrays, participants: pl.DataFrame) -> tuple[np.ndarray
 
     Persons who never start carry the int64 maximum.
     """
-    starts = participants.select(pl.col("person_id").cast(pl.Int64), s=month_index("start_month") - arrays.first)
+    starts = participants.select(pl.col("person_id").cast(pl.Int64),
+                                 (month_index("start_month") - arrays.first).alias("s"))
     ids = starts["person_id"].to_numpy()
     pos = np.searchsorted(arrays.ids, ids)
     if (pos >= arrays.ids.size).any() or (arrays.ids[np.minimum(pos, arrays.ids.size - 1)] != ids).any():
         raise ValueError(
-            "some participants are not in the panel; link them first (analysis.linkage.panel.link_participants)"
+            "some participants are not in the panel; link them first "
+            "(analysis.linkage.panel.link_participants)"
         )
     start_col = starts["s"].to_numpy()
     person_start = np.full(arrays.ids.size, np.iinfo(np.int64).max)
@@ -69,11 +78,15 @@ def _starts(arrays: PanelArrays, participants: pl.DataFrame) -> tuple[np.ndarray
 
 def _transition(arrays: PanelArrays, pos: np.ndarray, start_col: np.ndarray, *, exact: tuple[str, ...],
                 fallback: tuple[str, ...], config: MatchConfig) -> tuple[tuple[str, ...], list[str]]:
-    """The transition marker columns: ``exact`` when they mark some participant, else the fallback."""
+    """Return the transition marker columns (``exact`` when they mark some participant, else the fallback).
+
+    Also returns the note that says so when the fallback is used.
+    """
     if config.exact_transition and not (exact and transition_marked(arrays, pos, start_col, exact).any()):
-        return fallback, [f"no participant has {'/'.join(config.exact_transition)} in the month before the start "
-                          f"(no stays register?): exact transition stratum on {'/'.join(fallback) or 'nothing'} "
-                          "instead"]
+        note = (f"no participant has {'/'.join(config.exact_transition)} in the month before the start "
+                f"(no stays register?): exact transition stratum on {'/'.join(fallback) or 'nothing'} "
+                "instead")
+        return fallback, [note]
     return exact, []
 
 
@@ -105,8 +118,8 @@ def match_cohort(cohort: int, treated: FeatureRows, scores: np.ndarray, model: P
         if config.metric == "mahalanobis":
             design = model.design
             nearest = nearest_features(design.standardise(treated.features[ti])[:, split.columns],
-                                       design.standardise(candidates.features[ci])[:, split.columns], scores[ti],
-                                       ps_c[ci], k=config.neighbours, caliper=split.caliper,
+                                       design.standardise(candidates.features[ci])[:, split.columns],
+                                       scores[ti], ps_c[ci], k=config.neighbours, caliper=split.caliper,
                                        replacement=config.replacement, rng=rng)
         else:
             nearest = nearest_scores(scores[ti], ps_c[ci], k=config.neighbours, caliper=split.caliper,
@@ -132,7 +145,7 @@ def match_cohort(cohort: int, treated: FeatureRows, scores: np.ndarray, model: P
 def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSample, arrays: PanelArrays,
              person_start: np.ndarray, /, *, unmatched: list[dict], config: MatchConfig,
              notes: list[str]) -> MatchResult:
-    """The result of a match: stacked units, pairs, balance and the unmatched participants.
+    """Return the result of a match: stacked units, pairs, balance and the unmatched participants.
 
     A matched comparison carries weight 1/k for each participant it serves within a cohort (summed into
     one unit per person and cohort), every matched participant weighs 1; months become month indexes
@@ -140,17 +153,22 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
     """
     pairs = pl.DataFrame([p for m in matches for p in m.pairs], schema=_PAIRS)
     if not pairs.height:
-        raise ValueError("no participant found a comparison person within the caliper; widen MatchConfig.caliper")
+        raise ValueError(
+            "no participant found a comparison person within the caliper; widen MatchConfig.caliper"
+        )
     unmatched = unmatched + [u for m in matches for u in m.unmatched]
     matched_treated = pairs["treated_id"].unique()
-    treated_units = pl.DataFrame({"person_id": arrays.ids[treated.rows], "cohort": treated.at.astype(np.int64)}).filter(
-        pl.col("person_id").is_in(matched_treated.implode())
-    ).with_columns(treated=pl.lit(1, pl.Int8), weight=pl.lit(1.0))
+    treated_units = (
+        pl.DataFrame({"person_id": arrays.ids[treated.rows], "cohort": treated.at.astype(np.int64)})
+        .filter(pl.col("person_id").is_in(matched_treated.implode()))
+        .with_columns(treated=pl.lit(1, pl.Int8), weight=pl.lit(1.0))
+    )
     control_units = pairs.group_by("control_id", "cohort").agg(pl.col("weight").sum()).select(
         person_id="control_id", cohort="cohort", treated=pl.lit(0, pl.Int8), weight="weight"
     )
     ever = person_start < arrays.months + 10**6  # never-treated persons carry the int64 maximum
-    starts_all = pl.DataFrame({"person_id": arrays.ids[ever], "person_start": person_start[ever] + arrays.first})
+    starts_all = pl.DataFrame({"person_id": arrays.ids[ever],
+                               "person_start": person_start[ever] + arrays.first})
     units = (
         pl.concat([treated_units, control_units]).with_columns(cohort=(pl.col("cohort") + arrays.first))
         .join(starts_all, on="person_id", how="left", validate="m:1")
@@ -174,7 +192,7 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
 
 
 def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame, /, *,
-          config: MatchConfig = MatchConfig()) -> MatchResult:
+          config: MatchConfig = _DEFAULT) -> MatchResult:
     """Match each participant to comparison persons at the participant's start month.
 
     Parameters
@@ -200,8 +218,10 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
     if participants["person_id"].n_unique() != participants.height:
         raise ValueError("participants must have one row per person (each person's first start month)")
     exact = config.exact_transition if all(c in panel.columns for c in config.exact_transition) else ()
-    fallback = tuple(c for c in config.transition_fallback if c in panel.columns) if config.exact_transition else ()
-    outcomes = tuple(dict.fromkeys((*config.history_outcomes, *config.dip_outcomes, *exact, *fallback, "edu_level")))
+    fallback = (tuple(c for c in config.transition_fallback if c in panel.columns)
+                if config.exact_transition else ())
+    outcomes = tuple(dict.fromkeys((*config.history_outcomes, *config.dip_outcomes, *exact, *fallback,
+                                    "edu_level")))
     arrays = PanelArrays.from_panel(panel, [o for o in outcomes if o in panel.columns or o != "edu_level"])
     attrs = attribute_arrays(arrays, persons)
     rng = np.random.default_rng(config.seed)
@@ -216,7 +236,8 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
     pos, start_col = pos[has_history], start_col[has_history]
     if not pos.size:
         raise ValueError(
-            f"no participant has {config.history_months} months of history inside the panel before the start month"
+            f"no participant has {config.history_months} months of history inside the panel before the "
+            "start month"
         )
     cohorts = np.unique(start_col)
     transition, notes = _transition(arrays, pos, start_col, exact=exact, fallback=fallback, config=config)
@@ -233,4 +254,5 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
     scores = model.score(treated)
     matches = [match_cohort(c, treated, scores, model, arrays, attrs, person_start, transition=transition,
                             config=config, rng=rng) for c in cohorts]
-    return assemble(matches, treated, sample, arrays, person_start, unmatched=unmatched, config=config, notes=notes)
+    return assemble(matches, treated, sample, arrays, person_start, unmatched=unmatched, config=config,
+                    notes=notes)

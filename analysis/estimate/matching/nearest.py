@@ -54,8 +54,9 @@ def nearest_scores(treated: np.ndarray, controls: np.ndarray, /, *, k: int, cali
     return out
 
 
-def nearest_features(xt: np.ndarray, xc: np.ndarray, pt: np.ndarray, pc: np.ndarray, /, *, k: int, caliper: float,
-                      replacement: bool, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+def nearest_features(xt: np.ndarray, xc: np.ndarray, pt: np.ndarray, pc: np.ndarray, /, *, k: int,
+                     caliper: float, replacement: bool,
+                     rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """Up to ``k`` controls nearest in standardised features among those within ``caliper`` on the score.
 
     Returns control positions and their *score* distances (what the caliper bounds).

@@ -53,9 +53,10 @@ class FitSample:
     weight: np.ndarray
 
 
-def fit_sample(arrays: PanelArrays, attrs: dict[str, np.ndarray], person_start: np.ndarray, cohorts: np.ndarray,
-               /, *, transition: tuple[str, ...], config: MatchConfig, rng: np.random.Generator) -> FitSample:
-    """Per cohort, every candidate with a transition and a seeded sample of the others.
+def fit_sample(arrays: PanelArrays, attrs: dict[str, np.ndarray], person_start: np.ndarray,
+               cohorts: np.ndarray, /, *, transition: tuple[str, ...], config: MatchConfig,
+               rng: np.random.Generator) -> FitSample:
+    """Draw the fit's candidate rows: per cohort, every candidate with a transition and a sample of the rest.
 
     Candidates of cohort ``c`` are the persons who have not started by ``c`` (``person_start > c``); the
     sample holds ``config.max_fit_controls`` rows over all cohorts at most, besides the transitions.
@@ -86,7 +87,7 @@ class Design:
 
     @classmethod
     def from_sample(cls, sample: FitSample, cohorts: np.ndarray, first: int) -> Design:
-        """Standardise on the fit sample's candidates; one dummy per start year of ``cohorts`` but the first."""
+        """Standardise on the fit sample's candidates; a dummy per start year of ``cohorts`` but the first."""
         x = sample.candidates.features
         mean, sd = x.mean(axis=0), x.std(axis=0)
         sd[sd == 0] = 1.0
@@ -167,7 +168,8 @@ def fit_propensity(treated: FeatureRows, sample: FitSample, cohorts: np.ndarray,
         events = min(t_rows.sum(), c_rows.sum())
         own = by_split and events >= _EVENTS_PER_PARAMETER * (cols.size + design.years.size)
         x_t, x_c = _design_rows(design, treated, candidates, *((t_rows, c_rows) if own else everyone), cols)
-        beta, penalised = logit(np.vstack([x_t, x_c]), np.concatenate([np.ones(len(x_t)), np.zeros(len(x_c))]))
+        d = np.concatenate([np.ones(len(x_t)), np.zeros(len(x_c))])
+        beta, penalised = logit(np.vstack([x_t, x_c]), d)
         if penalised:
             notes.append(_RIDGE_NOTE)
         x_t, x_c = _design_rows(design, treated, candidates, t_rows, c_rows, cols)
