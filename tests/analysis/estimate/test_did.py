@@ -18,7 +18,8 @@ from analysis.estimate.did import (
 from analysis.estimate.power import mde_from_se, mde_two_groups
 
 
-def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0, noise: float = 0.1) -> pl.DataFrame:
+def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0,
+             noise: float = 0.1) -> pl.DataFrame:
     """Balanced stacked panel, event times -4..4, unit and time effects, a step effect from event 0."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -28,8 +29,9 @@ def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, se
         for e in range(-4, 5):
             y = alpha + 0.1 * e + (effect if treated and e >= 0 else 0.0) + rng.normal(scale=noise)
             rows.append((unit, unit, e + 4, e, treated, 1.0, y, unit % 2))
-    return pl.DataFrame(rows, schema={"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
-                                      "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}, orient="row")
+    schema = {"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
+              "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _levels(result) -> list[dict]:
@@ -39,7 +41,9 @@ def _levels(result) -> list[dict]:
 def test_pooled_did_equals_the_hand_computed_difference_of_mean_changes() -> None:
     frame = _stacked()
     result = pooled_did(frame, "y", post=(0, 4), pre=(-4, -1))
-    means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(pl.col("y").mean())
+    means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(
+        pl.col("y").mean()
+    )
     m = {(r["treated"], r["post"]): r["y"] for r in means.iter_rows(named=True)}
     hand = (m[(1, True)] - m[(1, False)]) - (m[(0, True)] - m[(0, False)])
     assert result.estimate == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
@@ -62,14 +66,17 @@ def test_event_study_recovers_a_step_and_has_flat_pre_trends() -> None:
 
 def test_pre_trend_test_rejects_a_diverging_pre_period() -> None:
     frame = _stacked(noise=0.05).with_columns(
-        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0)).then(0.1 * pl.col("event_time")).otherwise(0)
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0))
+        .then(0.1 * pl.col("event_time")).otherwise(0)
     )
     assert event_study(frame, "y").pretrend_p < 1e-6
 
 
 def test_weights_act_as_duplicated_units() -> None:
     frame = _stacked(n_treated=20, n_controls=30, seed=3)
-    doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000)
+    doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(
+        unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000
+    )
     weighted = frame.with_columns(weight=pl.when(pl.col("treated") == 0).then(2.0).otherwise(1.0))
     a = pooled_did(weighted, "y", post=(0, 4)).estimate
     b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4)).estimate
@@ -120,7 +127,8 @@ def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
                                                               stack_time=pl.col("stack_time") + 100)
     frame = pl.concat([frame, second]).filter((pl.col("unit") % 7 != 3) | (pl.col("event_time") < 3))
     y = frame["y"].to_numpy()
-    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float) for e in (-3, 0, 2)])
+    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float)
+                         for e in (-3, 0, 2)])
     # and a dense regressor on every row: the sparse algebra in _fit must not assume one-hot dummies
     x = np.column_stack([x, np.random.default_rng(3).normal(size=frame.height)])
     fit = _fit(y, x, frame)
@@ -136,7 +144,8 @@ def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
 def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks() -> None:
     frame = _stacked(seed=5)
     # the same control persons reused in a second stack: clustering by person must see the dependence
-    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100)
+    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000,
+                                                                stack_time=pl.col("stack_time") + 100)
     both = pl.concat([frame, second])
     clustered = pooled_did(both, "y", post=(0, 4)).se
     naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4)).se
@@ -146,7 +155,8 @@ def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks()
 def test_subgroups_and_raw_means() -> None:
     frame = _stacked()
     groups = pl.DataFrame({"person_id": list(range(60)), "site": ["a" if i < 30 else "b" for i in range(60)]})
-    rows = {r["level"]: r for r in _levels(subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4)))}
+    result = subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4))
+    rows = {r["level"]: r for r in _levels(result)}
     assert set(rows) == {"a", "b"} and rows["a"]["n_treated"] == 30
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
     means = event_window_counts(frame, ["y"])
@@ -157,9 +167,12 @@ def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
     # two levels in the same stack with different effects: each level's estimate finds its own
     frame = _stacked(n_treated=80, n_controls=160, noise=0.05).with_columns(cohort=pl.lit(0))
     frame = frame.with_columns(
-        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0)).then(0.3).otherwise(0.0)
+        y=pl.col("y")
+        + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0))
+        .then(0.3).otherwise(0.0)
     )
-    groups = pl.DataFrame({"person_id": list(range(80)), "kind": ["low" if i < 40 else "high" for i in range(80)]})
+    groups = pl.DataFrame({"person_id": list(range(80)),
+                           "kind": ["low" if i < 40 else "high" for i in range(80)]})
     rows = {r["level"]: r for r in _levels(subgroup_did(frame, "y", groups, "kind", post=(0, 4)))}
     assert rows["low"]["ci_lower"] < 0.3 < rows["low"]["ci_upper"]
     assert rows["high"]["ci_lower"] < 0.6 < rows["high"]["ci_upper"]
@@ -169,10 +182,12 @@ def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
 def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
     first = _stacked(seed=1).with_columns(cohort=pl.lit(0))
     second = _stacked(seed=2, effect=0.5).with_columns(
-        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000,
+        stack_time=pl.col("stack_time") + 100,
     )
     both = pl.concat([first, second])
-    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "year": ["2024"] * 60 + ["2025"] * 60})
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)],
+                           "year": ["2024"] * 60 + ["2025"] * 60})
     rows = {r["level"]: r for r in _levels(subgroup_did(both, "y", groups, "year", post=(0, 4)))}
     for level, part in (("2024", first), ("2025", second)):
         alone = pooled_did(part, "y", post=(0, 4))
@@ -183,10 +198,12 @@ def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
 def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
     frame = _stacked().with_columns(cohort=pl.lit(0))
     lonely = _stacked(seed=4).filter(pl.col("treated") == 1).with_columns(
-        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000,
+        stack_time=pl.col("stack_time") + 100,
     )
     groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "site": ["a"] * 60 + ["b"] * 60})
-    rows = {r["level"]: r for r in _levels(subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4)))}
+    rows = {r["level"]: r
+            for r in _levels(subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4)))}
     assert rows["b"]["estimate"] is None and rows["b"]["n_treated"] == 60 and rows["b"]["n_controls"] == 0
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
 
