@@ -15,7 +15,9 @@ from analysis.estimate.did import (
     pooled_did,
     subgroup_did,
 )
+from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se, mde_two_groups
+from analysis.schema import EVENT_STUDY
 
 
 def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0,
@@ -218,6 +220,59 @@ def test_bad_input_is_explained() -> None:
         event_study(frame, "y", reference=-10)
     with pytest.raises(ValueError, match="alpha and power"):
         mde_from_se(0.1, power=1.5)
+    for estimator in (event_study, pooled_did):
+        with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+            estimator(frame, "y", alpha=1.5)
+
+
+# --- the result objects ---------------------------------------------------------------------------------
+
+
+def test_pooled_did_result_carries_its_windows_and_level_and_renders_one_row() -> None:
+    frame = _stacked()
+    result = pooled_did(frame, "y", post=(1, 4), pre=(-4, -2), alpha=0.1)
+    assert (result.outcome, result.post, result.pre, result.alpha) == ("y", (1, 4), (-4, -2), 0.1)
+    assert result.n_obs == frame.filter(pl.col("event_time") != -1).filter(pl.col("event_time") != 0).height
+    # the interval is at the result's own level
+    assert result.ci_upper - result.estimate == pytest.approx(z_critical(0.1) * result.se, rel=1e-12)
+    row = result.to_frame().row(0, named=True)
+    assert row == {"outcome": "y", "estimate": result.estimate, "se": result.se, "ci_lower": result.ci_lower,
+                   "ci_upper": result.ci_upper, "n_treated": 60, "n_controls": 120, "mde": result.mde,
+                   "n_obs": result.n_obs}
+
+
+def test_an_unidentified_pooled_did_keeps_its_n_and_null_estimates() -> None:
+    post_only = _stacked().filter(pl.col("event_time") >= 0)  # no pre-period rows: nothing to difference
+    result = pooled_did(post_only, "y", post=(0, 4))
+    assert result.estimate is None and result.se is None and result.mde is None
+    assert (result.n_treated, result.n_controls) == (60, 120)
+    frame = result.to_frame()
+    assert frame["estimate"].dtype == pl.Float64 and frame["estimate"].null_count() == 1
+
+
+def test_event_study_result_knows_its_reference_and_window() -> None:
+    study = event_study(_stacked(), "y", reference=-2, alpha=0.2)
+    assert (study.outcome, study.reference, study.window, study.alpha) == ("y", -2, (-4, 4), 0.2)
+    assert study.to_frame() is study.table and study.to_frame().schema == EVENT_STUDY
+    reference = study.to_frame().filter(pl.col("event_time") == -2).row(0, named=True)
+    assert reference["estimate"] == 0.0 and reference["se"] is None
+    row = study.to_frame().filter(pl.col("event_time") == 2).row(0, named=True)
+    assert row["ci_upper"] - row["estimate"] == pytest.approx(z_critical(0.2) * row["se"], rel=1e-12)
+
+
+def test_subgroup_result_has_one_row_per_level_and_its_options() -> None:
+    frame = _stacked().with_columns(cohort=pl.lit(0))
+    groups = pl.DataFrame({"person_id": list(range(60)),
+                           "site": ["a" if i < 30 else None for i in range(60)]})
+    result = subgroup_did(frame, "y", groups, "site", post=(0, 4), alpha=0.1)
+    assert (result.outcome, result.dimension, result.post, result.pre, result.alpha) == (
+        "y", "site", (0, 4), (-4, -1), 0.1)
+    levels = result.to_frame()
+    assert levels is result.levels
+    assert levels.columns == ["level", "estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls",
+                              "mde"]
+    assert levels["level"].to_list() == ["a", "unknown"]  # a missing label is its own level
+    assert result.n_obs == frame.height
 
 
 def test_mde_figures() -> None:

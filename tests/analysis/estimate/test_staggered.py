@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.estimate.staggered import att_gt, stack_results
+from analysis.estimate.inference import z_critical
+from analysis.estimate.staggered import aggte, att_gt, stack_results
 
 # --------------------------------------------------------------------------------------------------
 # fixtures
@@ -501,3 +502,39 @@ def test_stacks_must_share_periods_and_not_share_cohorts() -> None:
         stack_results([a, att_gt(stacks[1], **KW, anticipation=1)])
     with pytest.raises(ValueError, match="at least one"):
         stack_results([])
+    with pytest.raises(ValueError, match=r"differ in \['outcome'\]"):
+        stack_results([a, att_gt(stacks[1].rename({"y": "y2"}), **{**KW, "outcome": "y2"})])
+    with pytest.raises(ValueError, match=r"differ in \['covariates'\]"):
+        stack_results([a, att_gt(stacks[1], **KW, covariates=["x"])])
+
+
+# --------------------------------------------------------------------------------------------------
+# the result objects
+# --------------------------------------------------------------------------------------------------
+
+
+def test_results_carry_their_options() -> None:
+    res = att_gt(_panel(seed=29), **KW, covariates=("x",), control_group="not_yet_treated", anticipation=1,
+                 method="ipw", alpha=0.1)
+    assert (res.outcome, res.covariates, res.method, res.anticipation) == ("y", ("x",), "ipw", 1)
+    assert (res.control_group, res.alpha, res.cband) == ("not_yet_treated", 0.1, False)
+    assert res.to_frame() is res.group_time
+    agg = res.aggregate("dynamic", min_e=-1, max_e=2)
+    assert (agg.kind, agg.key, agg.min_e, agg.max_e, agg.balance_e, agg.alpha, agg.bootstrap, agg.cband) == (
+        "dynamic", "event_time", -1, 2, None, 0.1, 0, False)
+    assert agg.keys.tolist() == [-1, 0, 1, 2]
+    assert agg.ci_upper - agg.att == pytest.approx(z_critical(0.1) * agg.se, rel=1e-12)
+    # the method is R's aggte(): the same numbers from the function
+    direct = aggte(res, "dynamic", min_e=-1, max_e=2)
+    assert (direct.att, direct.se) == (agg.att, agg.se)
+    assert direct.to_frame().equals(agg.to_frame())
+
+
+def test_stacked_results_keep_the_stacks_settings_and_their_own_band_choice() -> None:
+    _, stacks = _stacks(shared_controls=False)
+    results = [att_gt(s, **KW, bootstrap=99, seed=3) for s in stacks]
+    stacked = stack_results(results, cband=True)
+    options = (stacked.outcome, stacked.method, stacked.bootstrap, stacked.seed, stacked.cband)
+    assert options == ("y", "dr", 99, 3, True)
+    assert stacked.n_units == sum(r.n_units for r in results)
+    assert stacked.crit_value > z_critical(stacked.alpha)  # a uniform band is wider than the pointwise one
