@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy import sparse, stats
+from scipy.sparse.csgraph import connected_components
 
 from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se
@@ -131,9 +132,6 @@ class TwoWayAbsorber:
         ``max_block`` is the largest connected block of cells solved densely; a design with a larger one
         falls back to alternating projections (a stacked event window never comes close).
         """
-        from scipy import sparse
-        from scipy.sparse.csgraph import connected_components
-
         fe1, fe2, w = np.asarray(fe1, np.int64), np.asarray(fe2, np.int64), np.asarray(w, float)
         n = w.size
         if not (fe1.size == fe2.size == n):
@@ -190,14 +188,6 @@ class TwoWayAbsorber:
             g = self.solve_cells(self._cell_sum @ x1)
             out[:, lo : lo + chunk] = x1 - self._unit_demean(g[self.fe2])
         return out
-
-
-def demean(columns: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /) -> np.ndarray:
-    """Remove two sets of fixed effects (integer codes ``fe1``, ``fe2``) from each column, weighted by ``w``.
-
-    The exact weighted least-squares residual on both sets of dummies (see :class:`TwoWayAbsorber`).
-    """
-    return TwoWayAbsorber(fe1, fe2, w).residuals(columns)
 
 
 def _alternating(x: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /, *, tol: float = 1e-10,

@@ -9,7 +9,6 @@ from analysis.estimate.did import (
     TwoWayAbsorber,
     _alternating,
     _fit,
-    demean,
     event_study,
     event_window_counts,
     pooled_did,
@@ -85,7 +84,7 @@ def test_weights_act_as_duplicated_units() -> None:
     assert a == pytest.approx(b, abs=1e-8)
 
 
-def test_demean_matches_a_dummy_regression() -> None:
+def test_absorbed_residuals_match_a_dummy_regression() -> None:
     rng = np.random.default_rng(1)
     n = 300
     fe1, fe2 = rng.integers(0, 20, n), rng.integers(0, 7, n)
@@ -95,10 +94,10 @@ def test_demean_matches_a_dummy_regression() -> None:
     sw = np.sqrt(w)
     beta = np.linalg.lstsq(dummies * sw[:, None], x * sw, rcond=None)[0]
     residual = x - dummies @ beta
-    assert np.allclose(demean(x, fe1, fe2, w)[:, 0], residual, atol=1e-7)
+    assert np.allclose(TwoWayAbsorber(fe1, fe2, w).residuals(x)[:, 0], residual, atol=1e-7)
 
 
-def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
+def test_absorption_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
     rng = np.random.default_rng(2)
     # three stacks (disconnected blocks of cells), units observed on ragged event windows, unit weights
     units, cells, weights = [], [], []
@@ -115,7 +114,7 @@ def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections
     dummies = np.column_stack([np.eye(fe1.max() + 1)[fe1], np.eye(fe2.max() + 1)[fe2]])
     sw = np.sqrt(w)
     beta = np.linalg.lstsq(dummies * sw[:, None], x * sw[:, None], rcond=None)[0]
-    exact = demean(x, fe1, fe2, w)
+    exact = TwoWayAbsorber(fe1, fe2, w).residuals(x)
     assert np.allclose(exact, x - dummies @ beta, atol=1e-10)
     assert np.allclose(exact, _alternating(x, fe1, fe2, w), atol=1e-8)
     fallback = TwoWayAbsorber(fe1, fe2, w, max_block=3)  # every block too large: alternating projections
