@@ -2,7 +2,7 @@
 
 :func:`match` strings three steps together: the propensity model per transition split
 (:mod:`~analysis.estimate.matching.propensity`), then for every cohort (start month) the nearest
-candidates of each participant within its exact stratum (:func:`match_cohort`, on
+candidates of each participant within its exact stratum (:func:`match_cohort`, :func:`match_stratum`, on
 :mod:`~analysis.estimate.matching.nearest`), then the units, pairs and balance table of the result
 (:func:`assemble`).
 """
@@ -24,7 +24,14 @@ from analysis.estimate.matching.features import (
     transition_marked,
 )
 from analysis.estimate.matching.nearest import nearest_features, nearest_scores, stratum_codes
-from analysis.estimate.matching.propensity import FitSample, PropensityModel, fit_propensity, fit_sample
+from analysis.estimate.matching.propensity import (
+    Design,
+    FitSample,
+    PropensityModel,
+    SplitModel,
+    fit_propensity,
+    fit_sample,
+)
 
 _PAIRS = {"cohort": pl.Int64, "treated_id": pl.Int64, "control_id": pl.Int64, "distance": pl.Float64,
           "weight": pl.Float64}
@@ -90,6 +97,24 @@ def _transition(arrays: PanelArrays, pos: np.ndarray, start_col: np.ndarray, *, 
     return exact, []
 
 
+def match_stratum(treated_x: np.ndarray, candidate_x: np.ndarray, treated_scores: np.ndarray,
+                  candidate_scores: np.ndarray, /, *, split: SplitModel, design: Design, config: MatchConfig,
+                  rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Choose up to ``config.neighbours`` candidates per participant of one stratum (one transition split).
+
+    With the Mahalanobis metric the nearest in standardised features (the split's columns) among those
+    within the split's caliper on the score, else the nearest on the score. Returns candidate positions
+    and score distances per participant (empty when none is inside the caliper).
+    """
+    if config.metric == "mahalanobis":
+        return nearest_features(design.standardise(treated_x)[:, split.columns],
+                                design.standardise(candidate_x)[:, split.columns], treated_scores,
+                                candidate_scores, k=config.neighbours, caliper=split.caliper,
+                                replacement=config.replacement, rng=rng)
+    return nearest_scores(treated_scores, candidate_scores, k=config.neighbours, caliper=split.caliper,
+                          replacement=config.replacement, rng=rng)
+
+
 def match_cohort(cohort: int, treated: FeatureRows, scores: np.ndarray, model: PropensityModel,
                  arrays: PanelArrays, attrs: dict[str, np.ndarray], person_start: np.ndarray, /, *,
                  transition: tuple[str, ...], config: MatchConfig, rng: np.random.Generator) -> CohortMatches:
@@ -111,35 +136,28 @@ def match_cohort(cohort: int, treated: FeatureRows, scores: np.ndarray, model: P
         strata.append(np.concatenate([treated.split[t_idx], candidates.split]))
     keys = stratum_codes(strata, t_idx.size + eligible.size)
     t_key, c_key = keys[: t_idx.size], keys[t_idx.size :]
-    found = CohortMatches([], [], [], [])
+    pairs, unmatched, features, weights = [], [], [], []
     for key in np.unique(t_key):
         ti, ci = t_idx[t_key == key], np.flatnonzero(c_key == key)
         split = model.splits[bool(treated.split[ti[0]])]
-        if config.metric == "mahalanobis":
-            design = model.design
-            nearest = nearest_features(design.standardise(treated.features[ti])[:, split.columns],
-                                       design.standardise(candidates.features[ci])[:, split.columns],
-                                       scores[ti], ps_c[ci], k=config.neighbours, caliper=split.caliper,
-                                       replacement=config.replacement, rng=rng)
-        else:
-            nearest = nearest_scores(scores[ti], ps_c[ci], k=config.neighbours, caliper=split.caliper,
-                                     replacement=config.replacement, rng=rng)
+        nearest = match_stratum(treated.features[ti], candidates.features[ci], scores[ti], ps_c[ci],
+                                split=split, design=model.design, config=config, rng=rng)
         for i, (chosen, dist) in zip(ti, nearest, strict=True):
             treated_id = int(arrays.ids[treated.rows[i]])
             if not chosen.size:
-                found.unmatched.append({"person_id": treated_id, "cohort": int(cohort),
-                                        "reason": "no comparison person within the caliper"})
+                unmatched.append({"person_id": treated_id, "cohort": int(cohort),
+                                  "reason": "no comparison person within the caliper"})
                 continue
             k = chosen.size
             controls = arrays.ids[eligible[ci[chosen]]]
-            found.pairs.extend(
+            pairs.extend(
                 {"cohort": int(cohort), "treated_id": treated_id, "control_id": int(j), "distance": float(dj),
                  "weight": 1.0 / k}
                 for j, dj in zip(controls, dist, strict=True)
             )
-            found.features.append(candidates.features[ci[chosen]])
-            found.weights.append(np.full(k, 1.0 / k))
-    return found
+            features.append(candidates.features[ci[chosen]])
+            weights.append(np.full(k, 1.0 / k))
+    return CohortMatches(pairs, unmatched, features, weights)
 
 
 def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSample, arrays: PanelArrays,
