@@ -162,13 +162,13 @@ def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -
     members = (
         units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null())
         .group_by("person_id", stack=(pl.col("cohort") // 3).cast(pl.Int64))
-        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sum())
+        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sort().sum())  # sorted: same bits
     )
     q = (
         panel.select("person_id", "month", outcome)
         .join(members.select("person_id").unique(), on="person_id", how="semi")
         .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
-        .agg(pl.col(outcome).cast(pl.Float64).mean())
+        .agg(pl.col(outcome).cast(pl.Float64).sort().mean())
     )
     return (
         members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks

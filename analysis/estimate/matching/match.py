@@ -181,7 +181,8 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
         .filter(pl.col("person_id").is_in(matched_treated.implode()))
         .with_columns(treated=pl.lit(1, pl.Int8), weight=pl.lit(1.0))
     )
-    control_units = pairs.group_by("control_id", "cohort").agg(pl.col("weight").sum()).select(
+    # summed in sorted order: a float sum in arrival order differs in the last bit between runs
+    control_units = pairs.group_by("control_id", "cohort").agg(pl.col("weight").sort().sum()).select(
         person_id="control_id", cohort="cohort", treated=pl.lit(0, pl.Int8), weight="weight"
     )
     ever = person_start < arrays.months + 10**6  # never-treated persons carry the int64 maximum
