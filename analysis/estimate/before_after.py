@@ -80,8 +80,7 @@ def before_after(
     for outcome in outcomes:
         y = pl.col(outcome).cast(pl.Float64)
         frames.append(
-            rows.group_by("event_time")
-            .agg(mean=y.sort().mean(), sd=y.sort().std(), n=pl.len().cast(pl.Int64))  # sorted: same bits
+            rows.group_by("event_time").agg(mean=y.mean(), sd=y.std(), n=pl.len().cast(pl.Int64))
             .with_columns(outcome=pl.lit(outcome), se=pl.col("sd") / pl.col("n").sqrt())
         )
         for label, (post, pre) in CONTRASTS.items():

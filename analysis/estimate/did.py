@@ -442,8 +442,7 @@ def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl
         y = pl.col(outcome).cast(pl.Float64)
         frames.append(
             stacked.group_by("treated", "event_time")
-            .agg(mean=(y * pl.col("weight")).sort().sum()  # sums in sorted order: reproducible bits
-                 / pl.col("weight").filter(y.is_not_null()).sort().sum(),
+            .agg(mean=(y * pl.col("weight")).sum() / pl.col("weight").filter(y.is_not_null()).sum(),
                  n=pl.col("person_id").n_unique().cast(pl.Int64))
             .with_columns(outcome=pl.lit(outcome),
                           group=pl.when(pl.col("treated") == 1).then(pl.lit("participants"))

@@ -16,6 +16,7 @@ from analysis.estimate import did
 from analysis.estimate.matching import month_index
 from analysis.estimate.power import mde_from_se
 from analysis.estimate.staggered import att_gt, stack_results
+from analysis.frames import sum_by
 from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
 
 #: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
@@ -159,16 +160,17 @@ def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -
     comparison's matches within the stack). Comparison persons who start CTI later are left out (the
     never-treated control group needs units that are never treated inside the panel).
     """
+    eligible = units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null()).with_columns(
+        stack=(pl.col("cohort") // 3).cast(pl.Int64))
     members = (
-        units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null())
-        .group_by("person_id", stack=(pl.col("cohort") // 3).cast(pl.Int64))
-        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sort().sum())  # sorted: same bits
+        eligible.group_by("person_id", "stack").agg(treated=pl.col("treated").max())
+        .join(sum_by(eligible, ["person_id", "stack"], "weight"), on=["person_id", "stack"], validate="1:1")
     )
     q = (
         panel.select("person_id", "month", outcome)
         .join(members.select("person_id").unique(), on="person_id", how="semi")
         .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
-        .agg(pl.col(outcome).cast(pl.Float64).sort().mean())
+        .agg(pl.col(outcome).cast(pl.Float64).mean())
     )
     return (
         members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks

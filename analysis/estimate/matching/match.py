@@ -32,6 +32,7 @@ from analysis.estimate.matching.propensity import (
     fit_propensity,
     fit_sample,
 )
+from analysis.frames import sum_by
 
 _PAIRS = {"cohort": pl.Int64, "treated_id": pl.Int64, "control_id": pl.Int64, "distance": pl.Float64,
           "weight": pl.Float64}
@@ -181,8 +182,7 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
         .filter(pl.col("person_id").is_in(matched_treated.implode()))
         .with_columns(treated=pl.lit(1, pl.Int8), weight=pl.lit(1.0))
     )
-    # summed in sorted order: a float sum in arrival order differs in the last bit between runs
-    control_units = pairs.group_by("control_id", "cohort").agg(pl.col("weight").sort().sum()).select(
+    control_units = sum_by(pairs, ["control_id", "cohort"], "weight").select(  # same bits on every run
         person_id="control_id", cohort="cohort", treated=pl.lit(0, pl.Int8), weight="weight"
     )
     ever = person_start < arrays.months + 10**6  # never-treated persons carry the int64 maximum

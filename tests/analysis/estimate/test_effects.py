@@ -105,3 +105,28 @@ def test_staggered_effects_carry_their_design_and_the_stacks_left_out() -> None:
 def test_staggered_effects_without_any_estimable_stack_say_why() -> None:
     with pytest.raises(ValueError, match="no start quarter could be estimated: stack 1: "):
         staggered_effects(_quarters().filter(pl.col("stack") == 1), "y")
+
+
+
+def test_stack_weights_do_not_depend_on_row_order() -> None:
+    """A comparison's weights within a stack are summed in one fixed order (analysis.frames.sum_by)."""
+    from datetime import date
+
+    from analysis.estimate.effects import quarterly_panel
+
+    # one comparison person matched in three start months of the same quarter, weights 0.1, 0.2, 0.3
+    start = 24 * 12
+    units = pl.DataFrame(
+        {"person_id": [9, 9, 9, 1], "cohort": [start, start + 1, start + 2, start], "treated": [0, 0, 0, 1],
+         "weight": [0.1, 0.2, 0.3, 1.0], "person_start": [None, None, None, start]},
+        schema={"person_id": pl.Int64, "cohort": pl.Int64, "treated": pl.Int8, "weight": pl.Float64,
+                "person_start": pl.Int64},
+    )
+    months = [date(2023, m, 1) for m in range(1, 13)]
+    panel = pl.DataFrame({"person_id": [9] * 12 + [1] * 12, "month": months * 2,
+                          "self_support": [0.1, 0.7, 0.2] * 4 + [0.3, 0.6, 0.1] * 4})
+    forward = quarterly_panel(panel, units, "self_support")
+    backward = quarterly_panel(panel.reverse(), units.reverse(), "self_support")
+    assert forward.write_ipc(None).getvalue() == backward.write_ipc(None).getvalue()
+    weights = forward.filter(pl.col("person_id") == 9)["weight"].unique().to_list()
+    assert weights == [pytest.approx(0.6, abs=1e-15)]
