@@ -237,6 +237,19 @@ EVENT_STUDY = pl.Schema(
     }
 )
 
+#: Person-level influence functions of the event-study coefficients of months >= 0 (one outcome per
+#: partition; rows with influence 0 are left out). For two coefficients, the sum over persons of the
+#: product of their influences is their clustered covariance, also across outcomes (stacked by person):
+#: the joint uncertainty the public-budget (SØM) calculation needs. No CPR, only register person ids.
+EFFECT_INFLUENCE = pl.Schema(
+    {
+        "outcome": pl.String,
+        "person_id": pl.Int64,
+        "event_time": pl.Int32,
+        "influence": pl.Float64,
+    }
+)
+
 #: One pooled effect per outcome, design and subgroup (``dimension``/``level`` = "all"/"all" overall).
 EFFECT_ESTIMATES = pl.Schema(
     {
