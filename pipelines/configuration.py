@@ -165,6 +165,17 @@ def _targets_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
     return out
 
 
+def _prices_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
+    from analysis.estimate.som import price_problems
+    from analysis.schema import OUTCOMES
+
+    out = []
+    for text in price_problems(frame, outcomes=OUTCOMES):
+        match = re.match(r"row (\d+) \([^)]*\): (.*)", text)
+        out.append((int(match.group(1)), match.group(2)) if match else (None, text))
+    return out
+
+
 class _AnySite(tuple):
     """Any well-formed site id (the table check cannot see sites.csv; the monitoring asset checks it)."""
 
@@ -199,5 +210,11 @@ TABLES: dict[str, TableSpec] = {
     "monitoring_targets": TableSpec(
         ("measure", "scope", "delmaalgruppe", "min", "max", "unit", "source"), (), _no_row_check,
         "programme monitoring: the course plan, targets and thresholds, each with its source", _targets_table,
+    ),
+    "som_prices": TableSpec(
+        ("item", "outcome", "direction", "purse", "dkk_per_unit", "unit", "price_year", "status", "source",
+         "basis"), (), _no_row_check,
+        "public-budget (SØM) prices: DKK per unit of each outcome, by purse, dated and sourced (the packaged "
+        "table is ILLUSTRATIVE: put SBST's current SØM prices here)", _prices_table,
     ),
 }
