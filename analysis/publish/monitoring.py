@@ -229,9 +229,10 @@ class Monitoring:
     quarters: tuple[str, ...]
     flows: pl.DataFrame  # FLOWS: per site (and PROGRAMME) and quarter
     mix: pl.DataFrame  # site, quarter, delmaalgruppe, new_starts, open_at_end
-    targets: (
-        pl.DataFrame
-    )  # target, measure, scope, delmaalgruppe, site, quarter, value, min, max, status, source
+    #: site, quarter, phase (the phase a course ended in), completion (completed/early/unknown), courses
+    endings: pl.DataFrame
+    #: target, measure, scope, delmaalgruppe, site, quarter, value, min, max, status, source
+    targets: pl.DataFrame
     delivery: pl.DataFrame  # DELIVERY: per site and expected quarter
     sites: tuple[str, ...]
     plan: Targets
@@ -348,6 +349,7 @@ def monitor(
         quarters=quarters,
         flows=flows,
         mix=_mix(courses, frame, site_ids),
+        endings=_endings(courses, frame, targets, site_ids),
         targets=_targets(courses, frame, targets, site_ids),
         delivery=_delivery(submissions, stats, link_rate, sites, quarters, targets, failures),
         sites=site_ids,
@@ -417,6 +419,42 @@ def _flows(
         .with_columns(cumulative_starts=pl.col("new_starts").cum_sum().over("site"))
     )
     return out.select([pl.col(c).cast(t) for c, t in FLOWS.items()])
+
+
+COMPLETION = ("completed", "early", "unknown")
+
+
+def _endings(
+    courses: pl.DataFrame, quarters: pl.DataFrame, plan: Targets, site_ids: tuple[str, ...]
+) -> pl.DataFrame:
+    """Count ended courses by site, quarter, the phase they ended in and completion (zeros included)."""
+    done = pl.col("completed")
+    ended = courses.join(quarters, how="cross").filter(
+        pl.col("end_date").is_between(pl.col("q_start"), pl.col("q_end"))
+    )
+    labelled = ended.with_columns(
+        phase=_phase(pl.col("end_date"), plan),
+        completion=pl.when(done.is_null())
+        .then(pl.lit("unknown"))
+        .when(done)
+        .then(pl.lit("completed"))
+        .otherwise(pl.lit("early")),
+    )
+    counted = _by_site_and_programme(
+        labelled, ["quarter", "phase", "completion"], [pl.len().cast(pl.Int64).alias("courses")]
+    )
+    full = (
+        pl.DataFrame({"site": [*site_ids, PROGRAMME]})
+        .join(quarters.select("quarter", "q_index"), how="cross")
+        .join(pl.DataFrame({"phase": list(PHASES)}), how="cross")
+        .join(pl.DataFrame({"completion": list(COMPLETION)}), how="cross")
+    )
+    out = full.join(counted, on=["site", "quarter", "phase", "completion"], how="left", validate="1:1")
+    return (
+        out.with_columns(pl.col("courses").fill_null(0))
+        .sort("site", "q_index", "phase", "completion")
+        .drop("q_index")
+    )
 
 
 def _mix(courses: pl.DataFrame, quarters: pl.DataFrame, site_ids: tuple[str, ...]) -> pl.DataFrame:
@@ -724,6 +762,27 @@ def reconcile(monitoring: Monitoring, courses: pl.DataFrame, /) -> list[str]:
         bad = joined.filter(pl.col(column) != pl.col(f"{column}_sites").fill_null(0))
         for quarter in bad["quarter"].to_list():
             problems.append(f"programme {quarter}: {column} is not the sum over sites")
+    ends = monitoring.endings.group_by("site", "quarter").agg(
+        *[
+            pl.col("courses")
+            .filter(pl.col("completion") == c)
+            .sum()
+            .alias(f"ended_{'early' if c == 'early' else c}")
+            for c in COMPLETION
+        ],
+        *[pl.col("courses").filter(pl.col("phase") == p).sum().alias(f"ended_{p}") for p in PHASES],
+    )
+    columns = ["ended_completed", "ended_early", "ended_unknown", *[f"ended_{p}" for p in PHASES]]
+    both = flows.select("site", "quarter", *columns).join(
+        ends, on=["site", "quarter"], how="left", suffix="_ends", validate="1:1"
+    )
+    for column in columns:
+        for site, quarter in (
+            both.filter(pl.col(column) != pl.col(f"{column}_ends").fill_null(0))
+            .select("site", "quarter")
+            .iter_rows()
+        ):
+            problems.append(f"{site} {quarter}: ended courses by phase and completion do not give {column}")
     mix = monitoring.mix.group_by("site", "quarter").agg(pl.col("new_starts", "open_at_end").sum())
     check = flows.select("site", "quarter", "new_starts", "open_at_end").join(
         mix, on=["site", "quarter"], how="left", suffix="_mix", validate="1:1"

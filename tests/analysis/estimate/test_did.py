@@ -281,16 +281,16 @@ def test_mde_figures() -> None:
 
 
 def _influence_matrix(study, times: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    wide = study.influence.filter(pl.col("event_time").is_in(times)).pivot(on="event_time", index="person_id",
-                                                                             values="influence").sort("person_id")
+    chosen = study.influence.filter(pl.col("event_time").is_in(times))
+    wide = chosen.pivot(on="event_time", index="person_id", values="influence").sort("person_id")
     return wide["person_id"].to_numpy(), wide.select([str(t) for t in times]).to_numpy()
 
 
 def test_influence_functions_reproduce_the_clustered_covariance() -> None:
     # controls serve two stacks (two units, one person): the influence is per person, as the clustering is
     frame = _stacked(n_treated=30, n_controls=50, seed=5)
-    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100,
-                                                               y=pl.col("y") + 0.2)
+    second = frame.filter(pl.col("treated") == 0).with_columns(
+        unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100, y=pl.col("y") + 0.2)
     stacked = pl.concat([frame, second])
     study = event_study(stacked, "y", influence=True)
     assert event_study(stacked, "y").influence is None  # only when asked for

@@ -387,3 +387,19 @@ def test_the_packaged_targets_are_complete_and_cti_config_check_sees_a_broken_co
     assert any(
         "monitoring_targets.csv row 7: planned_months for programme / * appears twice" in p for p in problems
     )
+
+
+def test_ended_courses_by_phase_and_completion(result) -> None:
+    ends = result.endings.filter(pl.col("courses") > 0)
+    got = {
+        (r["site"], r["quarter"], r["phase"], r["completion"]): r["courses"]
+        for r in ends.iter_rows(named=True)
+    }
+    assert got == {
+        ("a", "2024Q2", "phase_1", "early"): 1,
+        ("a", "2024Q4", "phase_3", "completed"): 1,
+        ("b", "2024Q3", "phase_1", "unknown"): 1,
+        (PROGRAMME, "2024Q2", "phase_1", "early"): 1,
+        (PROGRAMME, "2024Q4", "phase_3", "completed"): 1,
+        (PROGRAMME, "2024Q3", "phase_1", "unknown"): 1,
+    }
