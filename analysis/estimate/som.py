@@ -475,3 +475,48 @@ def public_budget(
         n_controls=int(used["n_controls"].min()),
         price_years=prices.years(),
     )
+
+
+def persistence_sensitivity(
+    paths: EffectPaths,
+    prices: PriceTable,
+    /,
+    *,
+    horizon: int,
+    retentions: Sequence[float] = (0.0, 0.5, 1.0),
+    discount_rate: float = 0.035,
+    base_months: int = 12,
+    outcomes: Sequence[str] | None = None,
+    alpha: float = 0.05,
+) -> pl.DataFrame:
+    """Return the net result per participant at ``horizon`` years for several persistence assumptions.
+
+    One row per retention (the share of the effect kept per year beyond the observed window): estimate, se,
+    ci_lower, ci_upper, and the assumption as a sentence, so a reader sees how much of a long-horizon figure
+    is assumption rather than estimate.
+    """
+    rows = []
+    for retention in retentions:
+        persistence = Persistence(retention=retention, base_months=base_months)
+        result = public_budget(
+            paths,
+            prices,
+            horizons=(horizon,),
+            discount_rate=discount_rate,
+            persistence=persistence,
+            outcomes=outcomes,
+            alpha=alpha,
+        )
+        net = result.break_even.row(0, named=True)
+        rows.append(
+            {
+                "horizon_years": horizon,
+                "retention": retention,
+                "estimate": net["estimate"],
+                "se": net["se"],
+                "ci_lower": net["ci_lower"],
+                "ci_upper": net["ci_upper"],
+                "assumption": persistence.describe(result.last_months),
+            }
+        )
+    return pl.DataFrame(rows)

@@ -272,3 +272,17 @@ def test_joint_covariance_from_influence_functions_stacked_by_person() -> None:
         EffectPaths.from_influence(
             study, long.filter((pl.col("outcome") != "b") | (pl.col("event_time") != 1))
         )
+
+
+def test_persistence_sensitivity_orders_the_long_horizon_by_the_assumption() -> None:
+    from analysis.estimate.som import persistence_sensitivity
+
+    paths = _paths({"social_assistance": -0.1}, months=25, sigma={"social_assistance": 0.02})
+    table = persistence_sensitivity(
+        paths, _prices(SA), horizon=5, retentions=(0.0, 0.5, 1.0), discount_rate=0.0
+    )
+    net = dict(zip(table["retention"].to_list(), table["estimate"].to_list(), strict=True))
+    # undiscounted: 2 years + month 24 observed = 25 months x 0.1 x 10,000; retention 1 adds 35 more months
+    assert net[0.0] == pytest.approx(25 * 1_000)
+    assert net[1.0] == pytest.approx(60 * 1_000)
+    assert net[0.0] < net[0.5] < net[1.0]
