@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import effects, ingest, linkage, registers, reporting
+from assets import effects, ingest, linkage, monitoring, registers, reporting, som
 from pipelines import automation, jobs
 from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
 from pipelines.settings import ExtractSource, Settings
@@ -49,7 +49,8 @@ def build_definitions(settings: Settings, /) -> dg.Definitions:
                                                 jobs.outcome_effects_job, jobs.report_job]),
         ],
         schedules=[automation.quarterly_refresh],
-        assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
+        assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *monitoring.assets, *som.assets,
+                *reporting.assets],
         jobs=jobs.JOBS,
         resources=build_resources(settings),
     )

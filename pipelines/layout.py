@@ -9,7 +9,9 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/assets/...                        assets that hold raw CPR (raw submissions, quarantine)
     restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
     restricted/reports/                          steward view and feedback with raw CPR
-    reports/                                     effect report, its tables, general steward view, feedback
+    reports/                                     effect report, its tables, general steward view, feedback,
+                                                 monitoring page (public), SØM workbook
+    restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
     world/manifest.json, world/truth.json        the mock world's configuration and planted truth
     dagster_home/                                the Dagster instance (runs, event log, schedules)
     bench/, validate/                            benchmark and Monte Carlo results
@@ -94,6 +96,19 @@ class Places:
 
     def feedback_dir(self, *, restricted: bool) -> Path:
         return self.steward_reports(restricted=restricted) / "feedback"
+
+    def monitoring_page(self, *, restricted: bool) -> Path:
+        """Return the monitoring page: public (disclosure-controlled) or internal (exact, restricted)."""
+        return (self.restricted / "reports" if restricted else self.reports) / "monitoring.html"
+
+    def monitoring_tables(self, *, restricted: bool) -> Path:
+        """Return where the monitoring tables go as CSV/parquet (the internal ones under restricted/)."""
+        return self.restricted / "reports" / "tables" if restricted else self.report_tables
+
+    @property
+    def som_workbook(self) -> Path:
+        """Return the workbook of the effect paths in SØM's form (per outcome and year)."""
+        return self.reports / "som_effects.xlsx"
 
     # --- the mock world ------------------------------------------------------------------------------------------
     @property

@@ -15,6 +15,8 @@ INGEST_GROUP = "ingest"
 LINKAGE_GROUP = "linkage"
 EFFECTS_GROUP = "effects"
 REPORTING_GROUP = "reporting"
+MONITORING_GROUP = "monitoring"
+SOM_GROUP = "som"
 
 # Jobs (defined in pipelines/jobs.py; the names are here so reports and run-status readers need no job import).
 MOCK_WORLD_JOB = "mock_world_job"

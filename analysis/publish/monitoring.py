@@ -246,6 +246,24 @@ class Monitoring:
         """The last quarter monitored."""
         return self.quarters[-1]
 
+    @classmethod
+    def from_frames(
+        cls,
+        *,
+        flows: pl.DataFrame,
+        mix: pl.DataFrame,
+        endings: pl.DataFrame,
+        targets: pl.DataFrame,
+        delivery: pl.DataFrame,
+        sites: tuple[str, ...],
+        plan: Targets,
+    ) -> Monitoring:
+        """Rebuild the monitoring from its persisted tables (the assets' outputs) and the parsed targets."""
+        if not flows.height:
+            raise ValueError("the monitoring tables are empty: programme_monitoring could not be computed")
+        quarters = tuple(sorted(flows["quarter"].unique().to_list()))
+        return cls(quarters, flows, mix, endings, targets, delivery, sites, plan)
+
 
 DELIVERY = pl.Schema(
     {

@@ -879,3 +879,21 @@ def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /) -> str
 def export_tables(tables: MonitoringTables, /) -> dict[str, pl.DataFrame]:
     """Return the variant's tables for CSV/parquet export (``monitoring_<name>``)."""
     return {f"monitoring_{name}": frame for name, frame in tables.tables.items()}
+
+
+def render_unavailable(problems: list[str], /, *, generated_at: str, internal: bool) -> str:
+    """Render the page that stands in when the monitoring could not be computed, saying why."""
+    items = "".join(f"<li>{_e(p)}</li>" for p in problems) or "<li>no monitoring tables in this run</li>"
+    banner = (
+        '<div class="banner internal">INTERNAL – EXACT COUNTS, NOT DISCLOSURE-CONTROLLED.</div>'
+        if internal
+        else '<div class="banner public">For publication.</div>'
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI programme monitoring</title>'
+        f"<style>{_CSS}</style></head><body>{banner}<h1>Critical Time Intervention: programme monitoring</h1>"
+        f'<p>Generated {_e(generated_at)}.</p><section id="summary"><h2>Not computed</h2><p class="warn">The '
+        "monitoring could not be computed in this run. Correct the configuration (<code>cti config "
+        "check</code>) "
+        f"and rerun:</p><ul>{items}</ul></section></body></html>\n"
+    )

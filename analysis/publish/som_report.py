@@ -128,6 +128,13 @@ def _plot(budget: pl.DataFrame) -> str:
         return _svg(fig)
 
 
+def _years(column: str) -> pl.Expr:
+    """``1`` -> ``"1 year"`` (a bare small number in a table cell reads like a count)."""
+    return pl.format("{} year", pl.col(column)) + pl.when(pl.col(column) > 1).then(pl.lit("s")).otherwise(
+        pl.lit("")
+    )
+
+
 def _table(frame: pl.DataFrame, columns: list[str], headers: list[str], money: tuple[str, ...] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
@@ -192,15 +199,15 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
         f"<p><b>Persistence:</b> {_e(tables.option('persistence'))}. Outcomes valued: "
         f"{_e(tables.option('outcomes_valued'))}.</p>"
     )
-    purses = b.with_columns(pl.col("purse").replace_strict(_PURSE_LABEL)).sort(
-        "horizon_years", "purse", "measure"
+    purses = b.sort("horizon_years", "purse", "measure").with_columns(
+        pl.col("purse").replace_strict(_PURSE_LABEL), horizon=_years("horizon_years")
     )
     body = (
         head
         + _plot(b)
         + _table(
             purses,
-            ["horizon_years", "purse", "measure", "estimate", "ci_lower", "ci_upper", "basis"],
+            ["horizon", "purse", "measure", "estimate", "ci_lower", "ci_upper", "basis"],
             ["years", "purse", "change in", "kr. per participant", "95% CI low", "95% CI high", "basis"],
             money=("estimate", "ci_lower", "ci_upper"),
         )
@@ -210,8 +217,11 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
             "<p>How much of the longest horizon is assumption: the net result under other persistence "
             "assumptions.</p>"
             + _table(
-                tables.sensitivity,
-                ["horizon_years", "retention", "estimate", "ci_lower", "ci_upper"],
+                tables.sensitivity.with_columns(
+                    horizon=_years("horizon_years"),
+                    kept=pl.format("{}%", (pl.col("retention") * 100).round(0)),
+                ),
+                ["horizon", "kept", "estimate", "ci_lower", "ci_upper"],
                 [
                     "years",
                     "share of the effect kept per further year",
@@ -228,7 +238,7 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
         "consequences; also in <code>reports/tables/som_effects.csv</code> and <code>reports/som_effects.xlsx"
         "</code>):</p>"
         + _table(
-            tables.effects,
+            tables.effects.with_columns(year=pl.format("year {}", pl.col("year"))),
             ["outcome", "item", "year", "effect", "unit", "ci_lower", "ci_upper", "basis"],
             [
                 "outcome",

@@ -72,6 +72,11 @@ def test_the_section_shows_the_kroner_figure_with_its_interval_and_says_the_pric
     assert "bed_days: no estimates in this run" in page and page.count("<svg") == 1
     assert set(export_tables(tables)) == {"som_budget", "som_effects", "som_sensitivity", "som_prices"}
     assert tables.option("discount_rate") == "0.035"
+    import re
+
+    # the effect report publishes no bare count of 1..4: years and horizons are labelled, not bare numbers
+    assert not [c for c in re.findall(r"<td>(.*?)</td>", page) if re.fullmatch(r"[1-4]", c.strip())]
+    assert "<td>year 2</td>" in page and "<td>5 years</td>" in page
 
 
 @pytest.mark.parametrize("n_treated", [0, 4])
