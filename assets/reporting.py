@@ -35,15 +35,16 @@ def effect_report_html(
     balance: pl.DataFrame, before_after: pl.DataFrame, submission_stats: pl.DataFrame, received_files: pl.DataFrame,
     courses: pl.DataFrame, effect_estimates: pl.DataFrame | None, event_study: pl.DataFrame | None,
     matched_means: pl.DataFrame | None, group_time_att: pl.DataFrame | None, staggered_aggregates: pl.DataFrame | None,
-    public_budget: pl.DataFrame | None, som_effects: pl.DataFrame | None, som_sensitivity: pl.DataFrame | None,
+    public_budget: pl.DataFrame | None, som_effects: pl.DataFrame | None,
+    som_sensitivity: pl.DataFrame | None,
     som_prices_used: pl.DataFrame | None, som_status: pl.DataFrame | None,
     programme_monitoring: pl.DataFrame | None, monitoring_mix: pl.DataFrame | None,
     monitoring_endings: pl.DataFrame | None, monitoring_targets: pl.DataFrame | None,
     monitoring_delivery: pl.DataFrame | None, monitoring_status: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Every outcome partition that exists (a failed outcome is reported missing, not fatal)."""
-    budget, budget_tables = _public_budget_section(public_budget, som_effects, som_sensitivity, som_prices_used,
-                                                   som_status)
+    budget, budget_tables = _public_budget_section(public_budget, som_effects, som_sensitivity,
+                                                   som_prices_used, som_status)
     monitoring = _monitoring_section(code_lists, monitoring_status, programme_monitoring, monitoring_mix,
                                      monitoring_endings, monitoring_targets, monitoring_delivery)
     estimates = _by_outcome(effect_estimates)
@@ -79,7 +80,7 @@ def effect_report_html(
 def _public_budget_section(budget: pl.DataFrame | None, effects: pl.DataFrame | None,
                            sensitivity: pl.DataFrame | None, prices: pl.DataFrame | None,
                            status: pl.DataFrame | None) -> tuple[str, dict[str, pl.DataFrame]]:
-    """The SØM section's HTML and its published tables (none when the valuation is absent or unpublishable)."""
+    """Return the SØM section's HTML and published tables (none when absent or unpublishable)."""
     problem = "; ".join(status["message"]) if status is not None and status.height and not (
         budget is not None and budget.height) else ""
     if budget is None or not budget.height:
@@ -88,8 +89,9 @@ def _public_budget_section(budget: pl.DataFrame | None, effects: pl.DataFrame | 
     return som_report.render_public_budget_section(tables), som_report.export_tables(tables)
 
 
-def _monitoring_section(code_lists: CodeLists, status: pl.DataFrame | None, *frames: pl.DataFrame | None) -> str:
-    """The monitoring section's HTML (public variant), or empty when the monitoring is absent."""
+def _monitoring_section(code_lists: CodeLists, status: pl.DataFrame | None,
+                        *frames: pl.DataFrame | None) -> str:
+    """Return the monitoring section's HTML (public variant), or a warning when it is absent."""
     problems = [] if status is None else status["message"].to_list()
     warning = ('<p class="warn">The monitoring has problems in this run (details on the monitoring page): '
                + html.escape("; ".join(problems[:5])) + "</p>") if problems else ""

@@ -56,8 +56,8 @@ outcome_effects_job = dg.define_asset_job(
 report_job = dg.define_asset_job(
     REPORT_JOB,
     selection=dg.AssetSelection.assets(*reporting.assets, *monitoring.assets, *som.assets),
-    description="Effect report for researchers (with the public-budget valuation and the programme monitoring), "
-                "the monitoring page in both variants, and the steward view with per-site feedback files.",
+    description="Effect report for researchers (with the public-budget valuation and the programme "
+                "monitoring), the monitoring page in both variants and the steward view with feedback files.",
     tags={"cti/stage": "report"},
 )
 

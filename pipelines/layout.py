@@ -33,13 +33,14 @@ GENERAL, RESTRICTED, REGISTERS = "general", "restricted", "registers"
 
 
 class Places:
-    """Every well-known place under the data directory ``self.root`` (shared by :class:`Layout` and the resource)."""
+    """Every well-known place under the data directory ``self.root`` (for the Layout and the resource)."""
 
     __slots__ = ()
 
-    # --- inputs --------------------------------------------------------------------------------------------
+    # --- inputs ---------------------------------------------------------------------------------------------
     @property
     def inbox(self) -> Path:
+        """The sites' deliveries, by quarter (raw CPR, as delivered)."""
         return self.root / "inbox"
 
     def register_dir(self, register: str, /) -> Path:
@@ -50,9 +51,10 @@ class Places:
         """Every year of ``register`` on disk, sorted by year."""
         return sorted(self.register_dir(register).glob("*.parquet"))
 
-    # --- restricted -------------------------------------------------------------------------------------------
+    # --- restricted -----------------------------------------------------------------------------------------
     @property
     def restricted(self) -> Path:
+        """The restricted store: everything that holds raw CPR."""
         return self.root / "restricted"
 
     @property
@@ -65,7 +67,7 @@ class Places:
         """The random local pseudonymisation key of the mock-world demo (``cti run --demo-key``)."""
         return self.restricted / "demo_pseudonym.key"
 
-    # --- assets ------------------------------------------------------------------------------------------------
+    # --- assets ---------------------------------------------------------------------------------------------
     def asset_dir(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL) -> Path:
         """Where an asset lives: its directory (partitioned) or, with ``.parquet`` added, its file."""
         if store == REGISTERS:
@@ -75,19 +77,21 @@ class Places:
 
     def asset_file(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL,
                    partition: str | None = None) -> Path:
-        """The parquet file of an asset (one partition of it: multi-partition keys become nested folders)."""
+        """Return the parquet file of an asset (or of one partition: multi-partition keys become folders)."""
         directory = self.asset_dir(key, store=store)
         if partition is None:
             return directory.with_suffix(".parquet")
         return directory.joinpath(*partition.split("|")).with_suffix(".parquet")
 
-    # --- reports -----------------------------------------------------------------------------------------------
+    # --- reports --------------------------------------------------------------------------------------------
     @property
     def reports(self) -> Path:
+        """Published reports (no CPR, disclosure-controlled)."""
         return self.root / "reports"
 
     @property
     def report_tables(self) -> Path:
+        """The published reports' tables (CSV and parquet)."""
         return self.reports / "tables"
 
     def steward_reports(self, *, restricted: bool) -> Path:
@@ -95,6 +99,7 @@ class Places:
         return self.restricted / "reports" if restricted else self.reports
 
     def feedback_dir(self, *, restricted: bool) -> Path:
+        """Per-site feedback files (the restricted ones show raw CPR)."""
         return self.steward_reports(restricted=restricted) / "feedback"
 
     def monitoring_page(self, *, restricted: bool) -> Path:
@@ -110,9 +115,10 @@ class Places:
         """Return the workbook of the effect paths in SØM's form (per outcome and year)."""
         return self.reports / "som_effects.xlsx"
 
-    # --- the mock world ------------------------------------------------------------------------------------------
+    # --- the mock world -------------------------------------------------------------------------------------
     @property
     def world(self) -> Path:
+        """The mock world's manifest and planted truth."""
         return self.root / "world"
 
     @property
@@ -127,20 +133,24 @@ class Places:
 
     #: Derived outputs that belong to one world: a new world removes them so nothing stale remains.
     def derived(self) -> tuple[Path, ...]:
+        """Return the outputs a new mock world removes."""
         return (self.root / "assets", self.restricted / "assets", self.received, self.inbox, self.reports,
                 self.restricted / "reports")
 
-    # --- operation -----------------------------------------------------------------------------------------------
+    # --- operation ------------------------------------------------------------------------------------------
     @property
     def dagster_home(self) -> Path:
+        """The Dagster instance (runs, event log, schedules)."""
         return self.root / "dagster_home"
 
     @property
     def bench(self) -> Path:
+        """Benchmark results."""
         return self.root / "bench"
 
     @property
     def validate(self) -> Path:
+        """Monte Carlo validation results."""
         return self.root / "validate"
 
 
@@ -152,5 +162,5 @@ class Layout(Places):
 
     @classmethod
     def at(cls, data_dir: str | Path) -> Layout:
-        """The layout of ``data_dir`` (made absolute, so it means the same in every worker process)."""
+        """Return the layout of ``data_dir`` (made absolute, so it means the same in every worker)."""
         return cls(Path(data_dir).expanduser().resolve())

@@ -693,6 +693,9 @@ def slipping_sites(monitoring: Monitoring, /, *, recent: int = 2) -> pl.DataFram
             slipping=(serious & pl.col("quarter").is_in(list(recent_quarters))).any(),
             recent_flags=pl.col("flags")
             .filter(pl.col("quarter").is_in(list(recent_quarters)) & (pl.col("flags") != ""))
+            .str.split("; ")
+            .explode()
+            .unique(maintain_order=True)
             .str.join("; "),
         )
         .sort("site")

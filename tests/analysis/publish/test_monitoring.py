@@ -403,3 +403,13 @@ def test_ended_courses_by_phase_and_completion(result) -> None:
         (PROGRAMME, "2024Q4", "phase_3", "completed"): 1,
         (PROGRAMME, "2024Q3", "phase_1", "unknown"): 1,
     }
+
+
+def test_recent_flags_name_each_problem_once(result) -> None:
+    from dataclasses import replace
+
+    twice = result.delivery.with_columns(
+        pl.when(pl.col("site") == "b").then(pl.lit("late")).otherwise(pl.col("flags")).alias("flags"))
+    slips = {r["site"]: r for r in slipping_sites(replace(result, delivery=twice)).iter_rows(named=True)}
+    assert slips["b"]["recent_flags"] == "late"
+    assert slips["a"]["recent_flags"] == "resubmitted; missing file"
