@@ -709,16 +709,30 @@ def _mix_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
     )
 
 
+def _goal() -> pl.Expr:
+    """Write the target in words ("at least 40", "120-150"): no bare number reads like a count."""
+    low, high = pl.col("min").cast(pl.Int64).cast(pl.String), pl.col("max").cast(pl.Int64).cast(pl.String)
+    return (
+        pl.when(pl.col("min").is_not_null() & pl.col("max").is_not_null())
+        .then(low + pl.lit("–") + high)
+        .when(pl.col("min").is_not_null())
+        .then(pl.lit("at least ") + low)
+        .otherwise(pl.lit("at most ") + high)
+    )
+
+
 def _targets_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
     if public:
         return (
             f"<p>Distinct citizens who started a course up to the end of {_e(m.through)} (the targets' "
             "sources are under Definitions):</p>"
-            + _table(t["targets"], ["target", "site", "citizens", "min", "max", "status"])
+            + _table(
+                t["targets"].with_columns(goal=_goal()), ["target", "site", "citizens", "goal", "status"]
+            )
         )
     latest = t["targets"].filter(pl.col("quarter") == m.through)
     body = f"<p>Distinct citizens who started a course up to the end of {_e(m.through)}:</p>" + _table(
-        latest, ["target", "site", "value", "min", "max", "status"]
+        latest.with_columns(goal=_goal()), ["target", "site", "value", "goal", "status"]
     )
     for (target,), rows in t["targets"].partition_by("target", as_dict=True, maintain_order=True).items():
         series = {
@@ -872,7 +886,8 @@ def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /) -> str
         + _table(pl.DataFrame(rows))
         + "<p>Sites that slip in the last two quarters: "
         + f"<b>{_e(', '.join(slipping['site'].to_list()) or 'none')}"
-        "</b>.</p>" + _table(t["targets"].select("target", "site", "citizens", "min", "max", "status"))
+        "</b>.</p>"
+        + _table(t["targets"].with_columns(goal=_goal()), ["target", "site", "citizens", "goal", "status"])
     )
 
 

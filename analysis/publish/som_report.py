@@ -188,9 +188,9 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
         f"{_e(tables.option('price_years'))}"
         f" prices (not indexed to one year):</p><ul>{''.join(lines)}</ul>"
         "<p>This is also the <b>break-even cost per course</b>: a course that costs less pays for itself "
-        "for the "
-        "public purse within that horizon (SØM's budgetøkonomisk nettoresultat is this net result minus the "
-        "course's cost).</p>"
+        "for the public purse within that horizon (SØM's budgetøkonomisk nettoresultat is this net result "
+        "minus the course's cost). The interval applies to it too: at its lower end, a negative figure, no "
+        "course cost would pay for itself.</p>"
     )
     not_valued = tables.option("not_valued")
     if not_valued:
