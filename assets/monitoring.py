@@ -97,9 +97,9 @@ def programme_monitoring(
     yield checks.reconciles(mismatches, courses=courses.height)
 
 
-def rebuild(code_lists: CodeLists, frames: dict[str, pl.DataFrame]) -> mon.Monitoring | None:
+def rebuild(code_lists: CodeLists, frames: dict[str, pl.DataFrame | None]) -> mon.Monitoring | None:
     """Rebuild the monitoring from its tables (None when it was not computed: see monitoring_status)."""
-    if not frames["programme_monitoring"].height:
+    if any(frame is None for frame in frames.values()) or not frames["programme_monitoring"].height:
         return None
     sites = code_lists.table("sites")
     return mon.Monitoring.from_frames(
@@ -123,12 +123,12 @@ def rebuild(code_lists: CodeLists, frames: dict[str, pl.DataFrame]) -> mon.Monit
 def monitoring_html(
     layout: LayoutResource,
     code_lists: CodeLists,
-    programme_monitoring: pl.DataFrame,
-    monitoring_mix: pl.DataFrame,
-    monitoring_endings: pl.DataFrame,
-    monitoring_targets: pl.DataFrame,
-    monitoring_delivery: pl.DataFrame,
-    monitoring_status: pl.DataFrame,
+    programme_monitoring: pl.DataFrame | None,
+    monitoring_mix: pl.DataFrame | None,
+    monitoring_endings: pl.DataFrame | None,
+    monitoring_targets: pl.DataFrame | None,
+    monitoring_delivery: pl.DataFrame | None,
+    monitoring_status: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Write both variants of the page and their tables (a monitoring that could not be computed says why)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -142,7 +142,7 @@ def monitoring_html(
             "monitoring_delivery": monitoring_delivery,
         },
     )
-    problems = monitoring_status["message"].to_list()
+    problems = [] if monitoring_status is None else monitoring_status["message"].to_list()
     for restricted in (False, True):
         if m is None:
             html = page.render_unavailable(problems, generated_at=stamp, internal=restricted)
