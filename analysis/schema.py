@@ -87,7 +87,7 @@ ENROLMENT = pl.Schema(
 STAYS = pl.Schema(
     {
         "PNR": pl.Int64,
-        "OPHOLD_TYPE": pl.String,  # "BOF" shelter/residential (§107-110), "PSY" psychiatric ward, "KRF" prison
+        "OPHOLD_TYPE": pl.String,  # "BOF" shelter/residential (§107-110), "PSY" psych. ward, "KRF" prison
         "INDDATO": pl.Date,  # admission
         "UDDATO": pl.Date,  # discharge
     }
@@ -167,12 +167,14 @@ EXIT_COLUMNS: dict[str, str] = {"BOF": "shelter_exits", "PSY": "psych_ward_exits
 #: Columns of the panel that describe eligibility, not an outcome CTI could change (not estimated).
 MARKERS: tuple[str, ...] = tuple(EXIT_COLUMNS.values())
 
-OUTCOMES: tuple[str, ...] = tuple(c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *MARKERS))
+OUTCOMES: tuple[str, ...] = tuple(
+    c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *MARKERS)
+)
 
 #: Outcomes the report leads with (the planted effects of the mock world are stated on these).
 HEADLINE_OUTCOMES: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
 
-# --- quarantine reasons (machine-readable codes; the human sentences live in analysis.ingest.validate) ----------
+# --- quarantine reasons (machine-readable codes; the sentences live in analysis.ingest.validate) ---------
 
 #: Reasons that quarantine a row (it does not become a course until the site corrects it).
 QUARANTINE_REASONS: tuple[str, ...] = (
@@ -234,6 +236,19 @@ EVENT_STUDY = pl.Schema(
         "ci_upper": pl.Float64,
         "n_treated": pl.Int64,
         "n_controls": pl.Int64,
+    }
+)
+
+#: Person-level influence functions of the event-study coefficients of months >= 0 (one outcome per
+#: partition; rows with influence 0 are left out). For two coefficients, the sum over persons of the
+#: product of their influences is their clustered covariance, also across outcomes (stacked by person):
+#: the joint uncertainty the public-budget (SØM) calculation needs. No CPR, only register person ids.
+EFFECT_INFLUENCE = pl.Schema(
+    {
+        "outcome": pl.String,
+        "person_id": pl.Int64,
+        "event_time": pl.Int32,
+        "influence": pl.Float64,
     }
 )
 

@@ -79,6 +79,8 @@ _TABLES = {
     "matched_means": "Raw means by event month: participants vs matched comparisons.",
     "group_time_att": "Callaway & Sant'Anna ATT(g, t) by start quarter and quarter.",
     "staggered_aggregates": "Simple / dynamic / group / calendar aggregations of the group-time ATTs.",
+    "effect_influence": "Each matched person's influence on the event-study coefficients of months >= 0: "
+                        "stacked by person across outcomes: their joint covariance (read by the SØM).",
 }
 
 
@@ -117,6 +119,9 @@ def outcome_effects(
     yield dg.Output(result.matched_means, output_name="matched_means", metadata={"rows": result.matched_means.height})
     yield dg.Output(result.group_time, output_name="group_time_att", metadata={"cells": result.group_time.height})
     yield dg.Output(result.aggregates, output_name="staggered_aggregates", metadata={"rows": result.aggregates.height})
+    yield dg.Output(result.influence, output_name="effect_influence",
+                    metadata={"rows": result.influence.height,
+                              "persons": result.influence["person_id"].n_unique()})
     yield from check_results(result.event_study.drop_nulls("se"), suites.ESTIMATES, asset_key=dg.AssetKey("event_study"))
     yield from check_results(result.group_time.drop_nulls("se"), suites.GROUP_TIME, asset_key=dg.AssetKey("group_time_att"))
 

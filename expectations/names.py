@@ -25,6 +25,12 @@ BALANCE_AFTER_MATCHING = "balance_after_matching"
 ESTIMATES_SANE = "estimates_sane"
 GROUP_TIME_SANE = "group_time_att_sane"
 
+# --- monitoring and public budget (plain checks, not GX suites: expectations.monitoring / .som) ---------
+MONITORING_RECONCILES = "monitoring_reconciles_with_courses"
+MONITORING_TARGETS_COMPLETE = "monitoring_targets_complete"
+SOM_PRICES_COMPLETE = "som_prices_complete_and_dated"
+SOM_OUTCOMES_VALUED = "som_every_priced_outcome_valued"
+
 
 def register_schema(register: str) -> str:
     """Check name of the blocking schema check of ``register`` (e.g. ``"population_schema"``)."""

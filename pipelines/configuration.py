@@ -21,10 +21,10 @@ PACKAGED = Path(__file__).parent / "config"
 
 #: What ``valid_from``/``valid_to`` mean, for ``cti config check`` and the README.
 VALIDITY = (
-    "A delmålgruppe code is valid for courses that START on or after its valid_from and on or before its valid_to "
-    "(an empty valid_to: still valid). A course that starts before a code's valid_from, or after its valid_to, is "
-    "quarantined as 'unknown_delmaalgruppe', and the site is asked to use a code valid on the start date. "
-    "Retire a code by setting valid_to; never delete its row (older courses still use it)."
+    "A delmålgruppe code is valid for courses that START on or after its valid_from and on or before its "
+    "valid_to (an empty valid_to: still valid). A course that starts before a code's valid_from, or after "
+    "its valid_to, is quarantined as 'unknown_delmaalgruppe', and the site is asked to use a code valid on "
+    "the start date. Retire a code by setting valid_to; never delete its row (older courses still use it)."
 )
 
 
@@ -48,7 +48,7 @@ class ConfigDir:
     path: Path | None = None
 
     def source(self, name: str, /) -> Path:
-        """The file table ``name`` is read from (the deployment's, else the packaged default)."""
+        """Return the file table ``name`` is read from (the deployment's, else the packaged default)."""
         if name not in TABLES:
             raise ValueError(f"unknown configuration table {name!r}; known: {', '.join(sorted(TABLES))}")
         if self.path is not None and (self.path / f"{name}.csv").exists():
@@ -56,11 +56,11 @@ class ConfigDir:
         return PACKAGED / f"{name}.csv"
 
     def table(self, name: str, /) -> pl.DataFrame:
-        """Configuration table ``name``, every column as text."""
+        """Return configuration table ``name``, every column as text."""
         return pl.read_csv(self.source(name), infer_schema=False)
 
     def site_ids(self) -> tuple[str, ...]:
-        """The configured sites, in the order of ``sites.csv``."""
+        """Return the configured sites, in the order of ``sites.csv``."""
         return tuple(self.table("sites")["site"].to_list())
 
     def check(self) -> list[Problem]:
@@ -88,6 +88,8 @@ class ConfigDir:
                         problems.append(Problem(name, number, f"{column} {value!r} appears twice"))
             for number, row in enumerate(frame.iter_rows(named=True), start=1):
                 problems += [Problem(name, number, m) for m in spec.row_check(row)]
+            if spec.table_check is not None:
+                problems += [Problem(name, row, m) for row, m in spec.table_check(frame)]
         return problems
 
 
@@ -101,7 +103,8 @@ def _date(value: str | None) -> date | None:
 def _site_row(row: dict) -> list[str]:
     out = []
     if not re.fullmatch(r"[a-z][a-z0-9_]*", row["site"] or ""):
-        out.append(f"site id {row['site']!r} must be lower-case letters, digits and _ (it starts the file names)")
+        out.append(f"site id {row['site']!r} must be lower-case letters, digits and _ "
+                   "(it starts the file names)")
     if not (row["name"] or "").strip():
         out.append("name is empty")
     if not re.fullmatch(r"\d{3}", (row["kom"] or "").strip()):
@@ -115,7 +118,8 @@ def _code_row(row: dict) -> list[str]:
     out = []
     code = (row["code"] or "").strip()
     if not code or code != code.upper():
-        out.append(f"code {row['code']!r} must be non-empty upper-case (sites' codes are compared upper-cased)")
+        out.append(f"code {row['code']!r} must be non-empty upper-case "
+                   "(sites' codes are compared upper-cased)")
     start, end = _date(row["valid_from"]), _date(row["valid_to"])
     if start is None:
         out.append(f"valid_from {row['valid_from']!r} is not a date (YYYY-MM-DD)")
@@ -147,6 +151,41 @@ def _hfaudd_row(row: dict) -> list[str]:
     return out
 
 
+def _no_row_check(row: dict) -> list[str]:
+    return []
+
+
+def _targets_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
+    from analysis.publish.monitoring import target_problems
+
+    out = []
+    for text in target_problems(frame, sites=_ANY_SITE):
+        match = re.match(r"row (\d+): (.*)", text)
+        out.append((int(match.group(1)), match.group(2)) if match else (None, text))
+    return out
+
+
+def _prices_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
+    from analysis.estimate.som import price_problems
+    from analysis.schema import OUTCOMES
+
+    out = []
+    for text in price_problems(frame, outcomes=OUTCOMES):
+        match = re.match(r"row (\d+) \([^)]*\): (.*)", text)
+        out.append((int(match.group(1)), match.group(2)) if match else (None, text))
+    return out
+
+
+class _AnySite(tuple):
+    """Any well-formed site id (the table check cannot see sites.csv; the monitoring asset checks it)."""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9_]*", value) is not None
+
+
+_ANY_SITE = _AnySite()
+
+
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     """What a configuration table must look like."""
@@ -155,6 +194,8 @@ class TableSpec:
     unique: tuple[str, ...]
     row_check: Callable[[dict], list[str]]
     description: str
+    #: Problems only the whole table shows (a required row missing, a row repeated): (row or None, message).
+    table_check: Callable[[pl.DataFrame], list[tuple[int | None, str]]] | None = None
 
 
 TABLES: dict[str, TableSpec] = {
@@ -166,4 +207,14 @@ TABLES: dict[str, TableSpec] = {
                              "DREAM benefit codes and the outcome family each counts towards"),
     "hfaudd_levels": TableSpec(("hfaudd", "level", "label"), ("hfaudd",), _hfaudd_row,
                                "education codes and their ISCED-like level"),
+    "monitoring_targets": TableSpec(
+        ("measure", "scope", "delmaalgruppe", "min", "max", "unit", "source"), (), _no_row_check,
+        "programme monitoring: the course plan, targets and thresholds, each with its source", _targets_table,
+    ),
+    "som_prices": TableSpec(
+        ("item", "outcome", "direction", "purse", "dkk_per_unit", "unit", "price_year", "status", "source",
+         "basis"), (), _no_row_check,
+        "public-budget (SØM) prices: DKK per unit of each outcome, by purse, dated and sourced (the packaged "
+        "table is ILLUSTRATIVE: put SBST's current SØM prices here)", _prices_table,
+    ),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import effects, ingest, linkage, registers, reporting
+from assets import effects, ingest, linkage, monitoring, registers, reporting, som
 from pipelines import automation, jobs
 from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
 from pipelines.settings import ExtractSource, Settings
@@ -19,7 +19,7 @@ from pipelines.storage import ParquetIOManager
 
 
 def register_source(settings: Settings, /) -> RegisterSource:
-    """The register source the settings choose: real extracts, or the mock world."""
+    """Return the register source the settings choose: real extracts, or the mock world."""
     if isinstance(settings.source, ExtractSource):
         return ExtractRegisters(extracts_dir=str(settings.source.directory))
     source = settings.source
@@ -28,7 +28,7 @@ def register_source(settings: Settings, /) -> RegisterSource:
 
 
 def build_resources(settings: Settings, /) -> dict[str, object]:
-    """Resources for ``settings``; the key is read from its variable or file when a run starts, never stored."""
+    """Return resources for ``settings``; the key is read when a run starts, never stored."""
     key = (PseudonymKey(key_file=str(settings.key.file)) if settings.key.file is not None
            else PseudonymKey(key=dg.EnvVar(settings.key.variable)))
     return {
@@ -49,7 +49,8 @@ def build_definitions(settings: Settings, /) -> dg.Definitions:
                                                 jobs.outcome_effects_job, jobs.report_job]),
         ],
         schedules=[automation.quarterly_refresh],
-        assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
+        assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *monitoring.assets,
+                *som.assets, *reporting.assets],
         jobs=jobs.JOBS,
         resources=build_resources(settings),
     )
@@ -57,5 +58,5 @@ def build_definitions(settings: Settings, /) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """What the code location loads: the definitions for the settings of the environment (``CTI_*``)."""
+    """Return what the code location loads: the definitions for the environment's settings (``CTI_*``)."""
     return build_definitions(Settings.from_env())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import effects, linkage, reporting
+from assets import effects, linkage, monitoring, reporting, som
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
 from pipelines.partitions import (
     ANALYSIS_JOB,
@@ -55,8 +55,9 @@ outcome_effects_job = dg.define_asset_job(
 
 report_job = dg.define_asset_job(
     REPORT_JOB,
-    selection=dg.AssetSelection.assets(*reporting.assets),
-    description="Effect report for researchers and the steward view with per-site feedback files.",
+    selection=dg.AssetSelection.assets(*reporting.assets, *monitoring.assets, *som.assets),
+    description="Effect report for researchers (with the public-budget valuation and the programme "
+                "monitoring), the monitoring page in both variants and the steward view with feedback files.",
     tags={"cti/stage": "report"},
 )
 

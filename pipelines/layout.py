@@ -9,7 +9,9 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/assets/...                        assets that hold raw CPR (raw submissions, quarantine)
     restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
     restricted/reports/                          steward view and feedback with raw CPR
-    reports/                                     effect report, its tables, general steward view, feedback
+    reports/                                     effect report, its tables, general steward view, feedback,
+                                                 monitoring page (public), SØM workbook
+    restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
     world/manifest.json, world/truth.json        the mock world's configuration and planted truth
     dagster_home/                                the Dagster instance (runs, event log, schedules)
     bench/, validate/                            benchmark and Monte Carlo results
@@ -31,13 +33,14 @@ GENERAL, RESTRICTED, REGISTERS = "general", "restricted", "registers"
 
 
 class Places:
-    """Every well-known place under the data directory ``self.root`` (shared by :class:`Layout` and the resource)."""
+    """Every well-known place under the data directory ``self.root`` (for the Layout and the resource)."""
 
     __slots__ = ()
 
-    # --- inputs --------------------------------------------------------------------------------------------
+    # --- inputs ---------------------------------------------------------------------------------------------
     @property
     def inbox(self) -> Path:
+        """The sites' deliveries, by quarter (raw CPR, as delivered)."""
         return self.root / "inbox"
 
     def register_dir(self, register: str, /) -> Path:
@@ -48,9 +51,10 @@ class Places:
         """Every year of ``register`` on disk, sorted by year."""
         return sorted(self.register_dir(register).glob("*.parquet"))
 
-    # --- restricted -------------------------------------------------------------------------------------------
+    # --- restricted -----------------------------------------------------------------------------------------
     @property
     def restricted(self) -> Path:
+        """The restricted store: everything that holds raw CPR."""
         return self.root / "restricted"
 
     @property
@@ -63,7 +67,7 @@ class Places:
         """The random local pseudonymisation key of the mock-world demo (``cti run --demo-key``)."""
         return self.restricted / "demo_pseudonym.key"
 
-    # --- assets ------------------------------------------------------------------------------------------------
+    # --- assets ---------------------------------------------------------------------------------------------
     def asset_dir(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL) -> Path:
         """Where an asset lives: its directory (partitioned) or, with ``.parquet`` added, its file."""
         if store == REGISTERS:
@@ -73,19 +77,21 @@ class Places:
 
     def asset_file(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL,
                    partition: str | None = None) -> Path:
-        """The parquet file of an asset (one partition of it: multi-partition keys become nested folders)."""
+        """Return the parquet file of an asset (or of one partition: multi-partition keys become folders)."""
         directory = self.asset_dir(key, store=store)
         if partition is None:
             return directory.with_suffix(".parquet")
         return directory.joinpath(*partition.split("|")).with_suffix(".parquet")
 
-    # --- reports -----------------------------------------------------------------------------------------------
+    # --- reports --------------------------------------------------------------------------------------------
     @property
     def reports(self) -> Path:
+        """Published reports (no CPR, disclosure-controlled)."""
         return self.root / "reports"
 
     @property
     def report_tables(self) -> Path:
+        """The published reports' tables (CSV and parquet)."""
         return self.reports / "tables"
 
     def steward_reports(self, *, restricted: bool) -> Path:
@@ -93,11 +99,26 @@ class Places:
         return self.restricted / "reports" if restricted else self.reports
 
     def feedback_dir(self, *, restricted: bool) -> Path:
+        """Per-site feedback files (the restricted ones show raw CPR)."""
         return self.steward_reports(restricted=restricted) / "feedback"
 
-    # --- the mock world ------------------------------------------------------------------------------------------
+    def monitoring_page(self, *, restricted: bool) -> Path:
+        """Return the monitoring page: public (disclosure-controlled) or internal (exact, restricted)."""
+        return (self.restricted / "reports" if restricted else self.reports) / "monitoring.html"
+
+    def monitoring_tables(self, *, restricted: bool) -> Path:
+        """Return where the monitoring tables go as CSV/parquet (the internal ones under restricted/)."""
+        return self.restricted / "reports" / "tables" if restricted else self.report_tables
+
+    @property
+    def som_workbook(self) -> Path:
+        """Return the workbook of the effect paths in SØM's form (per outcome and year)."""
+        return self.reports / "som_effects.xlsx"
+
+    # --- the mock world -------------------------------------------------------------------------------------
     @property
     def world(self) -> Path:
+        """The mock world's manifest and planted truth."""
         return self.root / "world"
 
     @property
@@ -112,20 +133,24 @@ class Places:
 
     #: Derived outputs that belong to one world: a new world removes them so nothing stale remains.
     def derived(self) -> tuple[Path, ...]:
+        """Return the outputs a new mock world removes."""
         return (self.root / "assets", self.restricted / "assets", self.received, self.inbox, self.reports,
                 self.restricted / "reports")
 
-    # --- operation -----------------------------------------------------------------------------------------------
+    # --- operation ------------------------------------------------------------------------------------------
     @property
     def dagster_home(self) -> Path:
+        """The Dagster instance (runs, event log, schedules)."""
         return self.root / "dagster_home"
 
     @property
     def bench(self) -> Path:
+        """Benchmark results."""
         return self.root / "bench"
 
     @property
     def validate(self) -> Path:
+        """Monte Carlo validation results."""
         return self.root / "validate"
 
 
@@ -137,5 +162,5 @@ class Layout(Places):
 
     @classmethod
     def at(cls, data_dir: str | Path) -> Layout:
-        """The layout of ``data_dir`` (made absolute, so it means the same in every worker process)."""
+        """Return the layout of ``data_dir`` (made absolute, so it means the same in every worker)."""
         return cls(Path(data_dir).expanduser().resolve())

@@ -15,8 +15,10 @@ INGEST_GROUP = "ingest"
 LINKAGE_GROUP = "linkage"
 EFFECTS_GROUP = "effects"
 REPORTING_GROUP = "reporting"
+MONITORING_GROUP = "monitoring"
+SOM_GROUP = "som"
 
-# Jobs (defined in pipelines/jobs.py; the names are here so reports and run-status readers need no job import).
+# Jobs (defined in pipelines/jobs.py; names here so reports and run-status readers need no job import).
 MOCK_WORLD_JOB = "mock_world_job"
 INGEST_JOB = "ingest_submission_job"
 ANALYSIS_JOB = "linkage_job"

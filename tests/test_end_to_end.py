@@ -130,6 +130,25 @@ def test_steward_views_and_feedback(full_run) -> None:
     assert list((data / "reports" / "feedback").glob("*.xlsx"))
 
 
+def test_monitoring_reconciles_and_its_public_page_publishes_no_small_count(full_run) -> None:
+    import re
+
+    data, _ = full_run
+    # reconciles with courses, targets complete
+    assert pl.read_parquet(data / "assets" / "monitoring_status.parquet").height == 0
+    public = (data / "reports" / "monitoring.html").read_text()
+    internal = (data / "restricted" / "reports" / "monitoring.html").read_text()
+    assert "INTERNAL – EXACT COUNTS" in internal and "INTERNAL" not in public
+    persons = re.sub(r'<table class="files">.*?</table>', "", public, flags=re.S)
+    assert not [c for c in re.findall(r"<td[^>]*>(.*?)</td>", persons) if re.fullmatch(r"[1-4]", c.strip())]
+    assert cpr_like(public) == [] and cpr_like(internal) == []
+    flows = pl.read_parquet(data / "assets" / "programme_monitoring.parquet")
+    courses = pl.read_parquet(data / "assets" / "courses.parquet")
+    assert flows.filter(pl.col("site") == "ALL")["new_starts"].sum() == courses.height
+    report = (data / "reports" / "effect_report.html").read_text()
+    assert '<section id="public-budget">' in report and "ILLUSTRATIVE prices" in report
+
+
 SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots"))
 
 
@@ -139,6 +158,8 @@ SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve()
         ("reports/effect_report.html", {"sections": 10, "svgs": 12}),
         ("reports/steward_view.html", {"sections": 1, "svgs": 0}),
         ("restricted/reports/steward_view.html", {"sections": 1, "svgs": 0}),
+        ("reports/monitoring.html", {"sections": 7, "svgs": 3}),
+        ("restricted/reports/monitoring.html", {"sections": 7, "svgs": 5}),
     ],
 )
 def test_pages_render_in_headless_chromium(full_run, page: str, must_have: dict) -> None:

@@ -47,6 +47,11 @@ class EventStudyResult:
     reference: int  # the omitted event time (estimate 0)
     window: tuple[int, int]  # first and last event time of the stacked panel
     alpha: float
+    #: Person-level influence functions of the coefficients (``event_study(..., influence=True)``): columns
+    #: ``person_id``, ``event_time``, ``influence``. The sum over persons of the products of two
+    #: coefficients' influences is their clustered covariance, so stacking them by person across outcomes
+    #: gives the joint covariance of several outcomes' event studies (as Stata's ``suest`` does).
+    influence: pl.DataFrame | None = None
 
     def to_frame(self) -> pl.DataFrame:
         """Return the coefficients by event time (``analysis.schema.EVENT_STUDY``)."""
@@ -213,6 +218,9 @@ def _alternating(x: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray,
 class _Fit:
     params: np.ndarray
     cov: np.ndarray
+    #: Per person (rows, in ``person_ids`` order) and coefficient: ``cov == influence.T @ influence``.
+    influence: np.ndarray
+    person_ids: np.ndarray
 
 
 def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
@@ -262,7 +270,10 @@ def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
     by_cell = sparse.csr_matrix((we, (persons, cell)), shape=(groups, g.shape[0]))
     scores = np.asarray((by_person @ x).todense()) - by_cell @ g
     factor = groups / (groups - 1) * (n - 1) / (n - k) if groups > 1 and n > k else float("nan")
-    return _Fit(np.asarray(params).ravel(), factor * bread @ (scores.T @ scores) @ bread)
+    influence = np.sqrt(factor) * (scores @ bread)  # bread is symmetric: influence' influence = the cov below
+    person_ids = np.unique(frame["person_id"].to_numpy())  # the dense ranks above, in order
+    cov = factor * bread @ (scores.T @ scores) @ bread
+    return _Fit(np.asarray(params).ravel(), cov, influence, person_ids)
 
 
 def _counts(frame: pl.DataFrame) -> tuple[int, int]:
@@ -272,14 +283,15 @@ def _counts(frame: pl.DataFrame) -> tuple[int, int]:
 
 
 def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
-                alpha: float = 0.05) -> EventStudyResult:
+                alpha: float = 0.05, influence: bool = False) -> EventStudyResult:
     """Event-study coefficients of ``outcome`` relative to event time ``reference``.
 
     Returns
     -------
     EventStudyResult
         One row per event time in the stacked window (the reference row has estimate 0, null se), with the
-        number of treated and comparison persons observed at that event time, and the pre-trend test.
+        number of treated and comparison persons observed at that event time, and the pre-trend test; with
+        ``influence``, also each person's influence on every coefficient.
     """
     z = z_critical(alpha)
     _check(stacked, outcome)
@@ -320,9 +332,15 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
         .select([pl.col(c).cast(t) for c, t in EVENT_STUDY.items()])
         .sort("event_time")
     )
+    persons = None
+    if influence:
+        ids = result.person_ids
+        persons = pl.DataFrame({"person_id": np.repeat(ids, coef_times.size).astype(np.int64),
+                                "event_time": np.tile(coef_times, ids.size).astype(np.int32),
+                                "influence": result.influence.ravel()})
     return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
                             n_obs=frame.height, outcome=outcome, reference=reference,
-                            window=(int(times.min()), int(times.max())), alpha=alpha)
+                            window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons)
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),

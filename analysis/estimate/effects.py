@@ -17,7 +17,13 @@ from analysis.estimate.matching import month_index
 from analysis.estimate.power import mde_from_se
 from analysis.estimate.staggered import att_gt, stack_results
 from analysis.frames import sum_by
-from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
+from analysis.schema import (
+    EFFECT_ESTIMATES,
+    EFFECT_INFLUENCE,
+    GROUP_TIME_ATT,
+    MATCHED_MEANS,
+    STAGGERED_AGGREGATES,
+)
 
 #: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
 POST_WINDOW = (12, 24)
@@ -43,6 +49,8 @@ class OutcomeEffects:
     matched_means: pl.DataFrame  # MATCHED_MEANS
     group_time: pl.DataFrame  # GROUP_TIME_ATT
     aggregates: pl.DataFrame  # STAGGERED_AGGREGATES
+    #: EFFECT_INFLUENCE: each person's influence on the post-period event-study coefficients (for the SØM).
+    influence: pl.DataFrame | None = None
 
     def to_frame(self) -> pl.DataFrame:
         """Return the pooled estimates of every design (``analysis.schema.EFFECT_ESTIMATES``)."""
@@ -134,7 +142,7 @@ def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: Ma
 
 def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> MatchedEffects:
     """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample."""
-    study = did.event_study(stacked, outcome)
+    study = did.event_study(stacked, outcome, influence=True)
     window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
     pooled = did.pooled_did(stacked, outcome, post=POST_WINDOW).to_frame().row(0, named=True)
     rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p,
@@ -277,4 +285,16 @@ def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFr
             rows.append(pl.DataFrame([naive_row], schema=EFFECT_ESTIMATES))
     return OutcomeEffects(outcome=outcome, estimates=pl.concat(rows),
                           event_study=matched.event_study.to_frame(), matched_means=matched.matched_means,
-                          group_time=staggered.group_time, aggregates=staggered.aggregates)
+                          group_time=staggered.group_time, aggregates=staggered.aggregates,
+                          influence=post_influence(matched.event_study.influence, outcome))
+
+
+def post_influence(influence: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
+    """Return the event-study influence functions of event months >= 0 (``EFFECT_INFLUENCE``), zeros dropped.
+
+    Persons with no influence on a coefficient (not observed in that event month) contribute nothing to any
+    covariance, so their rows are left out; the SØM reads them back as zeros when it stacks outcomes.
+    """
+    return (influence.filter((pl.col("event_time") >= 0) & (pl.col("influence") != 0))
+            .select(pl.lit(outcome).alias("outcome"), "person_id", "event_time", "influence")
+            .select([pl.col(c).cast(t) for c, t in EFFECT_INFLUENCE.items()]))

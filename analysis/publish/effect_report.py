@@ -20,8 +20,8 @@ import polars as pl  # noqa: E402
 from analysis.publish.sdc import MIN_CELL, display_table, format_count, suppress_estimates  # noqa: E402
 
 _RC = {"svg.hashsalt": "cti", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72}
-SECTIONS = ("summary", "event-study", "raw-means", "balance", "staggered", "heterogeneity", "provenance", "methods",
-            "truth", "run")
+SECTIONS = ("summary", "event-study", "raw-means", "balance", "staggered", "heterogeneity", "public-budget",
+            "monitoring", "provenance", "methods", "truth", "run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,10 @@ class ReportInputs:
     #: One row per planned outcome that is not current: outcome, status ("failed"/"missing"), reason.
     outcome_status: pl.DataFrame = field(default_factory=pl.DataFrame)
     headline_outcomes: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
+    #: Pre-rendered bodies of the public-budget (SØM) and monitoring sections (analysis.publish.som_report,
+    #: analysis.publish.monitoring_page); empty: the section says it is not available.
+    public_budget_section: str = ""
+    monitoring_section: str = ""
 
 
 _BEFORE_AFTER = pl.Schema({"outcome": pl.String, "event_time": pl.Int32, "mean": pl.Float64, "se": pl.Float64,
@@ -281,6 +285,12 @@ def render_effect_report(inputs: ReportInputs) -> str:
                             + _table(rows, ["level", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"], counts=("n_treated", "n_controls")))
     section("heterogeneity", "Effects by sub-target-group, site, completion and start cohort",
             "".join(body) or '<p class="na">Not available.</p>')
+
+    # public budget (SØM) and programme monitoring: rendered by their own modules
+    na = '<p class="na">Not available for this run.</p>'
+    section("public-budget", "What the effects are worth to the public purse (SØM)",
+            inputs.public_budget_section or na)
+    section("monitoring", "Programme monitoring", inputs.monitoring_section or na)
 
     prov = inputs.provenance if "status" in inputs.provenance.columns else pl.DataFrame()
     missing = prov.filter(pl.col("status") != "ok") if prov.height else prov

@@ -278,3 +278,35 @@ def test_mde_figures() -> None:
     assert mde_from_se(1.0) == pytest.approx(2.8016, abs=1e-4)
     assert mde_two_groups(1.0, 100, 100) == pytest.approx(2.8016 * np.sqrt(0.02), abs=1e-4)
     assert mde_two_groups(1.0, 100, 100, r2=0.75) == pytest.approx(mde_two_groups(1.0, 100, 100) / 2)
+
+
+def _influence_matrix(study, times: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    chosen = study.influence.filter(pl.col("event_time").is_in(times))
+    wide = chosen.pivot(on="event_time", index="person_id", values="influence").sort("person_id")
+    return wide["person_id"].to_numpy(), wide.select([str(t) for t in times]).to_numpy()
+
+
+def test_influence_functions_reproduce_the_clustered_covariance() -> None:
+    # controls serve two stacks (two units, one person): the influence is per person, as the clustering is
+    frame = _stacked(n_treated=30, n_controls=50, seed=5)
+    second = frame.filter(pl.col("treated") == 0).with_columns(
+        unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100, y=pl.col("y") + 0.2)
+    stacked = pl.concat([frame, second])
+    study = event_study(stacked, "y", influence=True)
+    assert event_study(stacked, "y").influence is None  # only when asked for
+    times = [-4, -3, -2, 0, 1, 2, 3, 4]
+    persons, matrix = _influence_matrix(study, times)
+    assert persons.size == stacked["person_id"].n_unique() == 80
+    se = {r["event_time"]: r["se"] for r in study.table.iter_rows(named=True)}
+    assert np.sqrt(np.diag(matrix.T @ matrix)) == pytest.approx([se[t] for t in times], rel=1e-10)
+
+
+def test_stacked_influence_gives_the_cross_outcome_covariance() -> None:
+    frame = _stacked(n_treated=40, n_controls=60, seed=8).with_columns(y2=2 * pl.col("y"), y3=-pl.col("y"))
+    studies = {o: event_study(frame, o, influence=True) for o in ("y", "y2", "y3")}
+    _, a = _influence_matrix(studies["y"], [2])
+    _, b = _influence_matrix(studies["y2"], [2])
+    _, c = _influence_matrix(studies["y3"], [2])
+    variance = float(a[:, 0] @ a[:, 0])
+    assert float(a[:, 0] @ b[:, 0]) == pytest.approx(2 * variance, rel=1e-9)  # Cov(b, 2b) = 2 Var(b)
+    assert float(a[:, 0] @ c[:, 0]) == pytest.approx(-variance, rel=1e-9)

@@ -1,0 +1,914 @@
+"""The programme-monitoring page, in two variants, and its section of the effect report.
+
+* **Public** (``reports/monitoring.html``): every count of persons or courses passes disclosure control.
+  Until the joint disclosure layer (``analysis.publish.disclosure``, issue #21/#24) is on main, this uses
+  :mod:`analysis.publish.sdc` table by table, so only tables without identities between them are published
+  per site: new starts, courses ended completed and ended early (site x quarter, primary and secondary
+  suppression with margins). Tables that share a margin with those (the sub-target-group mix by site, the
+  ended courses by phase) are published only when every shared margin is published in both; the programme's
+  stock of courses only for quarters up to the first whose flows are all published (then it adds nothing a
+  reader could not sum); quarantine and link rates only where the rows behind them are 0 or at least 5.
+  Anything withheld is listed on the page. :func:`publication_tables` is the one seam to replace by a
+  declaration to the disclosure layer (the frames it builds are the true values that layer needs).
+* **Internal** (``restricted/reports/monitoring.html``): exact counts for SBST, and says so on every screen.
+
+Rendering is deterministic (the same monitoring gives the same bytes), self-contained and offline: inline
+CSS and SVG, no script, no external reference.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+from analysis.publish.monitoring import (  # noqa: E402
+    COMPLETION,
+    PHASES,
+    PROGRAMME,
+    Monitoring,
+    slipping_sites,
+)
+from analysis.publish.sdc import MIN_CELL, display_table, format_count  # noqa: E402
+
+PUBLIC, INTERNAL = "public", "internal"
+#: Section ids and titles, in page order (the table of contents).
+SECTIONS = {
+    "summary": "The programme at a glance",
+    "flows": "Starts, active and ended courses",
+    "phases": "Time in course and the three phases",
+    "mix": "Sub-target groups (delmålgrupper)",
+    "targets": "Targets",
+    "delivery": "Delivery discipline",
+    "definitions": "Definitions and configuration",
+}
+_SUPPRESSED = ("x", "<5")
+_PHASE_LABEL = {
+    "phase_1": "phase 1 (months 1-3)",
+    "phase_2": "phase 2 (months 4-6)",
+    "phase_3": "phase 3 (months 7-9)",
+    "beyond_plan": "beyond the planned 9 months",
+}
+_RC = {"svg.hashsalt": "cti-monitoring", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringTables:
+    """What one variant of the page shows and exports: named tables and what was withheld, and why."""
+
+    variant: str
+    tables: dict[str, pl.DataFrame]
+    withheld: tuple[str, ...]
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the delivery table (one row per site and expected quarter)."""
+        return self.tables["delivery"]
+
+
+# --- the public variant (disclosure control) ------------------------------------------------------------
+
+
+def _published(cell: object) -> bool:
+    return cell is not None and str(cell) not in _SUPPRESSED
+
+
+def _sites_by_quarter(m: Monitoring, column: str) -> pl.DataFrame:
+    frame = m.flows.filter(pl.col("site") != PROGRAMME).select("site", "quarter", column)
+    return display_table(frame, rows="site", columns="quarter", count=column)
+
+
+def _total_row(table: pl.DataFrame) -> dict:
+    return table.filter(pl.col(table.columns[0]) == "Total").row(0, named=True)
+
+
+def _one_way(frame: pl.DataFrame, label: str, count: str) -> pl.DataFrame:
+    """Build a one-way table with its total, suppressed so that no small cell follows from the total."""
+    shown = display_table(frame.with_columns(_all=pl.lit("n")), rows=label, columns="_all", count=count)
+    return shown.select(label, pl.col("n").alias(count))
+
+
+def publication_tables(m: Monitoring, /) -> MonitoringTables:
+    """Build the public tables: every count through disclosure control (see the module docstring).
+
+    This is the seam for the joint disclosure layer: declare ``m.flows``, ``m.mix``, ``m.endings`` and
+    ``m.targets`` as tables with their identities (active = open before + starts, open = active - ended,
+    programme = sum of sites, the phase and delmålgruppe breakdowns) and render from its controlled frames.
+    """
+    tables: dict[str, pl.DataFrame] = {}
+    withheld: list[str] = []
+    flows = ["new_starts", "ended_completed", "ended_early"]
+    if int(m.flows.filter(pl.col("site") == PROGRAMME)["ended_unknown"].sum()):
+        flows.append("ended_unknown")
+    for column in flows:
+        tables[column] = _sites_by_quarter(m, column)
+    # The programme's stock is open(q) = sum of starts - sum of ended up to q, from the flow tables' column
+    # totals. Publish it only where those sums already follow from published totals (every total up to q,
+    # or every total after q and the grand total): then it tells a reader nothing new, and no suppressed
+    # flow can be recovered by differencing two stocks.
+    totals = {c: _total_row(tables[c]) for c in flows}
+    quarters = list(m.quarters)
+
+    def known(q_index: int) -> bool:
+        """Whether every flow's cumulative total up to quarter ``q_index`` follows from published cells."""
+        for c in flows:
+            before = all(_published(totals[c][q]) for q in quarters[: q_index + 1])
+            after = _published(totals[c]["Total"]) and all(
+                _published(totals[c][q]) for q in quarters[q_index + 1 :]
+            )
+            if not (before or after):
+                return False
+        return True
+
+    programme = m.flows.filter(pl.col("site") == PROGRAMME)
+    stock_rows, hidden = [], []
+    for i, row in enumerate(programme.iter_rows(named=True)):
+        open_ok = known(i)
+        # active(q) = open(q-1) + starts(q) = open(q) + ended(q)
+        active_ok = (
+            (i == 0 or known(i - 1))
+            and _published(totals["new_starts"][row["quarter"]])
+            or (open_ok and all(_published(totals[c][row["quarter"]]) for c in flows if c != "new_starts"))
+        )
+        stock_rows.append(
+            {
+                "quarter": row["quarter"],
+                "active": format_count(row["active"]) if active_ok else "x",
+                "open_at_end": format_count(row["open_at_end"]) if open_ok else "x",
+            }
+        )
+        if not (open_ok and active_ok):
+            hidden.append(row["quarter"])
+    if hidden:
+        withheld.append(
+            f"the programme's active or open courses in {', '.join(hidden)} (with the published flows "
+            "they would give a suppressed flow total away)"
+        )
+    tables["programme_stock"] = pl.DataFrame(stock_rows)
+    latest = programme.filter(pl.col("quarter") == m.through).row(0, named=True)
+    if stock_rows[-1]["open_at_end"] != "x":
+        phase = pl.DataFrame(
+            {
+                "phase": [_PHASE_LABEL[p] for p in PHASES],
+                "open_courses": [latest[f"open_{p}"] for p in PHASES],
+            }
+        )
+        order = {label: i for i, label in enumerate([*_PHASE_LABEL.values(), "Total"])}
+        tables["open_by_phase"] = _one_way(phase, "phase", "open_courses").sort(
+            pl.col("phase").replace_strict(order, return_dtype=pl.Int32)
+        )
+    else:
+        withheld.append("open courses by phase (their total, the open courses, is withheld)")
+    ends = (
+        m.endings.filter(pl.col("site") == PROGRAMME)
+        .group_by("phase", "completion")
+        .agg(pl.col("courses").sum())
+    )
+    ends = ends.with_columns(pl.col("phase").replace_strict(_PHASE_LABEL))
+    by_phase = display_table(ends, rows="phase", columns="completion", count="courses")
+    order = {label: i for i, label in enumerate([*_PHASE_LABEL.values(), "Total"])}
+    by_phase = by_phase.sort(pl.col("phase").replace_strict(order, return_dtype=pl.Int32))
+    shared = _total_row(by_phase)
+    grand = {"completed": "ended_completed", "early": "ended_early", "unknown": "ended_unknown"}
+    # its column totals are the ended-courses tables' grand totals: publish only if they are published in both
+    consistent = all(
+        _published(shared[c]) and (grand[c] not in totals or _published(totals[grand[c]]["Total"]))
+        for c in COMPLETION
+        if c in shared
+    )
+    if consistent:
+        tables["endings_by_phase"] = by_phase
+    else:
+        withheld.append(
+            "ended courses by phase and completion (a margin it shares with the ended-courses tables "
+            "is suppressed in one of them)"
+        )
+    starts = (
+        m.mix.filter(pl.col("site") != PROGRAMME)
+        .group_by("delmaalgruppe", "site")
+        .agg(pl.col("new_starts").sum())
+    )
+    mix = display_table(starts, rows="delmaalgruppe", columns="site", count="new_starts")
+    site_totals = {r["site"]: r["Total"] for r in tables["new_starts"].iter_rows(named=True)}
+    mix_totals = _total_row(mix)
+    if all(_published(mix_totals[s]) and _published(site_totals.get(s)) for s in m.sites if s in mix_totals):
+        tables["mix"] = mix
+    else:
+        withheld.append(
+            "the sub-target-group mix by site (a site total it shares with the new-starts table is "
+            "suppressed)"
+        )
+    tables["targets"] = _public_targets(m)
+    tables["delivery"] = _public_delivery(m)
+    tables["slipping"] = slipping_sites(m)
+    return MonitoringTables(PUBLIC, tables, tuple(withheld))
+
+
+def _public_targets(m: Monitoring) -> pl.DataFrame:
+    latest = m.targets.filter(pl.col("quarter") == m.through)
+    out = []
+    for (target,), rows in latest.partition_by("target", as_dict=True, maintain_order=True).items():
+        if rows["scope"][0] == "programme" or rows.height == 1:
+            values = {r["site"]: format_count(r["value"]) for r in rows.iter_rows(named=True)}
+        else:
+            shown = _one_way(rows.select("site", "value"), "site", "value")
+            values = dict(shown.select("site", "value").iter_rows())
+        for r in rows.iter_rows(named=True):
+            out.append(
+                {
+                    "target": target,
+                    "site": r["site"],
+                    "citizens": values[r["site"]],
+                    "min": r["min"],
+                    "max": r["max"],
+                    "status": r["status"],
+                    "source": r["source"],
+                }
+            )
+    return pl.DataFrame(
+        out,
+        schema={
+            "target": pl.String,
+            "site": pl.String,
+            "citizens": pl.String,
+            "min": pl.Float64,
+            "max": pl.Float64,
+            "status": pl.String,
+            "source": pl.String,
+        },
+    )
+
+
+def _rate(numerator: pl.Expr, denominator: pl.Expr, rate: pl.Expr, small: str) -> pl.Expr:
+    """Show the rate as a percentage where the rows behind it may be published, else a note."""
+    ok = (numerator == 0) | (numerator >= MIN_CELL)
+    return (
+        pl.when(denominator.is_null())
+        .then(pl.lit(""))
+        .when(denominator < MIN_CELL)
+        .then(pl.lit("n<5"))
+        .when(ok)
+        .then(pl.format("{}%", (rate * 100).round(1)))
+        .otherwise(pl.lit(small))
+    )
+
+
+def _public_delivery(m: Monitoring) -> pl.DataFrame:
+    d = m.delivery
+    return d.select(
+        "site",
+        "quarter",
+        "status",
+        "first_received",
+        "days_after_quarter",
+        "deadline_days",
+        "late",
+        "resubmissions",
+        quarantine=_rate(pl.col("quarantined"), pl.col("rows_in"), pl.col("quarantine_rate"), "<5 rows"),
+        link=_rate(
+            pl.col("participants") - pl.col("linked"),
+            pl.col("participants"),
+            pl.col("link_rate"),
+            "<5 not linked",
+        ),
+        flags="flags",
+    )
+
+
+def internal_tables(m: Monitoring, /) -> MonitoringTables:
+    """Exact tables for SBST (never to be published or forwarded)."""
+    return MonitoringTables(
+        INTERNAL,
+        {
+            "flows": m.flows,
+            "mix": m.mix,
+            "endings": m.endings,
+            "targets": m.targets,
+            "delivery": m.delivery,
+            "slipping": slipping_sites(m),
+        },
+        (),
+    )
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def _e(text: object) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}".replace(",", " ")
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ")
+    return str(value)
+
+
+def _table(
+    frame: pl.DataFrame,
+    columns: list[str] | None = None,
+    headers: list[str] | None = None,
+    row_class: str | None = None,
+    files: bool = False,
+) -> str:
+    """Render a table; ``files`` marks one of facts about files and quarters, not counts of persons."""
+    if not frame.height:
+        return '<p class="na">Nothing to show.</p>'
+    columns = columns or frame.columns
+    head = "".join(f"<th>{_e(h)}</th>" for h in (headers or columns))
+    body = []
+    classes = frame[row_class].to_list() if row_class else [None] * frame.height
+    for row, css in zip(frame.select(columns).iter_rows(), classes, strict=True):
+        attr = f' class="{_e(css)}"' if css else ""
+        body.append(f"<tr{attr}>" + "".join(f"<td>{_e(_cell(v))}</td>" for v in row) + "</tr>")
+    kind = ' class="files"' if files else ""
+    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _svg(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r'\s(xmlns(:xlink)?)="[^"]*"', "", text)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    return f'<figure class="plot">{text.replace("xlink:href", "href")}</figure>'
+
+
+def _number(cell: object) -> float | None:
+    if cell is None or str(cell) in _SUPPRESSED or str(cell) == "":
+        return None
+    if isinstance(cell, int | float):
+        return float(cell)
+    text = str(cell).replace(" ", "").replace("%", "")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _lines(
+    series: dict[str, list[float | None]],
+    quarters: tuple[str, ...],
+    title: str,
+    ylabel: str,
+    target: float | None = None,
+) -> str:
+    """Draw one line per series over the quarters (gaps where withheld), with an optional target line."""
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(7.2, 2.6))
+        xs = list(range(len(quarters)))
+        for label, values in series.items():
+            ax.plot(
+                xs, [float("nan") if v is None else v for v in values], marker="o", ms=3, lw=1.2, label=label
+            )
+        if target is not None:
+            ax.axhline(target, color="#c00", lw=0.8, ls="--", label="target")
+        step = max(1, len(quarters) // 8)
+        ax.set_xticks(xs[::step], list(quarters)[::step], fontsize=7)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False, fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        return _svg(fig)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:72rem;margin:1.5rem auto;padding:0 1rem;color:#222;
+line-height:1.45}
+h1{font-size:1.5rem}h2{border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}h3{font-size:1rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.8rem}
+td,th{border:1px solid #ccc;padding:.15rem .4rem;
+text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}.na{color:#777;font-style:italic}
+figure.plot{margin:.5rem 0}figure.plot svg{max-width:100%;height:auto}
+.banner{padding:.6rem 1rem;border-radius:4px;margin:.8rem 0;font-weight:600}
+.internal{background:#b00020;color:#fff;position:sticky;top:0;z-index:2}
+.public{background:#e8f1fb;color:#123;border:1px solid #9cc2e5}
+.warn{color:#a00}tr.bad td{background:#fde2e2}tr.note td{background:#fff4d6}
+td.ok{background:#e3f4e1}td.late,td.missing,td.failed{background:#f8c9c9}td.note{background:#fff0c2}
+nav ol{columns:2;font-size:.9rem}.legend span{display:inline-block;padding:0 .4rem;margin-right:.4rem}
+@media print{section,figure,table{break-inside:avoid}.internal{position:static}}
+"""
+
+
+def _delivery_grid(m: Monitoring, delivery: pl.DataFrame) -> str:
+    """Site x quarter grid: days after the quarter (coloured by status), with markers for the other flags."""
+    cells = {(r["site"], r["quarter"]): r for r in delivery.iter_rows(named=True)}
+    head = "<th>site</th>" + "".join(f"<th>{_e(q)}</th>" for q in m.quarters)
+    rows = []
+    for site in m.sites:
+        tds = [f"<td>{_e(site)}</td>"]
+        for quarter in m.quarters:
+            r = cells.get((site, quarter))
+            if r is None:
+                tds.append("<td></td>")
+                continue
+            status = r["status"]
+            if status != "received":
+                tds.append(f'<td class="{status}">{_e(status)}</td>')
+                continue
+            marks = (
+                ("R" if r["resubmissions"] else "")
+                + ("Q" if "quarantine" in r["flags"] else "")
+                + ("L" if "link rate" in r["flags"] else "")
+            )
+            css = "late" if r["late"] else "note" if marks else "ok"
+            tds.append(
+                f'<td class="{css}">{_e(r["days_after_quarter"])}{(" " + marks) if marks else ""}</td>'
+            )
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    legend = (
+        '<p class="legend">Days from the quarter\'s end to the first file. <span class="ok">on time</span>'
+        '<span class="late" style="background:#f8c9c9">late / missing / unreadable</span>'
+        '<span style="background:#fff0c2">R resubmitted, Q quarantine above target, L link rate below '
+        "target</span></p>"
+    )
+    return (
+        legend + f'<table class="files"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def render_monitoring_page(
+    m: Monitoring,
+    tables: MonitoringTables,
+    /,
+    *,
+    generated_at: str,
+    reconciliation: tuple[str, ...] | list[str] = (),
+) -> str:
+    """Render the whole page of one variant (deterministic for a given ``generated_at``)."""
+    public = tables.variant == PUBLIC
+    t = tables.tables
+    parts: list[str] = []
+
+    def section(key: str, title: str, body: str) -> None:
+        parts.append(f'<section id="{key}"><h2>{_e(title)}</h2>{body}</section>')
+
+    if public:
+        banner = (
+            '<div class="banner public">For publication: every count of citizens or courses is '
+            f"disclosure-controlled (1-{MIN_CELL - 1} shown as &lt;5, cells that totals would give away "
+            "shown "
+            "as x).</div>"
+        )
+    else:
+        banner = (
+            '<div class="banner internal">INTERNAL – EXACT COUNTS, NOT DISCLOSURE-CONTROLLED. For SBST\'s '
+            "programme monitoring only: do not publish, forward or copy into reports. The publishable page "
+            "is "
+            "reports/monitoring.html.</div>"
+        )
+    problems = ""
+    if reconciliation:
+        problems = (
+            '<p class="warn"><b>The monitoring counts do not reconcile with the courses asset; do not use '
+            "them until this is fixed:</b></p><ul>"
+            + "".join(f"<li>{_e(p)}</li>" for p in reconciliation[:20])
+            + "</ul>"
+        )
+    toc = (
+        "<nav><ol>"
+        + "".join(f'<li><a href="#{k}">{_e(v)}</a></li>' for k, v in SECTIONS.items())
+        + "</ol></nav>"
+    )
+
+    programme = m.flows.filter(pl.col("site") == PROGRAMME)
+    latest = programme.filter(pl.col("quarter") == m.through).row(0, named=True)
+    ended = int(
+        programme.select(pl.sum_horizontal("ended_completed", "ended_early", "ended_unknown")).sum().item()
+    )
+    completed = int(programme["ended_completed"].sum())
+    share = f"{completed / ended:.0%}" if ended else "–"
+    slipping = t["slipping"].filter(pl.col("slipping"))
+    if public:
+        total_starts = _total_row(t["new_starts"])["Total"]
+        open_now = t["programme_stock"]["open_at_end"][-1]
+        ended_text = " + ".join(str(_total_row(t[c])["Total"]) for c in ("ended_completed", "ended_early"))
+    else:
+        total_starts, open_now = format_count(int(programme["new_starts"].sum())), latest["open_at_end"]
+        ended_text = f"{completed} + {int(programme['ended_early'].sum())}"
+    summary = (
+        f"<p>{len(m.sites)} sites, {_e(m.quarters[0])}–{_e(m.through)}. "
+        f"Courses started: <b>{_e(total_starts)}</b>; "
+        f"open at the end of {_e(m.through)}: <b>{_e(open_now)}</b>; ended completed + ended early: "
+        f"<b>{_e(ended_text)}</b> ({share} of ended courses completed).</p>"
+    )
+    summary += (
+        "<p>Sites that slip (a missing, late or unreadable file, or a quality target missed, in the last "
+        "two "
+        f"quarters): <b>{_e(', '.join(slipping['site'].to_list()) or 'none')}</b>.</p>"
+    )
+    summary += _table(
+        t["slipping"],
+        [
+            "site",
+            "expected",
+            "late",
+            "missing",
+            "failed",
+            "resubmitted",
+            "quality_missed",
+            "slipping",
+            "recent_flags",
+        ],
+        [
+            "site",
+            "quarters expected",
+            "late",
+            "missing",
+            "unreadable",
+            "resubmitted",
+            "quality target missed",
+            "slipping",
+            "flags of the last two quarters",
+        ],
+        files=True,
+    )
+    section("summary", SECTIONS["summary"], summary)
+
+    flows_body = _flows_plot(m, t, public)
+    if public:
+        for name, title in (
+            ("new_starts", "New starts"),
+            ("ended_completed", "Courses ended, completed"),
+            ("ended_early", "Courses ended early (not completed)"),
+            ("ended_unknown", "Courses ended without a completion flag"),
+        ):
+            if name in t:
+                flows_body += f"<h3>{_e(title)} by site and quarter</h3>" + _table(t[name])
+        flows_body += "<h3>The programme's courses by quarter</h3>" + _table(
+            t["programme_stock"], headers=["quarter", "active in the quarter", "open at the quarter's end"]
+        )
+    else:
+        flows_body += _table(
+            t["flows"],
+            [
+                "site",
+                "quarter",
+                "new_starts",
+                "active",
+                "ended_completed",
+                "ended_early",
+                "ended_unknown",
+                "open_at_end",
+                "cumulative_starts",
+                "mean_months_ended",
+            ],
+            [
+                "site",
+                "quarter",
+                "new starts",
+                "active",
+                "ended completed",
+                "ended early",
+                "ended, no flag",
+                "open at end",
+                "started so far",
+                "mean months (ended)",
+            ],
+        )
+    section("flows", SECTIONS["flows"], flows_body)
+
+    section("phases", SECTIONS["phases"], _phases_body(m, t, public))
+    section("mix", SECTIONS["mix"], _mix_body(m, t, public))
+    section("targets", SECTIONS["targets"], _targets_body(m, t, public))
+    section("delivery", SECTIONS["delivery"], _delivery_body(m, t, public))
+
+    notes = ""
+    if tables.withheld:
+        notes = (
+            "<p>Withheld from this page by disclosure control:</p><ul>"
+            + "".join(f"<li>{_e(w)}</li>" for w in tables.withheld)
+            + "</ul>"
+        )
+    plan = m.plan.table.select("measure", "scope", "delmaalgruppe", "min", "max", "unit", "source")
+    section(
+        "definitions",
+        SECTIONS["definitions"],
+        f"""
+<p><b>New start</b>: a course whose start date falls in the quarter. <b>Active</b>: open on at least one
+day of the quarter (= open at the end of the previous quarter + new starts). <b>Ended completed /
+early</b>: the end date falls in the quarter and the site reported the course completed (ja) / not
+completed (nej); a course that has ended without a completion flag is counted apart. <b>Open</b> at the
+quarter's end: started and not yet ended (an ongoing course has no end date). Every count reconciles
+exactly with the consolidated <code>courses</code> asset (an asset check).</p>
+<p><b>Phases</b>: a course is in phase k while its date is at most start + k x {m.plan.phase_months}
+months, and beyond plan after start + {m.plan.planned_months} months. <b>Targets</b> count distinct
+citizens (pseudonyms) who started a course up to the quarter's end. <b>Delivery</b>: days from the
+quarter's end to the first received file; a file after the deadline is late; resubmissions are versions
+after the first; the quarantine rate is that of the current file, the link rate that of the quarter's
+newly reported participants.</p>
+{notes}<p>The targets and thresholds (<code>pipelines/config/monitoring_targets.csv</code>; a deployment's
+configuration directory replaces it):</p>{_table(plan)}""",
+    )
+    variant = "for publication" if public else "INTERNAL"
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI programme monitoring '
+        f"({variant})</title><style>{_CSS}</style></head><body>{banner}<h1>Critical Time Intervention: "
+        f"programme monitoring, {_e(m.quarters[0])}–{_e(m.through)}</h1><p>Generated {_e(generated_at)}.</p>"
+        f"{problems}{toc}"
+        f"{''.join(parts)}{banner if not public else ''}</body></html>\n"
+    )
+
+
+def _flows_plot(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
+    if public:
+        starts = [_number(_total_row(t["new_starts"])[q]) for q in m.quarters]
+        ended = [
+            None
+            if any(_number(_total_row(t[c])[q]) is None for c in ("ended_completed", "ended_early"))
+            else sum(_number(_total_row(t[c])[q]) for c in ("ended_completed", "ended_early"))
+            for q in m.quarters
+        ]
+        open_now = [_number(v) for v in t["programme_stock"]["open_at_end"].to_list()]
+    else:
+        programme = m.flows.filter(pl.col("site") == PROGRAMME)
+        starts = programme["new_starts"].to_list()
+        ended = (
+            programme["ended_completed"] + programme["ended_early"] + programme["ended_unknown"]
+        ).to_list()
+        open_now = programme["open_at_end"].to_list()
+    return _lines(
+        {"new starts": starts, "ended": ended, "open at the quarter's end": open_now},
+        m.quarters,
+        "The programme's courses by quarter",
+        "courses",
+    )
+
+
+def _phases_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
+    intro = (
+        f"<p>Planned: {m.plan.planned_months} months in three phases of {m.plan.phase_months} months "
+        "(planning and initiation, trial and adjustment, handover and anchoring).</p>"
+    )
+    if public:
+        body = intro
+        if "open_by_phase" in t:
+            body += f"<h3>Open courses at the end of {_e(m.through)} by phase</h3>" + _table(
+                t["open_by_phase"]
+            )
+        if "endings_by_phase" in t:
+            body += (
+                "<h3>Ended courses by the phase they ended in, and completion (all quarters)</h3>"
+                + _table(t["endings_by_phase"])
+            )
+        return body
+    open_cols = [f"open_{p}" for p in PHASES]
+    latest = m.flows.filter(pl.col("quarter") == m.through).select("site", *open_cols, "mean_months_ended")
+    ends = (
+        m.endings.group_by("site", "phase", "completion")
+        .agg(pl.col("courses").sum())
+        .pivot(on="completion", index=["site", "phase"], values="courses")
+        .sort("site", "phase")
+    )
+    return (
+        intro
+        + f"<h3>Open courses at the end of {_e(m.through)} by site and phase</h3>"
+        + _table(latest, headers=["site", *[_PHASE_LABEL[p] for p in PHASES], "mean months of courses ended"])
+        + "<h3>Ended courses by site, the phase they ended in, and completion (all quarters)</h3>"
+        + _table(ends)
+    )
+
+
+def _mix_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
+    if public:
+        return (
+            ("<p>New starts by delmålgruppe and site, all quarters:</p>" + _table(t["mix"]))
+            if "mix" in t
+            else ('<p class="na">Withheld by disclosure control (see Definitions).</p>')
+        )
+    starts = (
+        m.mix.filter(pl.col("site") != PROGRAMME)
+        .group_by("delmaalgruppe", "site")
+        .agg(pl.col("new_starts").sum())
+        .pivot(on="site", index="delmaalgruppe", values="new_starts")
+        .sort("delmaalgruppe")
+    )
+    by_quarter = (
+        m.mix.filter(pl.col("site") == PROGRAMME)
+        .pivot(on="quarter", index="delmaalgruppe", values="new_starts")
+        .sort("delmaalgruppe")
+    )
+    return (
+        "<p>New starts by delmålgruppe and site, all quarters:</p>"
+        + _table(starts)
+        + "<p>The programme's new starts by delmålgruppe and quarter:</p>"
+        + _table(by_quarter)
+    )
+
+
+def _goal() -> pl.Expr:
+    """Write the target in words ("at least 40", "120-150"): no bare number reads like a count."""
+    low, high = pl.col("min").cast(pl.Int64).cast(pl.String), pl.col("max").cast(pl.Int64).cast(pl.String)
+    return (
+        pl.when(pl.col("min").is_not_null() & pl.col("max").is_not_null())
+        .then(low + pl.lit("–") + high)
+        .when(pl.col("min").is_not_null())
+        .then(pl.lit("at least ") + low)
+        .otherwise(pl.lit("at most ") + high)
+    )
+
+
+def _targets_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
+    if public:
+        return (
+            f"<p>Distinct citizens who started a course up to the end of {_e(m.through)} (the targets' "
+            "sources are under Definitions):</p>"
+            + _table(
+                t["targets"].with_columns(goal=_goal()), ["target", "site", "citizens", "goal", "status"]
+            )
+        )
+    latest = t["targets"].filter(pl.col("quarter") == m.through)
+    body = f"<p>Distinct citizens who started a course up to the end of {_e(m.through)}:</p>" + _table(
+        latest.with_columns(goal=_goal()), ["target", "site", "value", "goal", "status"]
+    )
+    for (target,), rows in t["targets"].partition_by("target", as_dict=True, maintain_order=True).items():
+        series = {
+            site: part.sort("quarter")["value"].to_list()
+            for (site,), part in rows.partition_by("site", as_dict=True, maintain_order=True).items()
+        }
+        low = rows["min"].drop_nulls()
+        body += _lines(series, m.quarters, f"Progress: {target}", "citizens", low[0] if low.len() else None)
+    return body
+
+
+def _delivery_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
+    d = t["delivery"]
+    body = _delivery_grid(m, m.delivery)
+    days = {s: [None] * len(m.quarters) for s in m.sites}
+    quarantine = {s: [None] * len(m.quarters) for s in m.sites}
+    link = {s: [None] * len(m.quarters) for s in m.sites}
+    index = {q: i for i, q in enumerate(m.quarters)}
+    for r in d.iter_rows(named=True):
+        i = index[r["quarter"]]
+        days[r["site"]][i] = r["days_after_quarter"]
+        quarantine[r["site"]][i] = (
+            _number(r["quarantine"])
+            if public
+            else (None if r["quarantine_rate"] is None else 100 * r["quarantine_rate"])
+        )
+        link[r["site"]][i] = (
+            _number(r["link"]) if public else (None if r["link_rate"] is None else 100 * r["link_rate"])
+        )
+    first = m.sites[0]
+    deadline = m.plan.bound("delivery_days", first)[1]
+    q_target = m.plan.bound("quarantine_rate", first)[1]
+    l_target = m.plan.bound("link_rate", first)[0]
+    body += _lines(days, m.quarters, "Days from the quarter's end to the first file", "days", deadline)
+    if public:  # most rates rest on 1-4 quarantined rows and are withheld: the grid's Q marks say enough
+        body += (
+            "<p>Quarantine rates are not plotted on the public page (most rest on fewer than 5 rows); the "
+            "grid marks files above the target with Q.</p>"
+        )
+    else:
+        body += _lines(
+            quarantine,
+            m.quarters,
+            "Quarantined rows of the current file (%)",
+            "%",
+            None if q_target is None else 100 * q_target,
+        )
+    body += _lines(
+        link,
+        m.quarters,
+        "Newly reported participants found in the register (%)",
+        "%",
+        None if l_target is None else 100 * l_target,
+    )
+    css = d.select(
+        css=pl.when(pl.col("status") != "received")
+        .then(pl.lit("bad"))
+        .when(pl.col("late").fill_null(False))
+        .then(pl.lit("bad"))
+        .when(pl.col("flags") != "")
+        .then(pl.lit("note"))
+    )["css"]
+    shown = d.with_columns(css)
+    if public:
+        columns = [
+            "site",
+            "quarter",
+            "status",
+            "first_received",
+            "days_after_quarter",
+            "deadline_days",
+            "resubmissions",
+            "quarantine",
+            "link",
+            "flags",
+        ]
+        headers = [
+            "site",
+            "quarter",
+            "file",
+            "first received",
+            "days after quarter",
+            "deadline (days)",
+            "resubmissions",
+            "quarantined rows",
+            "linked",
+            "flags",
+        ]
+    else:
+        columns = [
+            "site",
+            "quarter",
+            "status",
+            "first_received",
+            "days_after_quarter",
+            "deadline_days",
+            "resubmissions",
+            "rows_in",
+            "quarantined",
+            "quarantine_rate",
+            "participants",
+            "linked",
+            "link_rate",
+            "flags",
+        ]
+        headers = [
+            "site",
+            "quarter",
+            "file",
+            "first received",
+            "days after quarter",
+            "deadline (days)",
+            "resubmissions",
+            "rows",
+            "quarantined",
+            "quarantine rate",
+            "participants",
+            "linked",
+            "link rate",
+            "flags",
+        ]
+    return (
+        body
+        + "<h3>Every expected delivery</h3>"
+        + _table(shown, columns, headers, row_class="css", files=True)
+    )
+
+
+def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /) -> str:
+    """Render the effect report's monitoring section (public): programme flows, sites that slip."""
+    if tables.variant != PUBLIC:
+        raise ValueError("the effect report is published: give it publication_tables(monitoring)")
+    t = tables.tables
+    totals = {c: _total_row(t[c]) for c in ("new_starts", "ended_completed", "ended_early")}
+    rows = [
+        {
+            "quarter": q,
+            "new starts": totals["new_starts"][q],
+            "ended completed": totals["ended_completed"][q],
+            "ended early": totals["ended_early"][q],
+            "open at end": s,
+        }
+        for q, s in zip(m.quarters, t["programme_stock"]["open_at_end"].to_list(), strict=True)
+    ]
+    slipping = t["slipping"].filter(pl.col("slipping"))
+    return (
+        f"<p>The programme, {_e(m.quarters[0])}–{_e(m.through)}, all {len(m.sites)} sites "
+        "(disclosure-controlled; the per-site tables, phases, sub-target groups, targets and delivery "
+        "discipline are on the monitoring "
+        "page, <code>reports/monitoring.html</code>).</p>"
+        + _table(pl.DataFrame(rows))
+        + "<p>Sites that slip in the last two quarters: "
+        + f"<b>{_e(', '.join(slipping['site'].to_list()) or 'none')}"
+        "</b>.</p>"
+        + _table(t["targets"].with_columns(goal=_goal()), ["target", "site", "citizens", "goal", "status"])
+    )
+
+
+def export_tables(tables: MonitoringTables, /) -> dict[str, pl.DataFrame]:
+    """Return the variant's tables for CSV/parquet export (``monitoring_<name>``)."""
+    return {f"monitoring_{name}": frame for name, frame in tables.tables.items()}
+
+
+def render_unavailable(problems: list[str], /, *, generated_at: str, internal: bool) -> str:
+    """Render the page that stands in when the monitoring could not be computed, saying why."""
+    items = "".join(f"<li>{_e(p)}</li>" for p in problems) or "<li>no monitoring tables in this run</li>"
+    banner = (
+        '<div class="banner internal">INTERNAL – EXACT COUNTS, NOT DISCLOSURE-CONTROLLED.</div>'
+        if internal
+        else '<div class="banner public">For publication.</div>'
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI programme monitoring</title>'
+        f"<style>{_CSS}</style></head><body>{banner}<h1>Critical Time Intervention: programme monitoring</h1>"
+        f'<p>Generated {_e(generated_at)}.</p><section id="summary"><h2>Not computed</h2><p class="warn">The '
+        "monitoring could not be computed in this run. Correct the configuration (<code>cti config "
+        "check</code>) "
+        f"and rerun:</p><ul>{items}</ul></section></body></html>\n"
+    )
