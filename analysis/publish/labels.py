@@ -158,35 +158,39 @@ def event_month_label(month: int, /) -> str:
     return f"month {MINUS if month < 0 else ''}{abs(month)}"
 
 
+def _signed(number: int | str) -> str:
+    number = int(number)
+    return f"{MINUS if number < 0 else ''}{abs(number)}"
+
+
+def span(first: int | str, last: int | str, /) -> str:
+    """Write a range: ``12–24`` with an en dash, ``−3 to −1`` when an end is negative (never "−3–−1")."""
+    low, high = int(first), int(last)
+    return f"{_signed(low)} to {_signed(high)}" if min(low, high) < 0 else f"{low}\u2013{high}"
+
+
 def event_quarter_label(quarter: int, /) -> str:
-    """Event time in quarters, said in months: ``4`` -> ``"quarter 4 (months 12–14)"``."""
-    first, last = 3 * quarter, 3 * quarter + 2
-
-    def signed(m: int) -> str:
-        return f"{MINUS if m < 0 else ''}{abs(m)}"
-
-    return f"quarter {signed(quarter)} (months {signed(first)}\u2013{signed(last)})"
+    """Say an event quarter in months: ``4`` -> ``"quarter 4 (months 12–14)"``."""
+    return f"quarter {_signed(quarter)} (months {span(3 * quarter, 3 * quarter + 2)})"
 
 
 def window_label(window: str, /) -> str:
-    """``"12..24"`` -> ``"months 12–24"``; ``"quarters 4..8"`` -> ``"quarters 4–8 (months 12–26)"``."""
+    """Say a window in months: ``"12..24"`` -> ``"months 12–24"``.
+
+    ``"quarters 4..8"`` -> ``"quarters 4–8 (months 12–26)"``, ``"12..24 vs -3..-1"`` ->
+    ``"months 12–24 vs months −3 to −1"``; other text is returned as it is.
+    """
     text = window.strip()
     pair = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", text)
     quarters = re.fullmatch(r"quarters (-?\d+)\.\.(-?\d+)", text)
     versus = re.fullmatch(r"(-?\d+)\.\.(-?\d+) vs (-?\d+)\.\.(-?\d+)", text)
-
-    def signed(m: str | int) -> str:
-        m = int(m)
-        return f"{MINUS if m < 0 else ''}{abs(m)}"
-
     if pair:
-        return f"months {signed(pair[1])}\u2013{signed(pair[2])}"
+        return f"months {span(pair[1], pair[2])}"
     if quarters:
         q1, q2 = int(quarters[1]), int(quarters[2])
-        return f"quarters {signed(q1)}\u2013{signed(q2)} (months {signed(3 * q1)}\u2013{signed(3 * q2 + 2)})"
+        return f"quarters {span(q1, q2)} (months {span(3 * q1, 3 * q2 + 2)})"
     if versus:
-        return (f"months {signed(versus[1])}\u2013{signed(versus[2])} vs "
-                f"months {signed(versus[3])}\u2013{signed(versus[4])}")
+        return f"months {span(versus[1], versus[2])} vs months {span(versus[3], versus[4])}"
     return text
 
 
@@ -368,18 +372,18 @@ class Labels:
                   "delmaalgruppe": self.subgroup}
         replaced: dict[str, pl.Series] = {}
         if "dimension" in out.columns and "level" in out.columns:
-            replaced["level"] = pl.Series("level", [self.level(d, v) for d, v in
-                                                     zip(out["dimension"], out["level"], strict=True)],
-                                          dtype=pl.String)
+            pairs = zip(out["dimension"], out["level"], strict=True)
+            levels = [None if d is None or v is None else self.level(d, v) for d, v in pairs]
+            replaced["level"] = pl.Series("level", levels, dtype=pl.String)
         if "aggregation" in out.columns and "key" in out.columns:
             keys = [self.aggregation_key(a, k) for a, k in zip(out["aggregation"], out["key"], strict=True)]
             replaced["key"] = pl.Series("key", keys, dtype=pl.String)
         if "outcome" in out.columns:
-            replaced["unit"] = pl.Series("unit", [UNITS[self.effect_unit(o)].label for o in out["outcome"]],
-                                         dtype=pl.String)
+            units = [None if o is None else UNITS[self.effect_unit(o)].label for o in out["outcome"]]
+            replaced["unit"] = pl.Series("unit", units, dtype=pl.String)
         if "dimension" in out.columns:
-            replaced["dimension"] = pl.Series("dimension", [self.dimension(d) for d in out["dimension"]],
-                                              dtype=pl.String)
+            dimensions = [None if d is None else self.dimension(d) for d in out["dimension"]]
+            replaced["dimension"] = pl.Series("dimension", dimensions, dtype=pl.String)
         for name, function in simple.items():
             if name in out.columns:
                 replaced[name] = pl.Series(name, [None if v is None else function(v) for v in out[name]],

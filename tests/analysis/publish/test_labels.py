@@ -33,8 +33,11 @@ from pipelines.configuration import ConfigDir
 @pytest.fixture(scope="module")
 def labels() -> Labels:
     config = ConfigDir()
-    return Labels.from_tables(config.table("report_labels"), delmaalgrupper=config.table("delmaalgrupper"),
-                              sites=config.table("sites"))
+    return Labels.from_tables(
+        config.table("report_labels"),
+        delmaalgrupper=config.table("delmaalgrupper"),
+        sites=config.table("sites"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,10 +115,10 @@ def test_event_time_is_said_in_months():
     assert event_month_label(-3) == f"month {MINUS}3"
     assert event_month_label(0) == "month 0 (start)"
     assert event_quarter_label(4) == "quarter 4 (months 12\u201314)"
-    assert event_quarter_label(-1) == f"quarter {MINUS}1 (months {MINUS}3\u2013{MINUS}1)"
+    assert event_quarter_label(-1) == f"quarter {MINUS}1 (months {MINUS}3 to {MINUS}1)"
     assert window_label("12..24") == "months 12\u201324"
     assert window_label("quarters 4..8") == "quarters 4\u20138 (months 12\u201326)"
-    assert window_label("12..24 vs -3..-1") == f"months 12\u201324 vs months {MINUS}3\u2013{MINUS}1"
+    assert window_label("12..24 vs -3..-1") == f"months 12\u201324 vs months {MINUS}3 to {MINUS}1"
 
 
 def test_every_outcome_has_a_label_and_a_unit(labels):
@@ -139,7 +142,7 @@ def test_codes_become_words(labels):
     assert labels.aggregation_key("group", 8096) == "starting 2024Q1"
     assert labels.aggregation_key("calendar", 8101) == "2025Q2"
     assert labels.aggregation_key("simple", None) == "all"
-    months = f"months {MINUS}36\u2013{MINUS}25"
+    months = f"months {MINUS}36 to {MINUS}25"
     assert labels.covariate("self_support -36..-25") == f"Share of months self-supporting, {months}"
     assert labels.covariate("employed -1") == f"Share of months in employment, month {MINUS}1"
     assert labels.covariate("age") == "Age (years)"
@@ -149,15 +152,17 @@ def test_codes_become_words(labels):
 
 
 def _estimates() -> pl.DataFrame:
-    return pl.DataFrame({
-        "outcome": ["self_support", "earnings", "emergency_contacts"],
-        "design": ["matched_did", "staggered_att", "matched_did"],
-        "dimension": ["all", "site", "delmaalgruppe"],
-        "level": ["all", "aarhus", "PSY"],
-        "estimate": [0.0434, -35.4, -0.0004],
-        "pretrend_p": [0.0004, 0.5, 0.03],
-        "n_treated": [212, 20, 59],
-    })
+    return pl.DataFrame(
+        {
+            "outcome": ["self_support", "earnings", "emergency_contacts"],
+            "design": ["matched_did", "staggered_att", "matched_did"],
+            "dimension": ["all", "site", "delmaalgruppe"],
+            "level": ["all", "aarhus", "PSY"],
+            "estimate": [0.0434, -35.4, -0.0004],
+            "pretrend_p": [0.0004, 0.5, 0.03],
+            "n_treated": [212, 20, 59],
+        }
+    )
 
 
 def test_a_table_formatted_labelled_and_renamed_passes_the_guard(labels):
@@ -165,10 +170,21 @@ def test_a_table_formatted_labelled_and_renamed_passes_the_guard(labels):
     table = labels.format_table(_estimates(), units=units)
     assert table["estimate"].to_list() == ["4.3", f"{MINUS}35", "0.000"]
     published = labels.headers(labels.label_codes(table))
-    assert published.columns == ["Outcome", "Design", "Sub-group", "Group", "Estimate",
-                                 "Pre-trend test, p-value", "Participants", "Unit"]
-    assert published["Group"].to_list() == ["All participants", "Aarhus Kommune",
-                                            "Udskrivning fra psykiatrisk indlæggelse"]
+    assert published.columns == [
+        "Outcome",
+        "Design",
+        "Sub-group",
+        "Group",
+        "Estimate",
+        "Pre-trend test, p-value",
+        "Participants",
+        "Unit",
+    ]
+    assert published["Group"].to_list() == [
+        "All participants",
+        "Aarhus Kommune",
+        "Udskrivning fra psykiatrisk indlæggelse",
+    ]
     assert published["Unit"].to_list() == ["percentage points", "DKK per month", "per person-month"]
     check_labelled(published, labels=labels)
 
@@ -181,12 +197,16 @@ def test_keep_codes_keeps_machine_readable_columns(labels):
 
 
 def test_staggered_tables_lose_their_quarter_indices(labels):
-    gt = pl.DataFrame({"outcome": ["employed"], "cohort": [8096], "period": [8101], "att": [0.01]},
-                      schema_overrides={"cohort": pl.Int32, "period": pl.Int32})
+    gt = pl.DataFrame(
+        {"outcome": ["employed"], "cohort": [8096], "period": [8101], "att": [0.01]},
+        schema_overrides={"cohort": pl.Int32, "period": pl.Int32},
+    )
     out = labels.label_codes(gt)
     assert out["cohort"].to_list() == ["2024Q1"] and out["period"].to_list() == ["2025Q2"]
-    agg = pl.DataFrame({"outcome": ["employed"] * 3, "aggregation": ["dynamic", "group", "simple"],
-                        "key": [4, 8096, None]}, schema_overrides={"key": pl.Int32})
+    agg = pl.DataFrame(
+        {"outcome": ["employed"] * 3, "aggregation": ["dynamic", "group", "simple"], "key": [4, 8096, None]},
+        schema_overrides={"key": pl.Int32},
+    )
     keys = labels.label_codes(agg)["key"].to_list()
     assert keys == ["quarter 4 (months 12\u201314)", "starting 2024Q1", "all"]
 
@@ -217,8 +237,11 @@ def test_the_guard_names_each_leak(labels, frame, problem):
 
 
 def test_the_guard_in_export_mode_accepts_numbers_but_not_codes_or_negative_zero(labels):
-    check_labelled(pl.DataFrame({"estimate": [4.3, 0.0], "n_treated": [8096, 212], "event_time": [-3, 24]}),
-                   labels=labels, exported=True)  # a count of 8096 persons is a count, not a quarter
+    check_labelled(
+        pl.DataFrame({"estimate": [4.3, 0.0], "n_treated": [8096, 212], "event_time": [-3, 24]}),
+        labels=labels,
+        exported=True,
+    )  # a count of 8096 persons is a count, not a quarter
     with pytest.raises(ValueError, match="negative zero"):
         check_labelled(pl.DataFrame({"estimate": [4.3, -0.0]}), labels=labels, exported=True)
     with pytest.raises(ValueError, match="encoded periods"):
@@ -228,15 +251,22 @@ def test_the_guard_in_export_mode_accepts_numbers_but_not_codes_or_negative_zero
 
 
 def test_the_guard_leaves_code_columns_and_allowed_columns_alone(labels):
-    check_labelled(pl.DataFrame({"Outcome": ["Share of months in employment"], "outcome_code": ["employed"]}),
-                   labels=labels)
+    check_labelled(
+        pl.DataFrame({"Outcome": ["Share of months in employment"], "outcome_code": ["employed"]}),
+        labels=labels,
+    )
     check_labelled(pl.DataFrame({"Note": ["see_below"]}), labels=labels, allow=["Note"])
 
 
 def test_label_table_problems_are_named():
-    table = pl.DataFrame({"kind": ["outcome", "outcome", "flavour", "level"],
-                          "key": ["self_support", "self_support", "x", "ongoing"],
-                          "label": ["A", "B", "", "Ongoing"], "unit": ["pp", "furlongs", None, None]})
+    table = pl.DataFrame(
+        {
+            "kind": ["outcome", "outcome", "flavour", "level"],
+            "key": ["self_support", "self_support", "x", "ongoing"],
+            "label": ["A", "B", "", "Ongoing"],
+            "unit": ["pp", "furlongs", None, None],
+        }
+    )
     problems = check_label_table(table)
     assert "row 2: outcome 'self_support' needs a unit, one of pp, dkk, rate, level" in problems
     assert "row 2: outcome 'self_support' appears twice" in problems
