@@ -75,9 +75,11 @@ class EventStudy:
     estimates
         One coefficient per period.
     vcov
-        Their covariance matrix (symmetric, positive semi-definite).
+        Their covariance matrix (symmetric, positive semi-definite; singular is fine).
     reference
-        The period normalised to 0 (not among ``times``).
+        The period normalised to 0 and left out of ``times``. ``None`` for a study normalised otherwise (e.g.
+        to the mean of months -15..-13, every month with a coefficient): such a study can only be binned
+        (:func:`bin_event_study` with ``reference_bin``), which gives it a reference.
     labels
         How the report names each period (defaults to the period number).
     """
@@ -85,7 +87,7 @@ class EventStudy:
     times: tuple[int, ...]
     estimates: np.ndarray
     vcov: np.ndarray
-    reference: int
+    reference: int | None
     labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -106,7 +108,7 @@ class EventStudy:
             raise ValueError("give one label per period (or none)")
         if any(b <= a for a, b in zip(times, times[1:], strict=False)):
             raise ValueError("event-study periods must be strictly increasing")
-        if self.reference in times:
+        if self.reference is not None and self.reference in times:
             raise ValueError(
                 f"the reference period {self.reference} is normalised to 0: leave it out of the coefficients"
             )
@@ -126,12 +128,17 @@ class EventStudy:
     @property
     def pre(self) -> np.ndarray:
         """Positions of the pre-periods (before the reference)."""
-        return np.flatnonzero(np.asarray(self.times) < self.reference)
+        return np.flatnonzero(np.asarray(self.times) < self._reference())
 
     @property
     def post(self) -> np.ndarray:
         """Positions of the post-periods (after the reference)."""
-        return np.flatnonzero(np.asarray(self.times) > self.reference)
+        return np.flatnonzero(np.asarray(self.times) > self._reference())
+
+    def _reference(self) -> int:
+        if self.reference is None:
+            raise ValueError("the study has no reference period: bin it (bin_event_study with reference_bin)")
+        return self.reference
 
     def to_frame(self) -> pl.DataFrame:
         """One row per coefficient: period, label, estimate, standard error."""
@@ -153,15 +160,16 @@ def bin_event_study(
     width: int,
     origin: int = 0,
     reference_bin: int | None = None,
-    unit: str = "months",
 ) -> EventStudy:
     """Average consecutive periods into bins and re-reference to one bin (an exact linear transform).
 
     Bin ``b`` holds periods ``origin + b*width .. origin + (b+1)*width - 1``; its coefficient is the mean of
     those periods' coefficients (the original reference period counts as 0), minus the mean of the
     ``reference_bin``, so the binned study is relative to that bin's average (e.g. the mean of months
-    -15..-13 before an Ashenfelter dip). Bins with a period missing are dropped: they are never averaged over
-    fewer periods than the others.
+    -15..-13 before an Ashenfelter dip). Subtracting the reference bin removes any constant the original
+    normalisation added, so the result does not depend on it (a study normalised to a mean of months, with
+    ``reference=None``, bins the same way). Bins with a period missing are dropped: they are never averaged
+    over fewer periods than the others. Labels are the bins' month ranges (``"12..14"``).
 
     Parameters
     ----------
@@ -172,9 +180,7 @@ def bin_event_study(
     origin
         A period where a bin starts (0: bins ..., -3..-1, 0..2, 3..5, ...).
     reference_bin
-        The bin normalised to 0; default the bin holding ``study.reference``.
-    unit
-        Name of the period unit, for the labels ("months 12..14").
+        The bin normalised to 0; default the bin holding ``study.reference`` (required without one).
 
     Returns
     -------
@@ -183,12 +189,15 @@ def bin_event_study(
     """
     if width < 1:
         raise ValueError("width must be a positive number of periods")
-    times = np.array((*study.times, study.reference))
-    values = np.concatenate([study.estimates, [0.0]])
+    extra = () if study.reference is None else (study.reference,)
+    times = np.array((*study.times, *extra))
+    values = np.concatenate([study.estimates, np.zeros(len(extra))])
     cov = np.zeros((values.size, values.size))
-    cov[:-1, :-1] = study.vcov
+    cov[: len(study.times), : len(study.times)] = study.vcov
     bins = np.floor_divide(times - origin, width)
     if reference_bin is None:
+        if study.reference is None:
+            raise ValueError("a study without a reference period needs reference_bin")
         reference_bin = int(np.floor_divide(study.reference - origin, width))
     complete = [int(b) for b in np.unique(bins) if (bins == b).sum() == width]
     if reference_bin not in complete:
@@ -203,7 +212,7 @@ def bin_event_study(
     keep = [i for i, b in enumerate(complete) if b != reference_bin]
     weights = weights[keep]
     out = [complete[i] for i in keep]
-    labels = tuple(f"{unit} {origin + b * width}..{origin + (b + 1) * width - 1}" for b in out)
+    labels = tuple(f"{origin + b * width}..{origin + (b + 1) * width - 1}" for b in out)
     return EventStudy(tuple(out), weights @ values, weights @ cov @ weights.T, reference_bin, labels)
 
 

@@ -204,7 +204,7 @@ def test_bin_event_study_averages_and_re_references_exactly():
     binned = bin_event_study(study, width=3, origin=0)
     # bins -3..1 (months -9..5); bin -1 = months -3, -2, -1 (=0) has mean -5/3 and is the reference
     assert binned.times == (-3, -2, 0, 1) and binned.reference == -1
-    assert binned.labels == ("months -9..-7", "months -6..-4", "months 0..2", "months 3..5")
+    assert binned.labels == ("-9..-7", "-6..-4", "0..2", "3..5")
     expected = np.array([-8.0, -5.0, 1.0, 4.0]) + 5 / 3
     assert binned.estimates == pytest.approx(expected)
     weights = np.zeros((4, len(months)))
@@ -223,7 +223,7 @@ def test_bin_event_study_drops_incomplete_bins_and_takes_another_reference():
     binned = bin_event_study(study, width=3, origin=-15, reference_bin=0)  # reference: months -15..-13
     assert binned.reference == 0
     assert binned.times == (1, 2, 3, 4, 5)  # month -16 (bin -1) is alone: dropped; months 0..2 form bin 5
-    assert binned.labels[0] == "months -12..-10"
+    assert binned.labels[0] == "-12..-10"
     with pytest.raises(ValueError, match="reference bin"):
         bin_event_study(study, width=3, origin=-15, reference_bin=-1)
 
@@ -240,6 +240,27 @@ def test_rejects_event_studies_it_cannot_use(times, reference, message):
     study = EventStudy(times, np.zeros(len(times)), np.eye(len(times)) * 0.01, reference)
     with pytest.raises(ValueError, match=message):
         relative_magnitudes(study)
+
+
+def test_a_study_normalised_to_a_mean_of_months_bins_like_one_with_a_reference_month():
+    # γ_t are month effects; one study drops month -1 (β_t = γ_t - γ_-1), the other is normalised to the
+    # mean of months -6..-4 (every month has a coefficient). Binned relative to months -6..-4 they agree.
+    months = list(range(-9, 6))
+    gamma = np.sin(np.arange(len(months))) + 0.1 * np.arange(len(months))
+    ref_month = gamma - gamma[months.index(-1)]
+    dropped = [t for t in months if t != -1]
+    values = np.array([ref_month[months.index(t)] for t in dropped])
+    a = EventStudy(dropped, values, np.eye(len(dropped)) * 0.01, -1)
+    mean_ref = gamma - gamma[[months.index(t) for t in (-6, -5, -4)]].mean()
+    b = EventStudy(months, mean_ref, np.eye(len(months)) * 0.01, None)
+    qa = bin_event_study(a, width=3, reference_bin=-2)
+    qb = bin_event_study(b, width=3, reference_bin=-2)
+    assert qa.times == qb.times == (-3, -1, 0, 1) and qa.reference == qb.reference == -2
+    assert qa.estimates == pytest.approx(qb.estimates)
+    with pytest.raises(ValueError, match="reference_bin"):
+        bin_event_study(b, width=3)
+    with pytest.raises(ValueError, match="no reference period"):
+        relative_magnitudes(b)
 
 
 def test_rejects_bad_inputs():
