@@ -165,6 +165,16 @@ def _targets_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
     return out
 
 
+def _labels_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
+    from analysis.publish.labels import check_label_table
+
+    out = []
+    for text in check_label_table(frame):
+        match = re.match(r"row (\d+): (.*)", text)
+        out.append((int(match.group(1)), match.group(2)) if match else (None, text))
+    return out
+
+
 def _prices_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
     from analysis.estimate.som import price_problems
     from analysis.schema import OUTCOMES
@@ -217,4 +227,7 @@ TABLES: dict[str, TableSpec] = {
         "public-budget (SØM) prices: DKK per unit of each outcome, by purse, dated and sourced (the packaged "
         "table is ILLUSTRATIVE: put SBST's current SØM prices here)", _prices_table,
     ),
+    "report_labels": TableSpec(("kind", "key", "label", "unit"), (), _no_row_check,
+                               "the effect report's words: labels and units of outcomes, designs, sub-groups "
+                               "and column headers", _labels_table),
 }
