@@ -10,6 +10,8 @@ import dagster as dg
 import polars as pl
 
 from analysis.publish import effect_report, steward_view
+from analysis.publish.disclosure import Rules
+from analysis.publish.output_check import output_bundle
 from analysis.publish.safe_export import write_csv, write_xlsx
 from analysis.schema import HEADLINE_OUTCOMES, OUTCOMES
 from pipelines.checks_log import latest_check_evaluations
@@ -94,11 +96,23 @@ def ingest_failures(instance: dg.DagsterInstance) -> pl.DataFrame:
                         orient="row")
 
 
+#: Blocking check on the report: the attacker's audit of every published table together (issue #19).
+DISCLOSURE_AUDIT = "disclosure_audit"
+
+
+def disclosure_rules() -> Rules:
+    """The disclosure rules from the packaged config table (the one place they are read)."""
+    return Rules.from_table(read_config("disclosure_rules"))
+
+
 @dg.asset(
     group_name=REPORTING_GROUP,
     deps=["effect_estimates", "event_study", "matched_means", "group_time_att", "staggered_aggregates"],
     description="Self-contained HTML effect report for researchers (disclosure-controlled) and its tables as CSV/parquet.",
     kinds={"html"},
+    check_specs=[dg.AssetCheckSpec(DISCLOSURE_AUDIT, asset="effect_report_html", blocking=True,
+                                   description="No count below 5 persons can be derived from all published tables together "
+                                               "(LP/MILP attack); nothing is written when it fails.")],
 )
 def effect_report_html(
     context: dg.AssetExecutionContext, balance: pl.DataFrame, before_after: pl.DataFrame, submission_stats: pl.DataFrame,
@@ -124,16 +138,32 @@ def effect_report_html(
     )
     if inputs.outcome_status.height:
         context.log.warning("outcomes without current estimates: " + ", ".join(inputs.outcome_status["outcome"]))
-    page = effect_report.render_effect_report(inputs)
-    out = paths.reports
+    published = effect_report.publish(inputs, rules=disclosure_rules())
+    audit, out = published.audit, paths.reports
+    meta = {"disclosure_audit": audit.summary(), "cells_published": audit.cells_checked,
+            "cells_suppressed": audit.cells_suppressed,
+            "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"}
+    check = dg.AssetCheckResult(check_name=DISCLOSURE_AUDIT, passed=audit.passed, severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={"summary": audit.summary(), "problems": "; ".join(audit.problems[:20]) or "none"})
+    if not audit.passed:  # nothing leaves: the previous report (if any) stays as it was
+        context.log.error("disclosure audit failed, report not written: " + "; ".join(audit.problems[:5]))
+        return dg.MaterializeResult(metadata=meta, check_results=[check])
+    page = effect_report.render_effect_report(inputs, published=published)
     write_text(out / "effect_report.html", page)
     write_text(out / f"effect_report_{datetime.now(UTC).strftime('%Y-%m-%d')}.html", page)
-    for name, frame in effect_report.export_tables(inputs).items():
+    files = {"effect_report.html": (None, page.encode())}
+    for name, frame in effect_report.export_tables(published).items():
         write_parquet(out / "tables" / f"{name}.parquet", frame)
         write_csv(frame, out / "tables" / f"{name}.csv")
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out / "effect_report.html")),
-                                          "estimates": inputs.estimates.height,
-                                          "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"})
+        files |= {f"tables/{name}.{ext}": (name, (out / "tables" / f"{name}.{ext}").read_bytes()) for ext in ("csv", "parquet")}
+    for stale in (out / "tables").glob("*"):  # a table no longer published must not linger beside the new ones
+        if stale.is_file() and f"tables/{stale.name}" not in files:
+            stale.unlink()
+    write_text(out / "output_checking.json", json.dumps(output_bundle(published, files), indent=1, ensure_ascii=False))
+    headline = published.frames["estimates"].filter((pl.col("dimension") == "all") & pl.col("outcome").is_in(HEADLINE_OUTCOMES))
+    meta |= {f"{r['design']}/{r['outcome']}": f"{r['estimate']:.4f}" for r in headline.iter_rows(named=True) if r["estimate"] is not None}
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out / "effect_report.html")), **meta},
+                                check_results=[check])
 
 
 @dg.asset(

@@ -122,7 +122,8 @@ def _or_empty(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """A missing table (no columns) becomes an empty frame of its contract."""
     if not frame.width:
         return pl.DataFrame(schema=schema)
-    return frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in frame.columns])
+    return frame.with_columns([pl.col(c).cast(t, strict=False) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
+                               for c, t in schema.items()])
 
 
 def _kind_column(outcome: pl.Expr) -> pl.Expr:
@@ -150,12 +151,17 @@ def declare(inputs: ReportInputs, /) -> Publication:
     mm = _or_empty(inputs.matched_means, MATCHED_MEANS).sort("outcome", "group", "event_time")
     ba = _or_empty(inputs.before_after, ba_schema).sort("outcome", "event_time")
     series = pl.concat([
-        es.select("outcome", "event_time", s=pl.lit("M"), v="n_treated"),
-        es.select("outcome", "event_time", s=pl.lit("C"), v="n_controls"),
+        es.select("outcome", "event_time", s=pl.lit("M"), v="n_treated", src=pl.lit("es")),
+        es.select("outcome", "event_time", s=pl.lit("C"), v="n_controls", src=pl.lit("es")),
         mm.select("outcome", "event_time", s=pl.when(pl.col("group") == "participants").then(pl.lit("M")).otherwise(pl.lit("C")),
-                  v="n"),
-        ba.select("outcome", "event_time", s=pl.lit("P"), v="n"),
-    ]).drop_nulls("v").unique(["outcome", "s", "event_time"], keep="first").sort("outcome", "s", "event_time")
+                  v="n", src=pl.lit("mm")),
+        ba.select("outcome", "event_time", s=pl.lit("P"), v="n", src=pl.lit("ba")),
+    ]).drop_nulls("v")
+    # the event study and the raw means count the same persons; where a run's tables disagree they are not
+    # the same population and get a series of their own
+    clash = pl.col("v").n_unique().over("outcome", "s", "event_time") > 1
+    series = series.with_columns(s=pl.when(clash).then(pl.concat_str([pl.col("s"), pl.lit("."), pl.col("src")])).otherwise(pl.col("s")))
+    series = series.unique(["outcome", "s", "event_time"], keep="first").sort("outcome", "s", "event_time")
     # persons observed at e and at e + 1 are nested sets (all observed before the start; fewer after it):
     # equal counts on consecutive months are the same persons, so they are one quantity
     run = (pl.col("v") != pl.col("v").shift(1)).fill_null(True).cum_sum().over("outcome", "s")
@@ -170,10 +176,13 @@ def declare(inputs: ReportInputs, /) -> Publication:
 
     lookup = {f"{o}|{s}|{e}": k for (o, s, e), k in key_of.items()}
 
-    def n_expr(s: str | pl.Expr) -> pl.Expr:
+    def n_expr(s: str | pl.Expr, src: str) -> pl.Expr:
         s_expr = pl.lit(s) if isinstance(s, str) else s
-        return pl.concat_str([pl.col("outcome"), s_expr, pl.col("event_time").cast(pl.String)], separator="|").replace_strict(
-            lookup, default=None, return_dtype=pl.String)
+        e = pl.col("event_time").cast(pl.String)
+        own = pl.concat_str([pl.col("outcome"), pl.concat_str([s_expr, pl.lit("." + src)]), e], separator="|")
+        common = pl.concat_str([pl.col("outcome"), s_expr, e], separator="|")
+        return pl.coalesce(own.replace_strict(lookup, default=None, return_dtype=pl.String),
+                           common.replace_strict(lookup, default=None, return_dtype=pl.String))
 
     outcomes = sorted(set(series["outcome"].to_list()))
     unmatched: dict[tuple[str, int], str] = {}
@@ -263,16 +272,16 @@ def declare(inputs: ReportInputs, /) -> Publication:
 
     tables.append(Table(
         "event_study", "Event study on the matched sample", es,
-        counts=(Count("n_treated", n_expr("M"), priority=1), Count("n_controls", n_expr("C"), priority=1)),
+        counts=(Count("n_treated", n_expr("M", "es"), priority=1), Count("n_controls", n_expr("C", "es"), priority=1)),
         estimates=(Estimate(_EST, ("n_treated", "n_controls"), dof=pl.col("n_treated") + pl.col("n_controls") - 2),)))
     tables.append(Table(
         "matched_means", "Raw means: participants and matched comparisons", mm,
-        counts=(Count("n", n_expr(pl.col("_s"))),),
+        counts=(Count("n", n_expr(pl.col("_s"), "mm")),),
         means=(Mean("mean", "n", "_kind", numerator=pl.col("_numerator"), contributors=contributors, priority=1),),
         internal=("_kind", "_s", "_numerator", *contributors)))
     tables.append(Table(
         "before_after", "Naive before/after: all linked participants", ba,
-        counts=(Count("n", n_expr("P")),),
+        counts=(Count("n", n_expr("P", "ba")),),
         means=(Mean("mean", "n", "_kind", numerator=pl.col("_numerator"), companions=("se", "ci_lower", "ci_upper"),
                     contributors=contributors),),
         internal=("_kind", "_s", "_numerator", *contributors)))
@@ -331,7 +340,8 @@ def declare(inputs: ReportInputs, /) -> Publication:
     bal = _or_empty(inputs.balance, BALANCE)
     if bal.height:
         first = outcomes[0] if outcomes else ""
-        m_all, c_all = n_key(first, "M", 0), n_key(first, "C", 0)
+        m_all = n_key(first, "M", 0) or n_key(first, "M.es", 0)
+        c_all = n_key(first, "C", 0) or n_key(first, "C.es", 0)
         if m_all and "|" in m_all or c_all and "|" in c_all:  # the outcomes disagree: no common key
             m_all = c_all = None
         n_t = book.values.get(m_all) if m_all else None

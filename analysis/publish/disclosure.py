@@ -429,7 +429,7 @@ class Range:
 
 
 def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, with_low: bool,
-                  cache: dict | None = None, roots: dict[int, int] | None = None
+                  cache: dict | None = None, roots: dict[int, int] | None = None, integer: bool = True
                   ) -> tuple[dict[int, Range], dict[int, set[int]]]:
     """Feasible range of each target (unknown) quantity and the known quantities that bind its maximum.
 
@@ -477,16 +477,18 @@ def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, w
         unknown = members[root]
         adjacent = sorted({i for r in rs for i in model.rows[r] if known[i]})
         cols = unknown + adjacent
-        key = (tuple(cols), tuple(rs), with_low)
+        key = (tuple(cols), tuple(rs), with_low, integer)
         if cache is not None and key in cache:
             got_ranges, got_binding = cache[key]
             ranges.update({t: got_ranges[t] for t in ts if t in got_ranges})
-            binding.update({t: got_binding.get(t, set()) for t in ts})
+            binding.update({t: got_binding.get(t, (set(), frozenset())) for t in ts})
             missing = [t for t in ts if t not in got_ranges]
             if not missing:
                 continue
             ts = missing
-        result_r, result_b = _component(model, cols, len(unknown), rs, lower, ts, with_low=with_low)
+        result_r, result_b = _component(model, cols, len(unknown), rs, lower, ts, with_low=with_low, integer=integer)
+        for t in ts:
+            result_b[t] = (result_b[t], frozenset(adjacent))
         ranges.update(result_r)
         binding.update(result_b)
         if cache is not None:
@@ -496,7 +498,8 @@ def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, w
 
 
 def _component(model: _Model, cols: list[int], n_unknown: int, rs: list[int], lower: np.ndarray,
-               targets: Sequence[int], *, with_low: bool) -> tuple[dict[int, Range], dict[int, set[int]]]:
+               targets: Sequence[int], *, with_low: bool, integer: bool = True
+               ) -> tuple[dict[int, Range], dict[int, set[int]]]:
     position = {v: k for k, v in enumerate(cols)}
     data, ri, ci = [], [], []
     for k, r in enumerate(rs):
@@ -530,7 +533,7 @@ def _component(model: _Model, cols: list[int], n_unknown: int, rs: list[int], lo
             high, method = -res.fun, "lp"
             marg = np.abs(np.asarray(res.lower.marginals)) + np.abs(np.asarray(res.upper.marginals))
             binding[t] = {cols[j] for j in range(n_unknown, len(cols)) if marg[j] > 1e-9}
-            if var.integer and high < 2 * var.threshold:
+            if integer and var.integer and high < 2 * var.threshold:
                 m = milp(c, constraints=LinearConstraint(a, 0, 0), integrality=integrality, bounds=Bounds(lb, ub))
                 if m.status == 0:
                     high, method = -m.fun, "milp"
@@ -667,48 +670,62 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
     def cost(i: int) -> tuple:
         return (priority.get(i, 0), lost[i], model.vars[i].value, i)
 
-    for _ in range(2 * nvar + 1):
+    integer = False  # the LP first (fast); once it passes, the integer programme, and on if that fails
+    # withdrawing a published cell only widens the attacker's feasible set, so a quantity whose bound passed
+    # stays protected: only the failing ones are solved again
+    passed: set[int] = set()
+    for _ in range(2 * nvar + 2):
         known = knowledge()
-        targets = _at_risk(model, known)
-        roots: dict[int, int] = {}
-        ranges, binding = _solve_ranges(model, known, targets, with_low=False, cache=cache, roots=roots)
+        targets = [t for t in _at_risk(model, known) if t not in passed]
+        ranges, binding = _solve_ranges(model, known, targets, with_low=False, cache=cache, integer=integer)
         failing = [t for t in targets if ranges[t].disclosed]
+        passed.update(t for t in targets if not ranges[t].disclosed)
         if not failing:
-            break
-        chosen: dict[int, int] = {}  # component -> quantity to withdraw
-        for t in failing:
-            if roots[t] in chosen:
-                continue
-            candidates = sorted((i for i in binding.get(t, set()) if known[i] and model.vars[i].value > 0), key=cost)
+            if integer:
+                break
+            integer, passed = True, set()
+            continue
+        # one target after another, each against what the previous withdrawals already left
+        for number, t in enumerate(failing):
+            if number:
+                known = knowledge()
+                ranges_t, binding_t = _solve_ranges(model, known, [t], with_low=False, cache=cache, integer=integer)
+                if not ranges_t[t].disclosed:
+                    passed.add(t)
+                    continue
+                ranges[t], binding[t] = ranges_t[t], binding_t[t]
+            duals, adjacent = binding.get(t, (set(), frozenset()))
+            candidates = sorted((i for i in adjacent if known[i] and model.vars[i].value > 0), key=cost)
             if not candidates:
                 candidates = sorted(_adjacent_known(model, t, known), key=cost)
-            if not candidates:
+            fallback = min((i for i in duals if known[i] and model.vars[i].value > 0), key=cost,
+                           default=candidates[0] if candidates else None)
+            if fallback is None:
                 raise ValueError(f"cannot protect {model.vars[t].key!r}: nothing published binds it; check the declaration")
-            # the cheapest candidate whose withdrawal widens the target's range (the LP duals of a degenerate
-            # optimum may point at a known quantity that an equal one elsewhere replaces)
-            best = candidates[0]
-            for i in candidates[:_TRIALS]:
-                trial = known.copy()
-                trial[i] = False
-                trial = _withdraw(trial, i, published, model)
-                got, _ = _solve_ranges(model, trial, [t], with_low=False, cache=cache)
+            # the cheapest candidate whose withdrawal widens the target's range: the LP duals certify the binding
+            # one, but a degenerate optimum may name a known quantity that an equal one elsewhere replaces
+            best = fallback
+            cheaper = [i for i in candidates if cost(i) < cost(fallback)]
+            for i in cheaper[:_TRIALS]:
+                got, _ = _solve_ranges(model, _withdraw(known, i, published, model), [t], with_low=False, cache=cache,
+                                       integer=integer)
                 if got[t].high > ranges[t].high + 1e-9:
                     best = i
                     break
-            chosen[roots[t]] = best
+            if published[best]:
+                published[best] = False
+            else:
+                withdrawn[best] = True
             if trace is not None:
                 r = ranges[t]
                 trace.append(f"{model.vars[best].key} suppressed to protect {r.key} ({r.value:g}, was at most {r.high:g})")
-        for i in set(chosen.values()):
-            if published[i]:
-                published[i] = False
-            else:
-                withdrawn[i] = True
     return _finish(publication, model, published, withdrawn, rules)
 
 
+#: Quantities whose lower bound the audit computes too (those with the lowest upper bounds).
+_EXPOSED = 25
 #: Candidates tried (cheapest first) before the cheapest binding one is taken anyway.
-_TRIALS = 8
+_TRIALS = 4
 
 
 def _withdraw(known: np.ndarray, i: int, published: np.ndarray, model: _Model) -> np.ndarray:
@@ -852,7 +869,10 @@ def audit(publication: Publication, published: Controlled | Mapping[str, pl.Data
         if small and out is not None and column in out.columns and out[column][row] is not None:
             problems.append(f"{name}.{column}[{row}] is printed although {model.primary_reasons.get((name, row, column))}")
     targets = _at_risk(model, known)
-    ranges, _ = _solve_ranges(model, known, targets, with_low=True)
+    ranges, _ = _solve_ranges(model, known, targets, with_low=False)
+    # the lower ends only for the most exposed quantities (the narrowest range is reported)
+    exposed = sorted(targets, key=lambda t: ranges[t].high)[:_EXPOSED]
+    ranges |= _solve_ranges(model, known, exposed, with_low=True)[0]
     for t in targets:
         r = ranges[t]
         if r.disclosed:
