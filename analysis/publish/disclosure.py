@@ -477,7 +477,7 @@ def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, w
         unknown = members[root]
         adjacent = sorted({i for r in rs for i in model.rows[r] if known[i]})
         cols = unknown + adjacent
-        key = (tuple(cols), tuple(rs), with_low, integer)
+        key = (tuple(unknown), tuple(adjacent), tuple(rs), with_low, integer)
         if cache is not None and key in cache:
             got_ranges, got_binding = cache[key]
             ranges.update({t: got_ranges[t] for t in ts if t in got_ranges})
