@@ -32,15 +32,29 @@ from analysis.publish.disclosure import Count, Estimate, Hidden, Identity, Kind,
 
 #: What each outcome of the panel is, for the rules (analysis.schema.OUTCOMES).
 OUTCOME_KINDS: dict[str, Kind] = {
-    "self_support": Kind.SHARE, "unemployment_insurance": Kind.SHARE, "social_assistance": Kind.SHARE,
-    "sickness_benefit": Kind.SHARE, "disability_pension": Kind.SHARE, "employed": Kind.BINARY,
-    "enrolled": Kind.BINARY, "earnings": Kind.MAGNITUDE, "edu_level": Kind.LEVEL,
-    "emergency_contacts": Kind.EVENTS, "psych_admissions": Kind.EVENTS, "bed_days": Kind.MAGNITUDE,
+    "self_support": Kind.SHARE,
+    "unemployment_insurance": Kind.SHARE,
+    "social_assistance": Kind.SHARE,
+    "sickness_benefit": Kind.SHARE,
+    "disability_pension": Kind.SHARE,
+    "employed": Kind.BINARY,
+    "enrolled": Kind.BINARY,
+    "earnings": Kind.MAGNITUDE,
+    "edu_level": Kind.LEVEL,
+    "emergency_contacts": Kind.EVENTS,
+    "psych_admissions": Kind.EVENTS,
+    "bed_days": Kind.MAGNITUDE,
 }
 #: Balance covariates that are not outcome histories: 0/1 indicators or levels.
-BALANCE_KINDS: dict[str, Kind] = {"sex": Kind.BINARY, "greenlandic": Kind.BINARY, "immigrant": Kind.BINARY,
-                                  "capital": Kind.BINARY, "large city": Kind.BINARY, "age": Kind.LEVEL,
-                                  "age squared": Kind.LEVEL}
+BALANCE_KINDS: dict[str, Kind] = {
+    "sex": Kind.BINARY,
+    "greenlandic": Kind.BINARY,
+    "immigrant": Kind.BINARY,
+    "capital": Kind.BINARY,
+    "large city": Kind.BINARY,
+    "age": Kind.LEVEL,
+    "age squared": Kind.LEVEL,
+}
 _NUMERATOR_KINDS = (Kind.BINARY, Kind.SHARE, Kind.EVENTS)
 _EST = ("estimate", "se", "ci_lower", "ci_upper")
 _ATT = ("att", "se", "ci_lower", "ci_upper")
@@ -59,7 +73,9 @@ class ReportInputs:
     group_time: pl.DataFrame
     aggregates: pl.DataFrame
     before_after: pl.DataFrame
-    provenance: pl.DataFrame  # site, quarter, file_name, received_at, rows_in, rows_clean, rows_quarantined, rows_duplicate, status, reason
+    #: site, quarter, file_name, received_at, rows_in, rows_clean, rows_quarantined, rows_duplicate, status,
+    #: reason
+    provenance: pl.DataFrame
     run_info: dict[str, str] = field(default_factory=dict)
     truth: dict | None = None
     #: One row per planned outcome that is not current: outcome, status ("failed"/"missing"), reason.
@@ -85,8 +101,10 @@ class _Book:
         return all(k in self.values for k in keys)
 
     def identity(self, terms: dict[str, float], label: str) -> None:
-        """Declare ``sum(c * key) == 0`` when every key exists and it holds (an attacker can use only true
-        relations; one that does not hold on this run is not a relation of this run)."""
+        """Declare ``sum(c * key) == 0`` when every key exists and it holds.
+
+        An attacker can use only true relations; one that does not hold on this run is not one of this run.
+        """
         if not terms or not self.has(*terms):
             return
         residual = sum(c * self.values[k] for k, c in terms.items())
@@ -97,7 +115,9 @@ class _Book:
             self._seen.add(key)
             self.identities.append(Identity(tuple(terms.items()), label))
 
-    def difference(self, hidden: str, a: str, b: str, *, numerator: bool = False, integer: bool = True) -> None:
+    def difference(
+        self, hidden: str, a: str, b: str, *, numerator: bool = False, integer: bool = True
+    ) -> None:
         """Hidden ``hidden = a - b`` (non-negative), when both exist and a >= b."""
         if not self.has(a, b) or hidden in self.values:
             return
@@ -110,20 +130,33 @@ class _Book:
 
 
 def _shared(frame: pl.DataFrame, base: pl.Expr, value: str) -> pl.Expr:
-    """``base`` where every outcome agrees on the value, else ``base`` + "|" + outcome."""
+    """Key on ``base`` where every outcome agrees on the value, else on ``base`` + "|" + outcome."""
     if not frame.height or "outcome" not in frame.columns:
         return base
     keyed = frame.select(k=base, v=pl.col(value), o=pl.col("outcome"))
-    split = keyed.drop_nulls("v").group_by("k").agg(pl.col("v").n_unique().alias("u")).filter(pl.col("u") > 1)["k"]
-    return pl.when(base.is_in(split.implode())).then(pl.concat_str([base, pl.lit("|"), pl.col("outcome")])).otherwise(base)
+    split = (
+        keyed.drop_nulls("v")
+        .group_by("k")
+        .agg(pl.col("v").n_unique().alias("u"))
+        .filter(pl.col("u") > 1)["k"]
+    )
+    return (
+        pl.when(base.is_in(split.implode()))
+        .then(pl.concat_str([base, pl.lit("|"), pl.col("outcome")]))
+        .otherwise(base)
+    )
 
 
 def _or_empty(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """A missing table (no columns) becomes an empty frame of its contract."""
+    """Return ``frame`` in its contract's types (a missing table becomes an empty frame of the contract)."""
     if not frame.width:
         return pl.DataFrame(schema=schema)
-    return frame.with_columns([pl.col(c).cast(t, strict=False) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
-                               for c, t in schema.items()])
+    return frame.with_columns(
+        [
+            pl.col(c).cast(t, strict=False) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
+            for c, t in schema.items()
+        ]
+    )
 
 
 def _kind_column(outcome: pl.Expr) -> pl.Expr:
@@ -135,32 +168,59 @@ def _keys(frame: pl.DataFrame, expr: pl.Expr) -> list[str | None]:
 
 
 def declare(inputs: ReportInputs, /) -> Publication:
-    """The publication of one run: every researcher-facing table with its roles, identities and hidden cells."""
-    from analysis.schema import BALANCE, EFFECT_ESTIMATES, EVENT_STUDY, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
+    """Declare the run's publication: every researcher-facing table, its roles, identities, hidden cells."""
+    from analysis.schema import (
+        BALANCE,
+        EFFECT_ESTIMATES,
+        EVENT_STUDY,
+        GROUP_TIME_ATT,
+        MATCHED_MEANS,
+        STAGGERED_AGGREGATES,
+    )
 
     book = _Book()
     tables: list[Table] = []
     choices: list[str] = []
     contributors = ("n_positive", "n_full", "top2_share")
-    ba_schema = pl.Schema({"outcome": pl.String, "event_time": pl.Int32, "mean": pl.Float64, "se": pl.Float64,
-                           "ci_lower": pl.Float64, "ci_upper": pl.Float64, "n": pl.Int64, "n_positive": pl.Int64,
-                           "n_full": pl.Int64, "top2_share": pl.Float64})
+    ba_schema = pl.Schema(
+        {
+            "outcome": pl.String,
+            "event_time": pl.Int32,
+            "mean": pl.Float64,
+            "se": pl.Float64,
+            "ci_lower": pl.Float64,
+            "ci_upper": pl.Float64,
+            "n": pl.Int64,
+            "n_positive": pl.Int64,
+            "n_full": pl.Int64,
+            "top2_share": pl.Float64,
+        }
+    )
 
     # --- event-time series: matched participants / comparisons, naive participants ---------------------
     es = _or_empty(inputs.event_study, EVENT_STUDY).sort("outcome", "event_time")
     mm = _or_empty(inputs.matched_means, MATCHED_MEANS).sort("outcome", "group", "event_time")
     ba = _or_empty(inputs.before_after, ba_schema).sort("outcome", "event_time")
-    series = pl.concat([
-        es.select("outcome", "event_time", s=pl.lit("M"), v="n_treated", src=pl.lit("es")),
-        es.select("outcome", "event_time", s=pl.lit("C"), v="n_controls", src=pl.lit("es")),
-        mm.select("outcome", "event_time", s=pl.when(pl.col("group") == "participants").then(pl.lit("M")).otherwise(pl.lit("C")),
-                  v="n", src=pl.lit("mm")),
-        ba.select("outcome", "event_time", s=pl.lit("P"), v="n", src=pl.lit("ba")),
-    ]).drop_nulls("v")
+    series = pl.concat(
+        [
+            es.select("outcome", "event_time", s=pl.lit("M"), v="n_treated", src=pl.lit("es")),
+            es.select("outcome", "event_time", s=pl.lit("C"), v="n_controls", src=pl.lit("es")),
+            mm.select(
+                "outcome",
+                "event_time",
+                s=pl.when(pl.col("group") == "participants").then(pl.lit("M")).otherwise(pl.lit("C")),
+                v="n",
+                src=pl.lit("mm"),
+            ),
+            ba.select("outcome", "event_time", s=pl.lit("P"), v="n", src=pl.lit("ba")),
+        ]
+    ).drop_nulls("v")
     # the event study and the raw means count the same persons; where a run's tables disagree they are not
     # the same population and get a series of their own
     clash = pl.col("v").n_unique().over("outcome", "s", "event_time") > 1
-    series = series.with_columns(s=pl.when(clash).then(pl.concat_str([pl.col("s"), pl.lit("."), pl.col("src")])).otherwise(pl.col("s")))
+    series = series.with_columns(
+        s=pl.when(clash).then(pl.concat_str([pl.col("s"), pl.lit("."), pl.col("src")])).otherwise(pl.col("s"))
+    )
     series = series.unique(["outcome", "s", "event_time"], keep="first").sort("outcome", "s", "event_time")
     # persons observed at e and at e + 1 are nested sets (all observed before the start; fewer after it):
     # equal counts on consecutive months are the same persons, so they are one quantity
@@ -181,8 +241,10 @@ def declare(inputs: ReportInputs, /) -> Publication:
         e = pl.col("event_time").cast(pl.String)
         own = pl.concat_str([pl.col("outcome"), pl.concat_str([s_expr, pl.lit("." + src)]), e], separator="|")
         common = pl.concat_str([pl.col("outcome"), s_expr, e], separator="|")
-        return pl.coalesce(own.replace_strict(lookup, default=None, return_dtype=pl.String),
-                           common.replace_strict(lookup, default=None, return_dtype=pl.String))
+        return pl.coalesce(
+            own.replace_strict(lookup, default=None, return_dtype=pl.String),
+            common.replace_strict(lookup, default=None, return_dtype=pl.String),
+        )
 
     outcomes = sorted(set(series["outcome"].to_list()))
     unmatched: dict[tuple[str, int], str] = {}
@@ -204,11 +266,14 @@ def declare(inputs: ReportInputs, /) -> Publication:
 
     # numerators of the raw means (participants: matched and naive) and the unmatched difference
     mm = mm.with_columns(
-        _kind=pl.when(pl.col("group") == "participants").then(_kind_column(pl.col("outcome"))).otherwise(pl.lit(str(Kind.WEIGHTED))),
+        _kind=pl.when(pl.col("group") == "participants")
+        .then(_kind_column(pl.col("outcome")))
+        .otherwise(pl.lit(str(Kind.WEIGHTED))),
         _s=pl.when(pl.col("group") == "participants").then(pl.lit("M")).otherwise(pl.lit("C")),
     )
     numer = pl.when(pl.col("_kind").is_in([str(k) for k in _NUMERATOR_KINDS])).then(
-        pl.format("{}|{}.S@{}", pl.col("outcome"), pl.col("_s"), pl.col("event_time")))
+        pl.format("{}|{}.S@{}", pl.col("outcome"), pl.col("_s"), pl.col("event_time"))
+    )
     mm = mm.with_columns(_numerator=numer)
     ba = ba.with_columns(_kind=_kind_column(pl.col("outcome")), _s=pl.lit("P")).with_columns(_numerator=numer)
     for frame in (mm, ba):
@@ -230,61 +295,129 @@ def declare(inputs: ReportInputs, /) -> Publication:
     # --- pooled estimates ---------------------------------------------------------------------------------
     est = _or_empty(inputs.estimates, EFFECT_ESTIMATES)
     est = est.with_columns(
-        _t=pl.when(pl.col("design") == "matched_did").then(pl.format("did.M.{}={}", pl.col("dimension"), pl.col("level")))
-        .when(pl.col("design") == "staggered_att").then(pl.lit("stag.M"))
+        _t=pl.when(pl.col("design") == "matched_did")
+        .then(pl.format("did.M.{}={}", pl.col("dimension"), pl.col("level")))
+        .when(pl.col("design") == "staggered_att")
+        .then(pl.lit("stag.M"))
         .otherwise(pl.format("{}.P", pl.col("design"))),
-        _c=pl.when(pl.col("design") == "matched_did").then(pl.format("did.C.{}={}", pl.col("dimension"), pl.col("level")))
-        .when(pl.col("design") == "staggered_att").then(pl.lit("stag.C"))
+        _c=pl.when(pl.col("design") == "matched_did")
+        .then(pl.format("did.C.{}={}", pl.col("dimension"), pl.col("level")))
+        .when(pl.col("design") == "staggered_att")
+        .then(pl.lit("stag.C"))
         .otherwise(pl.format("{}.C", pl.col("design"))),
     )
-    est = est.with_columns(_t=_shared(est, pl.col("_t"), "n_treated"), _c=_shared(est, pl.col("_c"), "n_controls"))
+    est = est.with_columns(
+        _t=_shared(est, pl.col("_t"), "n_treated"), _c=_shared(est, pl.col("_c"), "n_controls")
+    )
     book.note(est["_t"].to_list(), est["n_treated"].to_list())
     book.note(est["_c"].to_list(), est["n_controls"].to_list())
     for o in sorted(set(est["outcome"].to_list())):
+
         def k(base: str, o: str = o) -> str:
             return base if base in book.values else f"{base}|{o}"
+
         m12, c12 = n_key(o, "M", 12), n_key(o, "C", 12)
         if m12:
-            book.identity({k("did.M.all=all"): 1.0, m12: -1.0}, "pooled DiD n = matched participants observed at 12")
+            book.identity(
+                {k("did.M.all=all"): 1.0, m12: -1.0}, "pooled DiD n = matched participants observed at 12"
+            )
         if c12:
-            book.identity({k("did.C.all=all"): 1.0, c12: -1.0}, "pooled DiD controls = comparisons observed at 12")
+            book.identity(
+                {k("did.C.all=all"): 1.0, c12: -1.0}, "pooled DiD controls = comparisons observed at 12"
+            )
         p12 = n_key(o, "P", 12)
         if p12:
-            book.identity({k("naive_before_after.P"): 1.0, p12: -1.0}, "naive n = participants observed at 12")
+            book.identity(
+                {k("naive_before_after.P"): 1.0, p12: -1.0}, "naive n = participants observed at 12"
+            )
         m0, c0 = n_key(o, "M", 0), n_key(o, "C", 0)
         if m0:
             book.identity({k("stag.M"): 1.0, m0: -1.0}, "staggered n = all matched participants")
         if c0:
             book.identity({k("stag.C"): 1.0, c0: -1.0}, "staggered controls = all matched comparisons")
-        rows = est.filter((pl.col("design") == "matched_did") & (pl.col("dimension") != "all") & (pl.col("outcome") == o))
+        rows = est.filter(
+            (pl.col("design") == "matched_did") & (pl.col("dimension") != "all") & (pl.col("outcome") == o)
+        )
         for dim in sorted(set(rows["dimension"].to_list())):
             parts = sorted(set(rows.filter(pl.col("dimension") == dim)["_t"].to_list()))
             terms = {k("did.M.all=all"): 1.0}
             for part in parts:
                 terms[part] = terms.get(part, 0.0) - 1.0
             book.identity(terms, f"pooled DiD n = sum of its {dim} sub-groups")
-    tables.append(Table(
-        "estimates", "Pooled effects by design and sub-group", est,
-        counts=(Count("n_treated", pl.col("_t"), priority=1), Count("n_controls", pl.col("_c"), priority=1)),
-        estimates=(Estimate((*_EST, "mde", "pretrend_p"), ("n_treated", "n_controls"),
-                            dof=pl.col("n_treated") + pl.col("n_controls").fill_null(0) - 2),),
-        internal=("_t", "_c")))
+    tables.append(
+        Table(
+            "estimates",
+            "Pooled effects by design and sub-group",
+            est,
+            counts=(
+                Count("n_treated", pl.col("_t"), priority=1),
+                Count("n_controls", pl.col("_c"), priority=1),
+            ),
+            estimates=(
+                Estimate(
+                    (*_EST, "mde", "pretrend_p"),
+                    ("n_treated", "n_controls"),
+                    dof=pl.col("n_treated") + pl.col("n_controls").fill_null(0) - 2,
+                ),
+            ),
+            internal=("_t", "_c"),
+        )
+    )
 
-    tables.append(Table(
-        "event_study", "Event study on the matched sample", es,
-        counts=(Count("n_treated", n_expr("M", "es"), priority=1), Count("n_controls", n_expr("C", "es"), priority=1)),
-        estimates=(Estimate(_EST, ("n_treated", "n_controls"), dof=pl.col("n_treated") + pl.col("n_controls") - 2),)))
-    tables.append(Table(
-        "matched_means", "Raw means: participants and matched comparisons", mm,
-        counts=(Count("n", n_expr(pl.col("_s"), "mm")),),
-        means=(Mean("mean", "n", "_kind", numerator=pl.col("_numerator"), contributors=contributors, priority=1),),
-        internal=("_kind", "_s", "_numerator", *contributors)))
-    tables.append(Table(
-        "before_after", "Naive before/after: all linked participants", ba,
-        counts=(Count("n", n_expr("P", "ba")),),
-        means=(Mean("mean", "n", "_kind", numerator=pl.col("_numerator"), companions=("se", "ci_lower", "ci_upper"),
-                    contributors=contributors),),
-        internal=("_kind", "_s", "_numerator", *contributors)))
+    tables.append(
+        Table(
+            "event_study",
+            "Event study on the matched sample",
+            es,
+            counts=(
+                Count("n_treated", n_expr("M", "es"), priority=1),
+                Count("n_controls", n_expr("C", "es"), priority=1),
+            ),
+            estimates=(
+                Estimate(
+                    _EST, ("n_treated", "n_controls"), dof=pl.col("n_treated") + pl.col("n_controls") - 2
+                ),
+            ),
+        )
+    )
+    tables.append(
+        Table(
+            "matched_means",
+            "Raw means: participants and matched comparisons",
+            mm,
+            counts=(Count("n", n_expr(pl.col("_s"), "mm")),),
+            means=(
+                Mean(
+                    "mean",
+                    "n",
+                    "_kind",
+                    numerator=pl.col("_numerator"),
+                    contributors=contributors,
+                    priority=1,
+                ),
+            ),
+            internal=("_kind", "_s", "_numerator", *contributors),
+        )
+    )
+    tables.append(
+        Table(
+            "before_after",
+            "Naive before/after: all linked participants",
+            ba,
+            counts=(Count("n", n_expr("P", "ba")),),
+            means=(
+                Mean(
+                    "mean",
+                    "n",
+                    "_kind",
+                    numerator=pl.col("_numerator"),
+                    companions=("se", "ci_lower", "ci_upper"),
+                    contributors=contributors,
+                ),
+            ),
+            internal=("_kind", "_s", "_numerator", *contributors),
+        )
+    )
 
     # --- staggered adoption ------------------------------------------------------------------------------
     gt = _or_empty(inputs.group_time, GROUP_TIME_ATT).sort("outcome", "cohort", "period")
@@ -293,7 +426,9 @@ def declare(inputs: ReportInputs, /) -> Publication:
     agg = _or_empty(inputs.aggregates, STAGGERED_AGGREGATES)
     persons = []
     for row in agg.iter_rows(named=True):
-        cohorts = gt.filter(pl.col("outcome") == row["outcome"]).select("cohort", "period", "n_treated").unique()
+        cohorts = (
+            gt.filter(pl.col("outcome") == row["outcome"]).select("cohort", "period", "n_treated").unique()
+        )
         sizes = dict(cohorts.select("cohort", "n_treated").unique("cohort").iter_rows())
         kind, key = row["aggregation"], row["key"]
         if kind == "group":
@@ -306,35 +441,64 @@ def declare(inputs: ReportInputs, /) -> Publication:
         else:
             behind = sum(sizes.values())
         persons.append(behind)
-    agg = agg.with_columns(_persons=pl.Series(persons, dtype=pl.Int64) if agg.height else pl.lit(None, pl.Int64),
-                           _t=pl.lit("stag.M"))
+    agg = agg.with_columns(
+        _persons=pl.Series(persons, dtype=pl.Int64) if agg.height else pl.lit(None, pl.Int64),
+        _t=pl.lit("stag.M"),
+    )
     agg = agg.with_columns(_t=_shared(agg, pl.col("_t"), "n_treated"))
     for o in outcomes:
         sizes = gt.filter(pl.col("outcome") == o).select("cohort", "_g").unique("cohort").sort("cohort")
         if not sizes.height:
             continue
         stag = "stag.M" if "stag.M" in book.values else f"stag.M|{o}"
-        book.identity({stag: 1.0, **{g: -1.0 for g in sizes["_g"].to_list()}}, "staggered n = sum of its start quarters")
+        book.identity(
+            {stag: 1.0, **{g: -1.0 for g in sizes["_g"].to_list()}}, "staggered n = sum of its start quarters"
+        )
         last = int(gt.filter(pl.col("outcome") == o)["period"].max())
         for cohort, g in sizes.iter_rows():
             k = last - int(cohort)
             a, b = n_key(o, "M", 3 * k), n_key(o, "M", 3 * k + 3)
             if a and b:
-                book.identity({g: 1.0, a: -1.0, b: 1.0}, "a start quarter's n = n(3k) - n(3k + 3) of the event study")
-        for level in est.filter((pl.col("outcome") == o) & (pl.col("dimension") == "start_cohort"))["_t"].unique().to_list():
-            year = int(level.split("=")[1].split("|")[0]) if level.split("=")[1].split("|")[0].isdigit() else None
+                book.identity(
+                    {g: 1.0, a: -1.0, b: 1.0}, "a start quarter's n = n(3k) - n(3k + 3) of the event study"
+                )
+        for level in (
+            est.filter((pl.col("outcome") == o) & (pl.col("dimension") == "start_cohort"))["_t"]
+            .unique()
+            .to_list()
+        ):
+            year = (
+                int(level.split("=")[1].split("|")[0])
+                if level.split("=")[1].split("|")[0].isdigit()
+                else None
+            )
             if year is None:
                 continue
             full = [g for c, g in sizes.iter_rows() if int(c) // 4 == year and int(c) <= last - 4]
-            book.identity({level: 1.0, **{g: -1.0 for g in full}}, "a start year's DiD n = its start quarters observed at 12")
-    tables.append(Table(
-        "group_time", "Group-time ATT by start quarter and quarter", gt,
-        counts=(Count("n_treated", pl.col("_g"), priority=1),),
-        estimates=(Estimate(_ATT, ("n_treated",)),), internal=("_g",)))
-    tables.append(Table(
-        "aggregates", "Aggregations of the group-time ATTs", agg,
-        counts=(Count("n_treated", pl.col("_t"), priority=1),),
-        estimates=(Estimate(_ATT, ("_persons",)),), internal=("_persons", "_t")))
+            book.identity(
+                {level: 1.0, **{g: -1.0 for g in full}},
+                "a start year's DiD n = its start quarters observed at 12",
+            )
+    tables.append(
+        Table(
+            "group_time",
+            "Group-time ATT by start quarter and quarter",
+            gt,
+            counts=(Count("n_treated", pl.col("_g"), priority=1),),
+            estimates=(Estimate(_ATT, ("n_treated",)),),
+            internal=("_g",),
+        )
+    )
+    tables.append(
+        Table(
+            "aggregates",
+            "Aggregations of the group-time ATTs",
+            agg,
+            counts=(Count("n_treated", pl.col("_t"), priority=1),),
+            estimates=(Estimate(_ATT, ("_persons",)),),
+            internal=("_persons", "_t"),
+        )
+    )
 
     # --- balance ------------------------------------------------------------------------------------------
     bal = _or_empty(inputs.balance, BALANCE)
@@ -353,28 +517,65 @@ def declare(inputs: ReportInputs, /) -> Publication:
                 lo, _, hi = window.partition("..")
                 lo, hi = int(lo), int(hi or lo)
                 kind = OUTCOME_KINDS[outcome]
-                numerator = (f"{outcome}|M.S@{lo}" if lo == hi else f"{outcome}|M.S@{lo}..{hi}") if kind in _NUMERATOR_KINDS else None
+                numerator = (
+                    (f"{outcome}|M.S@{lo}" if lo == hi else f"{outcome}|M.S@{lo}..{hi}")
+                    if kind in _NUMERATOR_KINDS
+                    else None
+                )
                 rows.append((str(kind), hi - lo + 1, numerator, outcome, lo, hi))
             else:
                 kind = BALANCE_KINDS.get(cov, Kind.LEVEL)
-                rows.append((str(kind), 1, f"balance|{cov}" if kind in _NUMERATOR_KINDS else None, None, 0, 0))
+                rows.append(
+                    (str(kind), 1, f"balance|{cov}" if kind in _NUMERATOR_KINDS else None, None, 0, 0)
+                )
         bal = bal.with_columns(
-            n_treated=pl.lit(n_t, pl.Int64), n_controls=pl.lit(n_c, pl.Int64),
-            _kind=pl.Series([r[0] for r in rows]), _per=pl.Series([r[1] for r in rows], dtype=pl.Int64),
+            n_treated=pl.lit(n_t, pl.Int64),
+            n_controls=pl.lit(n_c, pl.Int64),
+            _kind=pl.Series([r[0] for r in rows]),
+            _per=pl.Series([r[1] for r in rows], dtype=pl.Int64),
             _numerator=pl.Series([r[2] for r in rows], dtype=pl.String),
-            _t=pl.lit(m_all or "balance.M"), _c=pl.lit(c_all or "balance.C"), _w=pl.lit(str(Kind.WEIGHTED)))
-        book.note(bal["_numerator"].to_list(), bal.select(pl.col("mean_treated") * pl.col("n_treated") * pl.col("_per"))["mean_treated"].to_list())
-        for _, per, numerator, outcome, lo, hi in rows:
+            _t=pl.lit(m_all or "balance.M"),
+            _c=pl.lit(c_all or "balance.C"),
+            _w=pl.lit(str(Kind.WEIGHTED)),
+        )
+        book.note(
+            bal["_numerator"].to_list(),
+            bal.select(pl.col("mean_treated") * pl.col("n_treated") * pl.col("_per"))[
+                "mean_treated"
+            ].to_list(),
+        )
+        for _, _per, numerator, outcome, lo, hi in rows:
             if numerator and lo != hi:
                 months = [f"{outcome}|M.S@{e}" for e in range(lo, hi + 1)]
-                book.identity({numerator: 1.0, **{m: -1.0 for m in months}}, "a window mean's numerator = its months'")
-        tables.append(Table(
-            "balance", "Covariate balance of the matched sample", bal,
-            counts=(Count("n_treated", pl.col("_t"), priority=1), Count("n_controls", pl.col("_c"), priority=1)),
-            means=(Mean("mean_treated", "n_treated", "_kind", numerator=pl.col("_numerator"), per="_per",
-                        companions=("smd_before", "smd_after", "var_ratio_before", "var_ratio_after"), priority=1),
-                   Mean("mean_control_after", "n_controls", "_w", companions=("smd_after", "var_ratio_after"))),
-            internal=("_kind", "_per", "_numerator", "_t", "_c", "_w")))
+                book.identity(
+                    {numerator: 1.0, **{m: -1.0 for m in months}}, "a window mean's numerator = its months'"
+                )
+        tables.append(
+            Table(
+                "balance",
+                "Covariate balance of the matched sample",
+                bal,
+                counts=(
+                    Count("n_treated", pl.col("_t"), priority=1),
+                    Count("n_controls", pl.col("_c"), priority=1),
+                ),
+                means=(
+                    Mean(
+                        "mean_treated",
+                        "n_treated",
+                        "_kind",
+                        numerator=pl.col("_numerator"),
+                        per="_per",
+                        companions=("smd_before", "smd_after", "var_ratio_before", "var_ratio_after"),
+                        priority=1,
+                    ),
+                    Mean(
+                        "mean_control_after", "n_controls", "_w", companions=("smd_after", "var_ratio_after")
+                    ),
+                ),
+                internal=("_kind", "_per", "_numerator", "_t", "_c", "_w"),
+            )
+        )
 
     # --- provenance ---------------------------------------------------------------------------------------
     prov = inputs.provenance
@@ -387,19 +588,30 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
     """Submissions (no counts), rows by site and period, rows by site and outcome of validation."""
     counts = {"rows_in": "rows", "rows_clean": "clean", "rows_quarantined": "quar", "rows_duplicate": "dup"}
     cols = [c for c in counts if c in prov.columns]
-    files = prov.select([c for c in ("site", "quarter", "file_name", "received_at", "status", "reason") if c in prov.columns])
+    files = prov.select(
+        [c for c in ("site", "quarter", "file_name", "received_at", "status", "reason") if c in prov.columns]
+    )
     long = prov.select("site", "quarter", *[pl.col(c).fill_null(0).cast(pl.Int64) for c in cols])
     inner = long.filter(pl.col("rows_in") > 0)["rows_in"]
     small = ((inner > 0) & (inner < 5)).sum() / max(1, inner.len())
     period = pl.col("quarter")
     if small > COARSEN_PROVENANCE:
         period = pl.col("quarter").str.slice(0, 4)
-        choices.append(f"Rows received are published by site and year, not quarter: {small:.0%} of the site x quarter "
-                       "cells were under 5 rows and would have been suppressed with their neighbours.")
-    choices.append("The per-submission row counts (rows in, clean, quarantined, duplicates per file) are not "
-                   "published here: they are the stewards' working detail, exact in the steward view and the sites' "
-                   "feedback files (not for publication), and with the site totals they would give away small cells.")
-    long = long.with_columns(period=period).group_by("site", "period").agg([pl.col(c).sum() for c in cols]).sort("site", "period")
+        choices.append(
+            f"Rows received are published by site and year, not quarter: {small:.0%} of the site x quarter "
+            "cells were under 5 rows and would have been suppressed with their neighbours."
+        )
+    choices.append(
+        "The per-submission row counts (rows in, clean, quarantined, duplicates per file) are not "
+        "published here: they are the stewards' working detail, exact in the steward view and the sites' "
+        "feedback files (not for publication), and with the site totals they would give away small cells."
+    )
+    long = (
+        long.with_columns(period=period)
+        .group_by("site", "period")
+        .agg([pl.col(c).sum() for c in cols])
+        .sort("site", "period")
+    )
     sites = sorted(long["site"].unique().to_list())
     periods = sorted(long["period"].unique().to_list())
     value = {(s, p): r for s, p, *r in long.select("site", "period", *cols).iter_rows()}
@@ -414,7 +626,10 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
                 book.hidden.append(Hidden(key, float(v)))
                 parts.append(key)
             if parts:
-                book.identity({f"rows|{s}|{p}": 1.0, **{k: -1.0 for k in parts}}, "rows in = clean + quarantined + duplicates")
+                book.identity(
+                    {f"rows|{s}|{p}": 1.0, **{k: -1.0 for k in parts}},
+                    "rows in = clean + quarantined + duplicates",
+                )
     wide_rows = []
     for s in [*sites, "Total"]:
         row = {"site": s}
@@ -430,7 +645,9 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
             row[p] = int(v)
             book.values[f"rows|{s}|{p}"] = float(v)
         wide_rows.append(row)
-    by_period = pl.DataFrame(wide_rows, schema={"site": pl.String, **{p: pl.Int64 for p in [*periods, "Total"]}})
+    by_period = pl.DataFrame(
+        wide_rows, schema={"site": pl.String, **{p: pl.Int64 for p in [*periods, "Total"]}}
+    )
     for s in [*sites, "Total"]:
         book.identity({f"rows|{s}|Total": 1.0, **{f"rows|{s}|{p}": -1.0 for p in periods}}, "row margin")
     for p in [*periods, "Total"]:
@@ -445,21 +662,42 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
                 book.values[f"{counts[c]}|{s}|Total"] = float(row[c])
         status_rows.append(row)
         parts = [f"{counts[c]}|{s}|Total" for c in cols[1:]]
-        book.identity({f"rows|{s}|Total": 1.0, **{k: -1.0 for k in parts}}, "rows in = clean + quarantined + duplicates")
+        book.identity(
+            {f"rows|{s}|Total": 1.0, **{k: -1.0 for k in parts}}, "rows in = clean + quarantined + duplicates"
+        )
         for c in cols[1:]:
             if s != "Total":
-                book.identity({f"{counts[c]}|{s}|Total": 1.0, **{f"{counts[c]}|{s}|{p}": -1.0 for p in periods}},
-                              f"{c} over periods")
+                book.identity(
+                    {f"{counts[c]}|{s}|Total": 1.0, **{f"{counts[c]}|{s}|{p}": -1.0 for p in periods}},
+                    f"{c} over periods",
+                )
     for c in cols[1:]:
-        book.identity({f"{counts[c]}|Total|Total": 1.0, **{f"{counts[c]}|{s}|Total": -1.0 for s in sites}}, f"{c} over sites")
+        book.identity(
+            {f"{counts[c]}|Total|Total": 1.0, **{f"{counts[c]}|{s}|Total": -1.0 for s in sites}},
+            f"{c} over sites",
+        )
     by_status = pl.DataFrame(status_rows, schema={"site": pl.String, **{c: pl.Int64 for c in cols}})
     period_label = "year" if periods and len(periods[0]) == 4 else "quarter"
     return [
         Table("submissions", "Submissions received (status only)", files),
-        Table(f"rows_by_{period_label}", f"Rows received by site and {period_label}", by_period,
-              counts=tuple(Count(p, pl.format("rows|{}|" + p, pl.col("site"))) for p in [*periods, "Total"])),
-        Table("rows_by_status", "Rows by site and outcome of validation", by_status,
-              counts=tuple(Count(c, pl.format("rows|{}|Total", pl.col("site")) if c == "rows_in"
-                                 else pl.format(counts[c] + "|{}|Total", pl.col("site"))) for c in cols)),
+        Table(
+            f"rows_by_{period_label}",
+            f"Rows received by site and {period_label}",
+            by_period,
+            counts=tuple(Count(p, pl.format("rows|{}|" + p, pl.col("site"))) for p in [*periods, "Total"]),
+        ),
+        Table(
+            "rows_by_status",
+            "Rows by site and outcome of validation",
+            by_status,
+            counts=tuple(
+                Count(
+                    c,
+                    pl.format("rows|{}|Total", pl.col("site"))
+                    if c == "rows_in"
+                    else pl.format(counts[c] + "|{}|Total", pl.col("site")),
+                )
+                for c in cols
+            ),
+        ),
     ]
-

@@ -85,7 +85,12 @@ class Rules:
     min_dof: int = 10
 
     def __post_init__(self) -> None:
-        if self.min_persons < 1 or self.min_numerator <= 0 or self.min_estimate_persons < 1 or self.min_dof < 0:
+        if (
+            self.min_persons < 1
+            or self.min_numerator <= 0
+            or self.min_estimate_persons < 1
+            or self.min_dof < 0
+        ):
             raise ValueError("disclosure thresholds must be positive (min_persons >= 1, min_numerator > 0)")
         if self.dominance_n != 2:
             raise ValueError("dominance_n: the estimators record the two largest contributions; use 2")
@@ -111,11 +116,13 @@ class Rules:
 
     def describe(self) -> str:
         """One sentence for the report's methods section."""
-        return (f"counts of 1..{self.min_persons - 1} persons, numerators (persons with the outcome, events) and "
-                f"complements below {self.min_numerator:g}, 0 %/100 % shares of groups under "
-                f"{self.extreme_share_min_n}, magnitudes whose {self.dominance_n} largest contributors hold more "
-                f"than {self.dominance_k:.0%}, and estimates on fewer than {self.min_estimate_persons} persons "
-                f"per side or {self.min_dof} residual degrees of freedom")
+        return (
+            f"counts of 1..{self.min_persons - 1} persons, numerators (persons with the outcome, events) and "
+            f"complements below {self.min_numerator:g}, 0 %/100 % shares of groups under "
+            f"{self.extreme_share_min_n}, magnitudes whose {self.dominance_n} largest contributors hold more "
+            f"than {self.dominance_k:.0%}, and estimates on fewer than {self.min_estimate_persons} persons "
+            f"per side or {self.min_dof} residual degrees of freedom"
+        )
 
 
 # --- declarations --------------------------------------------------------------------------------------
@@ -255,7 +262,12 @@ class _Model:
         for table in publication.tables:
             self._table(table)
         for hidden in publication.hidden:
-            self._var(hidden.key, hidden.value, integer=hidden.integer, role="numerator" if hidden.numerator else "hidden")
+            self._var(
+                hidden.key,
+                hidden.value,
+                integer=hidden.integer,
+                role="numerator" if hidden.numerator else "hidden",
+            )
         for identity in publication.identities:
             self._identity(identity)
         self.means_by_n: dict[int, list[_MeanCell]] = {}
@@ -266,7 +278,9 @@ class _Model:
             if mc.numerator is not None:
                 self.means_by_numerator.setdefault(mc.numerator, []).append(mc)
 
-    def _var(self, key: str, value: float, *, integer: bool, role: str, cell: tuple[str, int, str] | None = None) -> int:
+    def _var(
+        self, key: str, value: float, *, integer: bool, role: str, cell: tuple[str, int, str] | None = None
+    ) -> int:
         value = float(value)
         if integer:
             if abs(value - round(value)) > 1e-6 * max(1.0, abs(value)):
@@ -276,8 +290,10 @@ class _Model:
         if key in self.index:
             var = self.vars[self.index[key]]
             if abs(var.value - value) > 1e-6 * max(1.0, abs(value)):
-                raise ValueError(f"quantity {key!r} has two values ({var.value:g} and {value:g}); "
-                                 "give the two populations different keys")
+                raise ValueError(
+                    f"quantity {key!r} has two values ({var.value:g} and {value:g}); "
+                    "give the two populations different keys"
+                )
             if role == "count" and var.role != "count":
                 var.role = "count"
                 var.threshold = self.rules.min_persons
@@ -293,21 +309,28 @@ class _Model:
         row: dict[int, float] = {}
         for key, coefficient in identity.terms:
             if key not in self.index:
-                raise ValueError(f"identity {identity.label!r} names {key!r}, which no table or hidden quantity declares")
+                raise ValueError(
+                    f"identity {identity.label!r} names {key!r}, which no table or hidden quantity declares"
+                )
             i = self.index[key]
             row[i] = row.get(i, 0.0) + float(coefficient)
         residual = sum(c * self.vars[i].value for i, c in row.items())
         scale = max([1.0] + [abs(c * self.vars[i].value) for i, c in row.items()])
         if abs(residual) > 1e-6 * scale:
-            raise ValueError(f"identity {identity.label!r} does not hold on the true values (residual {residual:g}); "
-                             "fix the declaration")
+            raise ValueError(
+                f"identity {identity.label!r} does not hold on the true values (residual {residual:g}); "
+                "fix the declaration"
+            )
         self.rows.append({i: c for i, c in row.items() if c != 0.0})
         self.labels.append(identity.label)
 
     def _table(self, table: Table) -> None:
         frame = table.frame
-        declared = [c.column for c in table.counts] + [m.column for m in table.means] + [
-            col for e in table.estimates for col in e.columns]
+        declared = (
+            [c.column for c in table.counts]
+            + [m.column for m in table.means]
+            + [col for e in table.estimates for col in e.columns]
+        )
         missing = sorted({c for c in declared if c not in frame.columns})
         if missing:
             raise ValueError(f"table {table.name!r} declares columns it does not have: {missing}")
@@ -322,11 +345,15 @@ class _Model:
                     continue
                 if key is None:
                     raise ValueError(f"table {table.name!r}: count {count.column!r} has no key in row {row}")
-                ids.append(self._var(key, value, integer=True, role="count", cell=(table.name, row, count.column)))
+                ids.append(
+                    self._var(key, value, integer=True, role="count", cell=(table.name, row, count.column))
+                )
             count_vars[count.column] = ids
         for mean in table.means:
             if mean.n not in count_vars:
-                raise ValueError(f"table {table.name!r}: mean {mean.column!r} needs n column {mean.n!r} declared as a Count")
+                raise ValueError(
+                    f"table {table.name!r}: mean {mean.column!r} needs its n column {mean.n!r} as a Count"
+                )
             self._means(table, mean, count_vars[mean.n])
         for estimate in table.estimates:
             self._estimates(table, estimate)
@@ -334,19 +361,41 @@ class _Model:
     def _means(self, table: Table, mean: Mean, n_vars: list[int | None]) -> None:
         rules, frame = self.rules, table.frame
         height = frame.height
-        keys = frame.select(mean.numerator.alias("k"))["k"].to_list() if mean.numerator is not None else [None] * height
-        kinds = ([Kind(k) for k in frame[mean.kind].to_list()] if not isinstance(mean.kind, Kind)
-                 else [mean.kind] * height)
+        keys = (
+            frame.select(mean.numerator.alias("k"))["k"].to_list()
+            if mean.numerator is not None
+            else [None] * height
+        )
+        kinds = (
+            [Kind(k) for k in frame[mean.kind].to_list()]
+            if not isinstance(mean.kind, Kind)
+            else [mean.kind] * height
+        )
         pers = frame[mean.per].to_list() if isinstance(mean.per, str) else [mean.per] * height
-        contrib = (frame.select(*mean.contributors).rows() if mean.contributors is not None
-                   else [(None, None, None)] * height)
+        contrib = (
+            frame.select(*mean.contributors).rows()
+            if mean.contributors is not None
+            else [(None, None, None)] * height
+        )
         for row, (value, n, key, n_var, (n_pos, n_full, top2), kind, per) in enumerate(
-                zip(frame[mean.column].to_list(), frame[mean.n].to_list(), keys, n_vars, contrib, kinds, pers, strict=True)):
+            zip(
+                frame[mean.column].to_list(),
+                frame[mean.n].to_list(),
+                keys,
+                n_vars,
+                contrib,
+                kinds,
+                pers,
+                strict=True,
+            )
+        ):
             if value is None:
                 continue
             bounded = kind in (Kind.BINARY, Kind.SHARE)
             if key is not None and kind not in (Kind.BINARY, Kind.SHARE, Kind.EVENTS):
-                raise ValueError(f"mean {mean.column!r}: only binary, share and event-count means have a numerator")
+                raise ValueError(
+                    f"mean {mean.column!r}: only binary, share and event-count means have a numerator"
+                )
             cell = (table.name, row, mean.column)
             reason = ""
             total = None if n is None else value * n * per
@@ -361,7 +410,13 @@ class _Model:
                     reason = f"0 % or 100 % of fewer than {rules.extreme_share_min_n} persons"
             if not reason and n_pos is not None and 0 < n_pos < rules.min_numerator:
                 reason = f"fewer than {rules.min_numerator:g} persons contribute"
-            if not reason and bounded and n_full is not None and 0 < n - n_full < rules.min_numerator and per == 1:
+            if (
+                not reason
+                and bounded
+                and n_full is not None
+                and 0 < n - n_full < rules.min_numerator
+                and per == 1
+            ):
                 reason = f"fewer than {rules.min_numerator:g} persons without the outcome"
             if not reason and kind in (Kind.MAGNITUDE, Kind.WEIGHTED) and value != 0:
                 if top2 is None and kind is Kind.MAGNITUDE:
@@ -373,10 +428,13 @@ class _Model:
                 integer = kind in (Kind.BINARY, Kind.EVENTS)
                 numerator = self._var(key, total, integer=integer, role="numerator")
                 if bounded:
-                    complement = self._var(f"{key}~", n * per - self.vars[numerator].value, integer=integer,
-                                           role="numerator")
-                    self._identity_rows({numerator: 1.0, complement: 1.0, n_var: -float(per)},
-                                        f"{key}: numerator + complement = n x {per}")
+                    complement = self._var(
+                        f"{key}~", n * per - self.vars[numerator].value, integer=integer, role="numerator"
+                    )
+                    self._identity_rows(
+                        {numerator: 1.0, complement: 1.0, n_var: -float(per)},
+                        f"{key}: numerator + complement = n x {per}",
+                    )
             if reason:
                 self.primary_reasons[cell] = reason
             self.means.append(_MeanCell(table.name, row, mean.column, numerator, n_var, bool(reason)))
@@ -392,9 +450,14 @@ class _Model:
 
     def _estimates(self, table: Table, estimate: Estimate) -> None:
         rules, frame = self.rules, table.frame
-        persons = frame.select(pl.min_horizontal([pl.col(c) for c in estimate.persons]).alias("p"))["p"].to_list()
-        dof = (frame.select(estimate.dof.alias("d"))["d"].to_list() if estimate.dof is not None
-               else [None] * frame.height)
+        persons = frame.select(pl.min_horizontal([pl.col(c) for c in estimate.persons]).alias("p"))[
+            "p"
+        ].to_list()
+        dof = (
+            frame.select(estimate.dof.alias("d"))["d"].to_list()
+            if estimate.dof is not None
+            else [None] * frame.height
+        )
         for row, (p, d) in enumerate(zip(persons, dof, strict=True)):
             reason = ""
             if p is None or p < rules.min_estimate_persons:
@@ -428,9 +491,16 @@ class Range:
     _threshold: float = 5.0
 
 
-def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, with_low: bool,
-                  cache: dict | None = None, roots: dict[int, int] | None = None, integer: bool = True
-                  ) -> tuple[dict[int, Range], dict[int, set[int]]]:
+def _solve_ranges(
+    model: _Model,
+    known: np.ndarray,
+    targets: Sequence[int],
+    *,
+    with_low: bool,
+    cache: dict | None = None,
+    roots: dict[int, int] | None = None,
+    integer: bool = True,
+) -> tuple[dict[int, Range], dict[int, set[int]]]:
     """Feasible range of each target (unknown) quantity and the known quantities that bind its maximum.
 
     ``roots``, when given, receives each target's component (targets in one component share a programme).
@@ -486,7 +556,9 @@ def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, w
             if not missing:
                 continue
             ts = missing
-        result_r, result_b = _component(model, cols, len(unknown), rs, lower, ts, with_low=with_low, integer=integer)
+        result_r, result_b = _component(
+            model, cols, len(unknown), rs, lower, ts, with_low=with_low, integer=integer
+        )
         for t in ts:
             result_b[t] = (result_b[t], frozenset(adjacent))
         ranges.update(result_r)
@@ -497,9 +569,17 @@ def _solve_ranges(model: _Model, known: np.ndarray, targets: Sequence[int], *, w
     return ranges, binding
 
 
-def _component(model: _Model, cols: list[int], n_unknown: int, rs: list[int], lower: np.ndarray,
-               targets: Sequence[int], *, with_low: bool, integer: bool = True
-               ) -> tuple[dict[int, Range], dict[int, set[int]]]:
+def _component(
+    model: _Model,
+    cols: list[int],
+    n_unknown: int,
+    rs: list[int],
+    lower: np.ndarray,
+    targets: Sequence[int],
+    *,
+    with_low: bool,
+    integer: bool = True,
+) -> tuple[dict[int, Range], dict[int, set[int]]]:
     position = {v: k for k, v in enumerate(cols)}
     data, ri, ci = [], [], []
     for k, r in enumerate(rs):
@@ -522,25 +602,33 @@ def _component(model: _Model, cols: list[int], n_unknown: int, rs: list[int], lo
             ranges[t] = Range(var.key, var.value, float(lb[k]), math.inf, "lp", var.threshold)
             binding[t] = set()
             continue
-        res = linprog(c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs")
+        res = linprog(
+            c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs"
+        )
         if res.status == 3:  # unbounded above
             high, method = math.inf, "lp"
             binding[t] = set()
         elif res.status != 0:
-            raise ValueError(f"the attacker's programme for {var.key!r} failed ({res.message}); "
-                             "the declared identities are inconsistent")
+            raise ValueError(
+                f"the attacker's programme for {var.key!r} failed ({res.message}); "
+                "the declared identities are inconsistent"
+            )
         else:
             high, method = -res.fun, "lp"
             marg = np.abs(np.asarray(res.lower.marginals)) + np.abs(np.asarray(res.upper.marginals))
             binding[t] = {cols[j] for j in range(n_unknown, len(cols)) if marg[j] > 1e-9}
             if integer and var.integer and high < 2 * var.threshold:
-                m = milp(c, constraints=LinearConstraint(a, 0, 0), integrality=integrality, bounds=Bounds(lb, ub))
+                m = milp(
+                    c, constraints=LinearConstraint(a, 0, 0), integrality=integrality, bounds=Bounds(lb, ub)
+                )
                 if m.status == 0:
                     high, method = -m.fun, "milp"
         low = float(lb[k])
         if with_low:
             c[k] = 1.0
-            res = linprog(c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs")
+            res = linprog(
+                c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs"
+            )
             if res.status == 0:
                 low = math.ceil(res.fun - 1e-9) if var.integer else res.fun
         ranges[t] = Range(var.key, var.value, float(low), float(high), method, var.threshold)
@@ -581,11 +669,18 @@ class AuditResult:
 
     def summary(self) -> str:
         """One line for the methods section and the asset metadata."""
-        narrow = ("none suppressed" if self.narrowest is None else
-                  f"narrowest range of a small unpublished quantity {self.narrowest.low:g}..{self.narrowest.high:g}")
+        narrow = (
+            "none suppressed"
+            if self.narrowest is None
+            else f"narrowest range of a small unpublished quantity {self.narrowest.low:g}.."
+            f"{self.narrowest.high:g}"
+        )
         verdict = "passed" if self.passed else f"FAILED ({len(self.problems)} problems)"
-        return (f"audit {verdict}: {self.cells_checked} published cells checked, {self.cells_suppressed} suppressed, "
-                f"{self.quantities_checked} small unpublished quantities bounded ({narrow})")
+        return (
+            f"audit {verdict}: {self.cells_checked} published cells checked, "
+            f"{self.cells_suppressed} suppressed, "
+            f"{self.quantities_checked} small unpublished quantities bounded ({narrow})"
+        )
 
     def to_frame(self) -> pl.DataFrame:
         """One row per problem (empty when the audit passed)."""
@@ -606,22 +701,43 @@ class Controlled:
 
     def to_frame(self) -> pl.DataFrame:
         """Information loss per table."""
-        return pl.DataFrame([{"table": t.table, "cells": t.cells, "suppressed": t.suppressed, "primary": t.primary,
-                              "share_suppressed": t.suppressed / t.cells if t.cells else 0.0} for t in self.loss],
-                            schema={"table": pl.String, "cells": pl.Int64, "suppressed": pl.Int64, "primary": pl.Int64,
-                                    "share_suppressed": pl.Float64})
+        return pl.DataFrame(
+            [
+                {
+                    "table": t.table,
+                    "cells": t.cells,
+                    "suppressed": t.suppressed,
+                    "primary": t.primary,
+                    "share_suppressed": t.suppressed / t.cells if t.cells else 0.0,
+                }
+                for t in self.loss
+            ],
+            schema={
+                "table": pl.String,
+                "cells": pl.Int64,
+                "suppressed": pl.Int64,
+                "primary": pl.Int64,
+                "share_suppressed": pl.Float64,
+            },
+        )
 
     def export(self, name: str) -> pl.DataFrame:
-        """The table as exported (CSV/parquet): published values plus a ``suppressed`` column naming the
-        suppressed cells of each row."""
+        """Return the table as exported (CSV/parquet).
+
+        Published values plus a ``suppressed`` column naming the suppressed cells of each row.
+        """
         frame, mask = self.frames[name], self.masks[name]
         if not mask.width:
             return frame
-        names = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c + ";")).otherwise(pl.lit("")) for c in mask.columns])
+        names = pl.concat_str(
+            [pl.when(pl.col(c)).then(pl.lit(c + ";")).otherwise(pl.lit("")) for c in mask.columns]
+        )
         return frame.with_columns(suppressed=mask.select(names.str.strip_suffix(";").alias("s"))["s"])
 
 
-def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[str] | None = None) -> Controlled:
+def control(
+    publication: Publication, /, *, rules: Rules = Rules(), trace: list[str] | None = None
+) -> Controlled:
     """Apply primary and joint secondary suppression to every table; audit the result.
 
     Raises ``ValueError`` for a wrong declaration (an identity that does not hold, a quantity with two
@@ -631,24 +747,21 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
     model = _Model(publication, rules)
     nvar = len(model.vars)
     # cost of suppressing a count: the published cells lost with it (its own cells, and the means on it
-    # with their companions), as the loss is measured; GaussSuppression's order (small values first) breaks ties
+    # with their companions), as the loss is measured; GaussSuppression's order (small values first) breaks
+    # ties
     width = {(t.name, m.column): 1 + len(m.companions) for t in publication.tables for m in t.means}
     lost: dict[int, int] = {i: len(v.cells) for i, v in enumerate(model.vars)}
     for mc in model.means:
         if mc.n is not None and not mc.primary:
             lost[mc.n] += width[(mc.table, mc.column)]
     column_priority = {(t.name, c.column): c.priority for t in publication.tables for c in t.counts}
-    priority = {i: max((column_priority.get((t, c), 0) for t, _, c in var.cells), default=0)
-                for i, var in enumerate(model.vars)}
-    published = np.array([v.role == "count" and not (0 < v.value < v.threshold) for v in model.vars], dtype=bool)
-
-    def knowledge(pub: np.ndarray) -> np.ndarray:
-        known = pub.copy()
-        for mc in model.means:
-            if not mc.primary and mc.numerator is not None and mc.n is not None and pub[mc.n]:
-                known[mc.numerator] = True
-        # a complement is known when its numerator and n are (identity), which the LP sees anyway
-        return known
+    priority = {
+        i: max((column_priority.get((t, c), 0) for t, _, c in var.cells), default=0)
+        for i, var in enumerate(model.vars)
+    }
+    published = np.array(
+        [v.role == "count" and not (0 < v.value < v.threshold) for v in model.vars], dtype=bool
+    )
 
     mean_priority = {(t.name, m.column): m.priority for t in publication.tables for m in t.means}
     for mc in model.means:
@@ -660,8 +773,13 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
     def knowledge() -> np.ndarray:
         known = published.copy()
         for mc in model.means:
-            if (not mc.primary and mc.numerator is not None and mc.n is not None and published[mc.n]
-                    and not withdrawn[mc.numerator]):
+            if (
+                not mc.primary
+                and mc.numerator is not None
+                and mc.n is not None
+                and published[mc.n]
+                and not withdrawn[mc.numerator]
+            ):
                 known[mc.numerator] = True
         return known  # a complement follows from its numerator and n through its identity
 
@@ -689,7 +807,9 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
         for number, t in enumerate(failing):
             if number:
                 known = knowledge()
-                ranges_t, binding_t = _solve_ranges(model, known, [t], with_low=False, cache=cache, integer=integer)
+                ranges_t, binding_t = _solve_ranges(
+                    model, known, [t], with_low=False, cache=cache, integer=integer
+                )
                 if not ranges_t[t].disclosed:
                     passed.add(t)
                     continue
@@ -698,17 +818,28 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
             candidates = sorted((i for i in adjacent if known[i] and model.vars[i].value > 0), key=cost)
             if not candidates:
                 candidates = sorted(_adjacent_known(model, t, known), key=cost)
-            fallback = min((i for i in duals if known[i] and model.vars[i].value > 0), key=cost,
-                           default=candidates[0] if candidates else None)
+            fallback = min(
+                (i for i in duals if known[i] and model.vars[i].value > 0),
+                key=cost,
+                default=candidates[0] if candidates else None,
+            )
             if fallback is None:
-                raise ValueError(f"cannot protect {model.vars[t].key!r}: nothing published binds it; check the declaration")
-            # the cheapest candidate whose withdrawal widens the target's range: the LP duals certify the binding
-            # one, but a degenerate optimum may name a known quantity that an equal one elsewhere replaces
+                raise ValueError(
+                    f"cannot protect {model.vars[t].key!r}: nothing published binds it; check the declaration"
+                )
+            # the cheapest candidate whose withdrawal widens the target's range: the LP duals certify the
+            # binding one, but a degenerate optimum may name a known quantity that an equal one replaces
             best = fallback
             cheaper = [i for i in candidates if cost(i) < cost(fallback)]
             for i in cheaper[:_TRIALS]:
-                got, _ = _solve_ranges(model, _withdraw(known, i, published, model), [t], with_low=False, cache=cache,
-                                       integer=integer)
+                got, _ = _solve_ranges(
+                    model,
+                    _withdraw(known, i, published, model),
+                    [t],
+                    with_low=False,
+                    cache=cache,
+                    integer=integer,
+                )
                 if got[t].high > ranges[t].high + 1e-9:
                     best = i
                     break
@@ -718,7 +849,10 @@ def control(publication: Publication, /, *, rules: Rules = Rules(), trace: list[
                 withdrawn[best] = True
             if trace is not None:
                 r = ranges[t]
-                trace.append(f"{model.vars[best].key} suppressed to protect {r.key} ({r.value:g}, was at most {r.high:g})")
+                trace.append(
+                    f"{model.vars[best].key} suppressed to protect {r.key} "
+                    f"({r.value:g}, was at most {r.high:g})"
+                )
     return _finish(publication, model, published, withdrawn, rules)
 
 
@@ -737,8 +871,10 @@ def _withdraw(known: np.ndarray, i: int, published: np.ndarray, model: _Model) -
             if mc.numerator is None or mc.primary:
                 continue
             # a numerator still known through another published mean on another published n stays known
-            out[mc.numerator] = any(o.n is not None and o.n != i and known[o.n] and not o.primary
-                                    for o in model.means_by_numerator.get(mc.numerator, ()))
+            out[mc.numerator] = any(
+                o.n is not None and o.n != i and known[o.n] and not o.primary
+                for o in model.means_by_numerator.get(mc.numerator, ())
+            )
     return out
 
 
@@ -763,8 +899,9 @@ def _adjacent_known(model: _Model, target: int, known: np.ndarray) -> list[int]:
     return sorted(found)
 
 
-def _finish(publication: Publication, model: _Model, published: np.ndarray, withdrawn: np.ndarray,
-            rules: Rules) -> Controlled:
+def _finish(
+    publication: Publication, model: _Model, published: np.ndarray, withdrawn: np.ndarray, rules: Rules
+) -> Controlled:
     frames, masks, titles, losses = {}, {}, {}, []
     mean_cells = {(mc.table, mc.row, mc.column): mc for mc in model.means}
     mean_specs = {(t.name, m.column): m for t in publication.tables for m in t.means}
@@ -796,19 +933,26 @@ def _finish(publication: Publication, model: _Model, published: np.ndarray, with
                         hide[column][row] = True
                         primary[column][row] = True
         published_cols = [c for c in frame.columns if c not in table.internal]
-        value_cols = [c for c in published_cols
-                      if c in count_cols or (table.name, c) in mean_specs
-                      or any(c in e.columns for e in table.estimates)
-                      or any(c in m.companions for m in table.means)]
+        value_cols = [
+            c
+            for c in published_cols
+            if c in count_cols
+            or (table.name, c) in mean_specs
+            or any(c in e.columns for e in table.estimates)
+            or any(c in m.companions for m in table.means)
+        ]
         out = frame.select(published_cols).with_columns(
-            [pl.when(pl.Series(hide[c])).then(None).otherwise(pl.col(c)).alias(c) for c in value_cols])
+            [pl.when(pl.Series(hide[c])).then(None).otherwise(pl.col(c)).alias(c) for c in value_cols]
+        )
         mask = pl.DataFrame({c: hide[c] & frame[c].is_not_null().to_numpy() for c in value_cols})
         frames[table.name], masks[table.name], titles[table.name] = out, mask, table.title
         cells = int(sum(frame[c].is_not_null().sum() for c in value_cols))
         suppressed = int(sum(mask[c].sum() for c in value_cols)) if value_cols else 0
         first = int(sum((primary[c] & frame[c].is_not_null().to_numpy()).sum() for c in value_cols))
         losses.append(TableLoss(table.name, cells, suppressed, first))
-    draft = Controlled(frames, masks, titles, tuple(losses), AuditResult(0, 0, 0, None, ()), publication.choices, rules)
+    draft = Controlled(
+        frames, masks, titles, tuple(losses), AuditResult(0, 0, 0, None, ()), publication.choices, rules
+    )
     result = audit(publication, draft, rules=rules)
     return Controlled(frames, masks, titles, tuple(losses), result, publication.choices, rules)
 
@@ -816,8 +960,9 @@ def _finish(publication: Publication, model: _Model, published: np.ndarray, with
 # --- the attacker's audit ------------------------------------------------------------------------------
 
 
-def audit(publication: Publication, published: Controlled | Mapping[str, pl.DataFrame], /, *,
-          rules: Rules = Rules()) -> AuditResult:
+def audit(
+    publication: Publication, published: Controlled | Mapping[str, pl.DataFrame], /, *, rules: Rules = Rules()
+) -> AuditResult:
     """Attack the published frames with everything declared about them, as an output checker would.
 
     Reads the values an attacker sees from ``published`` (the frames as they leave; a ``Controlled`` or a
@@ -837,8 +982,11 @@ def audit(publication: Publication, published: Controlled | Mapping[str, pl.Data
         if name not in frames:
             continue
         out = frames[name]
-        for column in [c.column for c in table.counts] + [m.column for m in table.means] + [
-                c for e in table.estimates for c in e.columns]:
+        for column in (
+            [c.column for c in table.counts]
+            + [m.column for m in table.means]
+            + [c for e in table.estimates for c in e.columns]
+        ):
             if column in out.columns:
                 truth = table.frame[column].is_not_null()
                 cells += int(truth.sum())
@@ -859,7 +1007,10 @@ def audit(publication: Publication, published: Controlled | Mapping[str, pl.Data
         if out is None or out[mc.column][mc.row] is None:
             continue
         if mc.primary:
-            problems.append(f"{mc.table}.{mc.column}[{mc.row}] is printed although {model.primary_reasons.get((mc.table, mc.row, mc.column))}")
+            problems.append(
+                f"{mc.table}.{mc.column}[{mc.row}] is printed although "
+                f"{model.primary_reasons.get((mc.table, mc.row, mc.column))}"
+            )
         if mc.n is None or not known[mc.n]:
             problems.append(f"{mc.table}.{mc.column}[{mc.row}] is printed without its n")
         elif mc.numerator is not None:
@@ -867,7 +1018,9 @@ def audit(publication: Publication, published: Controlled | Mapping[str, pl.Data
     for (name, row, column), small in model.estimate_cells.items():
         out = frames.get(name)
         if small and out is not None and column in out.columns and out[column][row] is not None:
-            problems.append(f"{name}.{column}[{row}] is printed although {model.primary_reasons.get((name, row, column))}")
+            problems.append(
+                f"{name}.{column}[{row}] is printed although {model.primary_reasons.get((name, row, column))}"
+            )
     targets = _at_risk(model, known)
     ranges, _ = _solve_ranges(model, known, targets, with_low=False)
     # the lower ends only for the most exposed quantities (the narrowest range is reported)
@@ -876,6 +1029,8 @@ def audit(publication: Publication, published: Controlled | Mapping[str, pl.Data
     for t in targets:
         r = ranges[t]
         if r.disclosed:
-            problems.append(f"{r.key} (true {r.value:g}) can be derived to lie in {r.low:g}..{r.high:g} ({r.method})")
+            problems.append(
+                f"{r.key} (true {r.value:g}) can be derived to lie in {r.low:g}..{r.high:g} ({r.method})"
+            )
     narrowest = min(ranges.values(), key=lambda r: (r.high, r.high - r.low)) if ranges else None
     return AuditResult(cells, suppressed, len(targets), narrowest, tuple(problems))
