@@ -306,7 +306,7 @@ def test_balance_table_goes_through_control() -> None:
 
 
 def test_plots_carry_no_suppressed_value() -> None:
-    """The SVG is byte-identical whatever the suppressed (small-numerator) means are: no coordinate has them."""
+    """The SVG is identical whatever the suppressed (small-numerator) means are: no coordinate has them."""
 
     def page(share: float) -> str:
         es, mm, ba = _series([60, 60, 60, 60, 60], [80, 80, 80, 80, 80], share=share, comparison_share=0.3)
