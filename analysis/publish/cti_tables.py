@@ -265,13 +265,13 @@ def declare(inputs: ReportInputs, /) -> Publication:
                     book.difference(f"d.{k0}", k0, k1)
 
     # numerators of the raw means (participants: matched and naive) and the unmatched difference
+    # the comparisons' means are weighted (no person-count numerator identity), but the same rules apply to
+    # mean x n as if it were one: conservative, and what an output checker computes first
     mm = mm.with_columns(
-        _kind=pl.when(pl.col("group") == "participants")
-        .then(_kind_column(pl.col("outcome")))
-        .otherwise(pl.lit(str(Kind.WEIGHTED))),
+        _kind=_kind_column(pl.col("outcome")),
         _s=pl.when(pl.col("group") == "participants").then(pl.lit("M")).otherwise(pl.lit("C")),
     )
-    numer = pl.when(pl.col("_kind").is_in([str(k) for k in _NUMERATOR_KINDS])).then(
+    numer = pl.when(pl.col("_kind").is_in([str(k) for k in _NUMERATOR_KINDS]) & (pl.col("_s") != "C")).then(
         pl.format("{}|{}.S@{}", pl.col("outcome"), pl.col("_s"), pl.col("event_time"))
     )
     mm = mm.with_columns(_numerator=numer)
@@ -570,7 +570,8 @@ def declare(inputs: ReportInputs, /) -> Publication:
                         priority=1,
                     ),
                     Mean(
-                        "mean_control_after", "n_controls", "_w", companions=("smd_after", "var_ratio_after")
+                        "mean_control_after", "n_controls", "_kind", per="_per",
+                        companions=("smd_after", "var_ratio_after"),
                     ),
                 ),
                 internal=("_kind", "_per", "_numerator", "_t", "_c", "_w"),
