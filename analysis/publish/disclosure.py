@@ -982,11 +982,13 @@ def audit(
         if name not in frames:
             continue
         out = frames[name]
-        for column in (
+        columns = dict.fromkeys(
             [c.column for c in table.counts]
             + [m.column for m in table.means]
+            + [c for m in table.means for c in m.companions]
             + [c for e in table.estimates for c in e.columns]
-        ):
+        )
+        for column in columns:
             if column in out.columns:
                 truth = table.frame[column].is_not_null()
                 cells += int(truth.sum())
