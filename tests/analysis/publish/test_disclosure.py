@@ -490,3 +490,21 @@ def test_declare_on_empty_inputs_publishes_nothing_but_does_not_fail() -> None:
     pub = declare(ReportInputs(**empty))
     controlled = control(pub)
     assert controlled.audit.passed and all(f.height == 0 for f in controlled.frames.values())
+
+
+def test_output_checking_bundle_lists_every_file_with_its_checks() -> None:
+    import hashlib
+    import json
+
+    from analysis.publish.output_check import ACRO_NOTE, output_bundle
+
+    published = publish(_inputs(provenance=_prov_world()))
+    files = {f"tables/{name}.csv": (name, frame.write_csv().encode()) for name, frame in export_tables(published).items()}
+    files["effect_report.html"] = (None, b"<html></html>")
+    bundle = json.loads(json.dumps(output_bundle(published, files)))
+    listed = {o["file"]: o for o in bundle["outputs"]}
+    assert set(listed) == set(files) and bundle["audit"]["passed"] and bundle["status"] == "ready for output checking"
+    assert listed["effect_report.html"]["sha256"] == hashlib.sha256(b"<html></html>").hexdigest()
+    rows = listed["tables/rows_by_status.csv"]
+    assert rows["suppressed"] >= 2 and all(v == "pass" for v in rows["checks"].values())
+    assert "pandas 3" in ACRO_NOTE and bundle["rules"]["min_persons"] == 5
