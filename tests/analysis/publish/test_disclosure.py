@@ -499,11 +499,18 @@ def test_output_checking_bundle_lists_every_file_with_its_checks() -> None:
     from analysis.publish.output_check import ACRO_NOTE, output_bundle
 
     published = publish(_inputs(provenance=_prov_world()))
-    files = {f"tables/{name}.csv": (name, frame.write_csv().encode()) for name, frame in export_tables(published).items()}
+    files = {
+        f"tables/{name}.csv": (name, frame.write_csv().encode())
+        for name, frame in export_tables(published).items()
+    }
     files["effect_report.html"] = (None, b"<html></html>")
     bundle = json.loads(json.dumps(output_bundle(published, files)))
     listed = {o["file"]: o for o in bundle["outputs"]}
-    assert set(listed) == set(files) and bundle["audit"]["passed"] and bundle["status"] == "ready for output checking"
+    assert (
+        set(listed) == set(files)
+        and bundle["audit"]["passed"]
+        and bundle["status"] == "ready for output checking"
+    )
     assert listed["effect_report.html"]["sha256"] == hashlib.sha256(b"<html></html>").hexdigest()
     rows = listed["tables/rows_by_status.csv"]
     assert rows["suppressed"] >= 2 and all(v == "pass" for v in rows["checks"].values())
