@@ -5,11 +5,7 @@ export DAGSTER_HOME := $(CTI_DATA_DIR)/dagster_home
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export GX_ANALYTICS_ENABLED := False
-export CTI_REGISTER_SOURCE ?= mock
-export CTI_PERSONS ?= 100000
-export CTI_SEED ?= 0
-export CTI_EXTRACTS_DIR ?=
-PERSONS ?= $(CTI_PERSONS)
+PERSONS ?= 100000
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv/.synced
 
@@ -34,7 +30,7 @@ test: $(VENV) system  ## the whole test suite
 	.venv/bin/python -m pytest
 
 ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
-	@mkdir -p $(DAGSTER_HOME) && .venv/bin/python -c "from pathlib import Path; from pipelines.instance import ensure_dagster_home; ensure_dagster_home(Path('$(CTI_DATA_DIR)'))"
+	@.venv/bin/cti prepare-instance
 	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
 
 bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput

@@ -9,8 +9,7 @@ from analysis.schema import OUTCOMES
 from expectations import effects as suites
 from expectations.adapter import check_results, check_specs
 from pipelines.partitions import EFFECTS_GROUP, OUTCOME_PARTITIONS
-from pipelines.resources import ProjectPaths
-from pipelines.storage import scan_register
+from pipelines.storage import OPTIONAL_KEY
 
 
 class MatchingConfig(dg.Config):
@@ -56,10 +55,11 @@ def before_after(outcome_panel: pl.DataFrame, linked_courses: pl.DataFrame):
     },
     check_specs=check_specs(dg.AssetKey("balance"), suites.BALANCE),
 )
-def matched_sample(config: MatchingConfig, outcome_panel: pl.DataFrame, linked_courses: pl.DataFrame, paths: ProjectPaths):
+def matched_sample(config: MatchingConfig, outcome_panel: pl.DataFrame, linked_courses: pl.DataFrame,
+                   population: pl.LazyFrame):
     """Match every participant at the start month on pre-period history and demographics."""
     participants = effects.participant_table(linked_courses)
-    persons = matching.person_attributes(scan_register(paths.root, "population"), outcome_panel.select("person_id").unique())
+    persons = matching.person_attributes(population, outcome_panel.select("person_id").unique())
     design = matching.MatchConfig(neighbours=config.neighbours, caliper=config.caliper, replacement=config.replacement,
                                   metric=config.metric, seed=config.seed)
     result = matching.match(outcome_panel, participants.select("person_id", "start_month"), persons, config=design)
@@ -85,7 +85,8 @@ _TABLES = {
 @dg.multi_asset(
     group_name=EFFECTS_GROUP,
     partitions_def=OUTCOME_PARTITIONS,
-    outs={name: dg.AssetOut(description=text) for name, text in _TABLES.items()},
+    # OPTIONAL: the report reads every outcome that exists and names the others, so none existing is no error
+    outs={name: dg.AssetOut(description=text, metadata={OPTIONAL_KEY: True}) for name, text in _TABLES.items()},
     check_specs=[
         *check_specs(dg.AssetKey("event_study"), suites.ESTIMATES, partitions_def=OUTCOME_PARTITIONS),
         *check_specs(dg.AssetKey("group_time_att"), suites.GROUP_TIME, partitions_def=OUTCOME_PARTITIONS),

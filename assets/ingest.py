@@ -16,9 +16,10 @@ from analysis.ingest import pseudonym, submissions, validate
 from expectations import ingest as suites
 from expectations.adapter import check_results, check_specs
 from pipelines import inbox
-from pipelines.partitions import INGEST_GROUP, QUARTER_DIM, SITE_DIM, SITE_IDS, SUBMISSIONS, quarter_label
-from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
-from pipelines.storage import RESTRICTED, STORE_KEY
+from pipelines.layout import RESTRICTED
+from pipelines.partitions import INGEST_GROUP, QUARTER_DIM, SITE_DIM, SUBMISSIONS, quarter_label
+from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
+from pipelines.storage import STORE_KEY
 
 RESTRICTED_META = {STORE_KEY: RESTRICTED}
 VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
@@ -51,12 +52,12 @@ def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
     },
     check_specs=check_specs(dg.AssetKey("raw_submission"), suites.RAW_SUBMISSION, partitions_def=SUBMISSIONS),
 )
-def raw_submission(context: dg.AssetExecutionContext, paths: ProjectPaths):
+def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, code_lists: CodeLists):
     """Read the site's file(s) for the quarter; a file that cannot be read fails only this partition."""
     quarter, site, _ = _partition(context)
-    receipts = inbox.receive(paths.inbox, paths.restricted / "received", quarter=quarter, site=site, sites=SITE_IDS)
+    receipts = inbox.receive(layout.inbox, layout.received, quarter=quarter, site=site, sites=code_lists.site_ids())
     if not receipts:
-        raise dg.Failure(f"{site} {quarter}: no submission file in {paths.inbox / quarter} (expected {site}.csv or .xlsx)")
+        raise dg.Failure(f"{site} {quarter}: no submission file in {layout.inbox / quarter} (expected {site}.csv or .xlsx)")
     frames, files = [], []
     for version, receipt in enumerate(receipts, start=1):
         latest = version == len(receipts)

@@ -6,19 +6,16 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from analysis.linkage import cohort, panel, population
 from analysis.estimate import effects
 from analysis.ingest import pseudonym
-from analysis.schema import REGISTERS
+from analysis.linkage import panel
+from analysis.linkage import population as pools
 from expectations import linkage as suites
 from expectations.adapter import check_results, check_specs
 from pipelines.partitions import LINKAGE_GROUP
-from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey
-from pipelines.storage import scan_register
+from pipelines.resources import CodeLists, PseudonymKey
 
 PANEL_FIRST_MONTH = date(2019, 1, 1)
-#: Registers the panel can do without (real extracts may lack them; analysis.linkage.panel fills zeros).
-OPTIONAL_REGISTERS = ("stays",)
 
 
 class LinkageConfig(dg.Config):
@@ -72,53 +69,36 @@ def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
 
 @dg.asset(
     group_name=LINKAGE_GROUP,
-    deps=list(REGISTERS),
     check_specs=check_specs(dg.AssetKey("outcome_panel"), suites.OUTCOME_PANEL),
     description="Person x month outcomes of participants and the comparison pool, built lazily from the registers.",
     kinds={"polars", "parquet"},
 )
 def outcome_panel(
     context: dg.AssetExecutionContext, config: LinkageConfig, linked_courses: pl.DataFrame, code_lists: CodeLists,
-    paths: ProjectPaths,
+    population: pl.LazyFrame, benefits: pl.LazyFrame, employment: pl.LazyFrame, health: pl.LazyFrame,
+    education: pl.LazyFrame, enrolment: pl.LazyFrame, stays: pl.LazyFrame | None,
 ):
     """Participants plus the comparison pool, every month from 2019 to the last register month."""
-    registers = {name: scan_register(paths.root, name) for name in REGISTERS if name not in OPTIONAL_REGISTERS}
-    for name in OPTIONAL_REGISTERS:
-        try:
-            registers[name] = scan_register(paths.root, name)
-        except FileNotFoundError:
-            context.log.warning(f"no {name!r} register: comparisons are matched on a hospital contact in month -1 "
-                                "and the outcome history instead of a stay discharge (see README)")
-    if config.candidate_pool not in ("auto", "cem", "all"):
-        raise dg.Failure(f"candidate_pool must be 'auto', 'cem' or 'all', got {config.candidate_pool!r}")
-    size = registers["population"].select(pl.col("PNR").n_unique()).collect(engine="streaming").item()
-    participants = effects.participant_table(linked_courses)
-    if config.candidate_pool == "cem" or (config.candidate_pool == "auto" and size > config.cem_above):
-        # Population scale: participants, persons in the same transition (below) and coarsened-exact
-        # candidates for the participants without a transition enter the monthly panel.
-        unmarked = population.without_transition(registers, participants)
-        persons = pl.concat([
-            participants.select("person_id"),
-            population.cem_pool(registers, unmarked, per_participant=config.per_participant, seed=config.seed).select("person_id"),
-        ])
-        pool = f"cem ({config.per_participant} per participant without a transition: {unmarked.height})"
+    registers = {"population": population, "benefits": benefits, "employment": employment, "health": health,
+                 "education": education, "enrolment": enrolment}
+    if stays is not None:
+        registers["stays"] = stays
     else:
-        persons = cohort.comparison_pool(
-            registers["population"], linked_courses, size=config.comparison_pool, seed=config.seed
-        )
-        pool = "everyone" if config.comparison_pool == 0 else f"random sample of {config.comparison_pool}"
-    # Persons in the same transition (a stay discharge the month before a start) always enter the panel.
-    transitions = population.transition_pool(registers, participants)
-    persons = pl.concat([persons.select(pl.col("person_id").cast(pl.Int64)), transitions]).unique().sort("person_id")
-    if pool != "everyone":
-        pool += f" + {transitions.height} with a stay discharge the month before a start"
+        context.log.warning("no 'stays' register: comparisons are matched on a hospital contact in month -1 "
+                            "and the outcome history instead of a stay discharge (see README)")
+    try:
+        pool = pools.panel_pool(registers, effects.participant_table(linked_courses), kind=config.candidate_pool,
+                                cem_above=config.cem_above, per_participant=config.per_participant,
+                                comparison_pool=config.comparison_pool, seed=config.seed)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
     frame = panel.outcome_panel(
-        registers, persons=persons.lazy(), first_month=PANEL_FIRST_MONTH,
+        registers, persons=pool.persons.lazy(), first_month=PANEL_FIRST_MONTH,
         last_month=date.fromisoformat(config.last_month) if config.last_month else _last_register_month(registers),
         dream_codes=code_lists.table("dream_codes"), hfaudd_levels=code_lists.table("hfaudd_levels"),
     ).collect(engine="streaming")
-    yield dg.Output(frame, metadata={"rows": frame.height, "persons": persons.height, "pool": pool, "population": size,
-                                     "stays_register": "stays" in registers,
+    yield dg.Output(frame, metadata={"rows": frame.height, "persons": pool.persons.height, "pool": pool.description,
+                                     "population": pool.population, "stays_register": pool.stays_register,
                                      "participants": linked_courses["person_id"].n_unique()})
     yield from check_results(frame, suites.OUTCOME_PANEL)
 

@@ -4,10 +4,11 @@
 import dagster as dg
 
 from analysis.schema import REGISTERS
+from pipelines.layout import REGISTERS as REGISTER_STORE
+from pipelines.layout import RESTRICTED
 from pipelines.partitions import REGISTERS_GROUP
-from pipelines.resources import RegisterSource
-from pipelines.storage import REGISTERS as REGISTER_STORE
-from pipelines.storage import RESTRICTED, STORE_KEY, YearlyFrames
+from pipelines.sources import RegisterSource
+from pipelines.storage import OPTIONAL_KEY, STORE_KEY, YearlyFrames
 
 DESCRIPTIONS = {
     "population": "BEF-like yearly population snapshots (PNR, KOEN, FOED_DAG, IE_TYPE, OPR_LAND, KOM).",
@@ -18,6 +19,8 @@ DESCRIPTIONS = {
     "enrolment": "KOTRE-like education enrolment spells.",
     "stays": "Institution stays (§107-110 shelter/residential, psychiatric ward, prison) by year of discharge.",
 }
+#: Registers real extracts may lack; the panel then counts no discharges (``assets.linkage.outcome_panel``).
+OPTIONAL_REGISTERS = ("stays",)
 
 
 def _register_asset(name: str) -> dg.AssetsDefinition:
@@ -25,11 +28,11 @@ def _register_asset(name: str) -> dg.AssetsDefinition:
         name=name,
         group_name=REGISTERS_GROUP,
         description=DESCRIPTIONS[name],
-        metadata={STORE_KEY: REGISTER_STORE},
+        metadata={STORE_KEY: REGISTER_STORE, OPTIONAL_KEY: name in OPTIONAL_REGISTERS},
         kinds={"parquet", "polars"},
     )
     def _asset(context: dg.AssetExecutionContext, register_source: RegisterSource) -> YearlyFrames:
-        context.add_output_metadata({"source": register_source.kind})
+        context.add_output_metadata({"source": register_source.describe()})
         return YearlyFrames(register_source.frames(name))
 
     return _asset

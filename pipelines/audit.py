@@ -16,12 +16,14 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.layout import RAW_CPR_DIRS
+
 # Ten digits (optionally DDMMYY-SSSS) or nine digits (a CPR whose leading zero was dropped), not inside a
 # longer alphanumeric token (hex digests and ids are not CPR numbers).
 _CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-?\d{4}|\d{9})(?![0-9A-Za-z])")
 
 #: Directories that may hold raw CPR by design: the delivered files and the restricted store.
-ALLOWED = ("restricted", "inbox")
+ALLOWED = RAW_CPR_DIRS
 
 
 def _plausible_cpr(digits: str) -> bool:

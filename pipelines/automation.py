@@ -1,4 +1,7 @@
-"""Sensors and schedules: new inbox files trigger their partitions; a quarterly schedule refreshes the rest."""
+"""Sensors and schedules: new inbox files trigger their partitions; finished runs carry a refresh onwards.
+
+What follows what comes from ``pipelines.flow`` (read from the asset graph), never from here.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines import inbox
-from pipelines.jobs import ANALYSIS_JOB, INGEST_JOB
-from pipelines.partitions import SITE_IDS, submission_key
-from pipelines.resources import ProjectPaths
+from pipelines import flow, inbox
+from pipelines.partitions import ANALYSIS_JOB, INGEST_JOB, SITES, submission_key
+from pipelines.resources import CodeLists, LayoutResource
 
 INBOX_SENSOR = "inbox_sensor"
-AFTER_INGEST_SENSOR = "analysis_after_ingest"
+DOWNSTREAM_SENSOR = "downstream_chain"
 QUARTERLY_SCHEDULE = "quarterly_refresh"
 
 
-def inbox_requests(inbox_dir: Path, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...]) -> tuple[list[dg.RunRequest], str]:
     """Run requests for files that are new or changed since ``cursor``, and the new cursor.
 
     The cursor maps each file path to its ``mtime:size`` signature; a replaced file (a resubmission)
     gets a new signature and so a new run. ``run_key`` makes a request for the same version idempotent.
     """
     seen: dict[str, str] = json.loads(cursor) if cursor else {}
-    current = {str(f.path): (f, f.signature) for f in inbox.scan(inbox_dir, SITE_IDS)}
+    current = {str(f.path): (f, f.signature) for f in inbox.scan(inbox_dir, sites)}
     requests: dict[str, dg.RunRequest] = {}
     for path, (item, signature) in current.items():
         if seen.get(path) == signature:
@@ -34,7 +36,7 @@ def inbox_requests(inbox_dir: Path, cursor: str | None) -> tuple[list[dg.RunRequ
         requests[str(key)] = dg.RunRequest(
             run_key=f"{key}@{signature}",
             partition_key=key,
-            tags={"cti/trigger": "inbox_sensor", "cti/file": Path(path).name},
+            tags={flow.DRIVER_TAG: INBOX_SENSOR, "cti/file": Path(path).name},
         )
     return list(requests.values()), json.dumps({p: s for p, (_, s) in current.items()}, sort_keys=True)
 
@@ -46,27 +48,53 @@ def inbox_requests(inbox_dir: Path, cursor: str | None) -> tuple[list[dg.RunRequ
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests an ingest run for each site/quarter whose inbox file is new or changed.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext, paths: ProjectPaths) -> dg.SensorResult:
-    """Watch ``$CTI_DATA_DIR/inbox`` for new or replaced submission files."""
-    requests, cursor = inbox_requests(paths.inbox, context.cursor)
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
-
-
-def after_ingest_sensor(ingest_job, analysis_job) -> dg.RunStatusSensorDefinition:
-    """After a successful ingest run, request one downstream refresh (deduplicated per ingest run)."""
-
-    @dg.run_status_sensor(
-        name=AFTER_INGEST_SENSOR,
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[ingest_job],
-        request_job=analysis_job,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Refreshes courses, linkage and effects after new submissions were ingested.",
+def inbox_sensor(context: dg.SensorEvaluationContext, layout: LayoutResource, code_lists: CodeLists) -> dg.SensorResult:
+    """Watch the inbox for new or replaced submission files; sites come from the configuration at each tick."""
+    sites = code_lists.site_ids()
+    requests, cursor = inbox_requests(layout.inbox, context.cursor, sites)
+    known = set(context.instance.get_dynamic_partitions(SITES.name))
+    new_sites = [s for s in sites if s not in known]
+    return dg.SensorResult(
+        run_requests=requests, cursor=cursor,
+        dynamic_partitions_requests=[SITES.build_add_request(new_sites)] if new_sites else None,
     )
-    def _sensor(context: dg.RunStatusSensorContext):
-        return dg.RunRequest(
-            run_key=f"after:{context.dagster_run.run_id}", tags={"cti/trigger": AFTER_INGEST_SENSOR}
-        )
+
+
+def chain_requests(instance: dg.DagsterInstance, cursor: str | None, order: tuple[flow.Stage, ...],
+                   ) -> tuple[list[dg.RunRequest], str | None]:
+    """Next runs (``flow.next_requests``) after the runs that finished since ``cursor``, and the new cursor.
+
+    The cursor is the newest update time seen; ``run_key`` makes each request idempotent, so it may overlap.
+    """
+    since = datetime.fromisoformat(cursor) if cursor else None
+    finished = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since),
+        order_by="update_timestamp", ascending=True,
+    )
+    requests: dict[str, dg.RunRequest] = {}
+    newest = since
+    for record in finished:
+        newest = max(newest, record.update_timestamp) if newest else record.update_timestamp
+        for request in flow.next_requests(instance, record.dagster_run, order, trigger=DOWNSTREAM_SENSOR):
+            requests[request.run_key] = request
+    return list(requests.values()), newest.isoformat() if newest else cursor
+
+
+def downstream_chain_sensor(jobs: list) -> dg.SensorDefinition:
+    """The sensor that carries a refresh (ingest, schedule or a launch in the UI) through to the reports."""
+
+    @dg.sensor(
+        name=DOWNSTREAM_SENSOR,
+        jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="After each stage of the flow (pipelines.flow), the next: ingest -> linkage -> effects -> "
+                    "every outcome partition -> reports.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        order = flow.stage_order(context.repository_def)
+        requests, cursor = chain_requests(context.instance, context.cursor, order)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return _sensor
 
@@ -78,72 +106,6 @@ quarterly_refresh = dg.ScheduleDefinition(
     cron_schedule="0 6 15 2,5,8,11 *",
     execution_timezone="Europe/Copenhagen",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    tags={"cti/trigger": QUARTERLY_SCHEDULE},
+    tags={flow.DRIVER_TAG: QUARTERLY_SCHEDULE},
     description="Quarterly refresh of courses, linkage, effect estimates and reports.",
 )
-
-
-DOWNSTREAM_SENSOR = "downstream_chain"
-CHAIN_TAG = "cti/chain"
-#: ``cti run`` drives its own runs in order; the chain must not start a second copy of them.
-SELF_DRIVEN = {"cti run"}
-FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-
-
-def chain_requests(
-    instance: dg.DagsterInstance, cursor: str | None, *, outcomes: tuple[str, ...]
-) -> tuple[list[dg.RunRequest], str | None]:
-    """Next runs after finished ones: linkage -> effects -> every outcome partition -> report.
-
-    The report waits until every outcome run of the same chain has finished, successfully or not: a failed
-    outcome is named in the report, it does not hold it back. ``run_key`` makes each request idempotent, so
-    the cursor (the newest update time seen) may safely overlap.
-    """
-    from pipelines.jobs import ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB
-
-    since = datetime.fromisoformat(cursor) if cursor else None
-    finished = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since),
-        order_by="update_timestamp", ascending=True,
-    )
-    requests: list[dg.RunRequest] = []
-    newest = since
-    for record in finished:
-        run = record.dagster_run
-        newest = max(newest, record.update_timestamp) if newest else record.update_timestamp
-        if run.tags.get("cti/trigger") in SELF_DRIVEN:
-            continue
-        ok = run.status == dg.DagsterRunStatus.SUCCESS
-        chain = run.tags.get(CHAIN_TAG, run.run_id)
-        tags = {"cti/trigger": DOWNSTREAM_SENSOR, CHAIN_TAG: chain}
-        if run.job_name == ANALYSIS_JOB and ok:
-            requests.append(dg.RunRequest(job_name=EFFECTS_JOB, run_key=f"{EFFECTS_JOB}:{chain}", tags=tags))
-        elif run.job_name == EFFECTS_JOB and ok:
-            requests += [
-                dg.RunRequest(job_name=OUTCOME_EFFECTS_JOB, partition_key=o, run_key=f"{OUTCOME_EFFECTS_JOB}:{o}:{chain}", tags=tags)
-                for o in outcomes
-            ]
-        elif run.job_name == OUTCOME_EFFECTS_JOB and CHAIN_TAG in run.tags:
-            siblings = instance.get_runs(filters=dg.RunsFilter(job_name=OUTCOME_EFFECTS_JOB, tags={CHAIN_TAG: chain}))
-            done = {s.tags.get("dagster/partition") for s in siblings if s.status in FINISHED}
-            if done >= set(outcomes):
-                requests.append(dg.RunRequest(job_name=REPORT_JOB, run_key=f"{REPORT_JOB}:{chain}", tags=tags))
-    unique = {r.run_key: r for r in requests}
-    return list(unique.values()), newest.isoformat() if newest else cursor
-
-
-def downstream_chain_sensor(jobs: list[dg.UnresolvedAssetJobDefinition], outcomes: tuple[str, ...]) -> dg.SensorDefinition:
-    """The sensor that carries a refresh (schedule, ingest sensor or a UI launch of linkage) through to the report."""
-
-    @dg.sensor(
-        name=DOWNSTREAM_SENSOR,
-        jobs=jobs,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description="After linkage: effects; after effects: every outcome partition; after all outcomes: the reports.",
-    )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        requests, cursor = chain_requests(context.instance, context.cursor, outcomes=outcomes)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
-
-    return _sensor

@@ -1,28 +1,40 @@
-"""``cti``: generate the mock world and run the pipeline on the embedded Dagster instance."""
+"""``cti``: generate the mock world, run the pipeline on the embedded Dagster instance, check the configuration.
+
+Each command builds one :class:`pipelines.settings.Settings` from its options (and the ``CTI_*`` variables
+for what the options leave open) and passes it on; nothing is written back to the environment.
+"""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-FULL_POPULATION = 5_900_000
-DEFAULT_PERSONS = 100_000
+from pipelines.settings import DEFAULT_PERSONS, FULL_POPULATION, KeySource, MockSource, Settings
 
 app = typer.Typer(
     help="CTI register-linkage pipeline (SBST). Runs on a local Dagster instance under $CTI_DATA_DIR.",
     no_args_is_help=True,
     add_completion=False,
 )
+config_app = typer.Typer(help="The configuration tables (sites, code lists): where they come from, and a check.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 DataDirOption = typer.Option(
     None,
     "--data-dir",
     envvar="CTI_DATA_DIR",
     help="Data directory (inbox, registers, reports, Dagster instance). Default: ./data.",
+)
+ConfigDirOption = typer.Option(
+    None,
+    "--config-dir",
+    envvar="CTI_CONFIG_DIR",
+    help="Deployment configuration tables (sites.csv, delmaalgrupper.csv, ...). Default: the packaged ones.",
 )
 
 
@@ -38,33 +50,37 @@ def _persons(value: str) -> int:
     return persons
 
 
-def configure(data_dir: Path | None, *, persons: int | None = None, seed: int | None = None) -> Path:
-    """Set the ``CTI_*`` environment of this process (the resources read it when a run starts)."""
+def _settings(data_dir: Path | None, config_dir: Path | None) -> Settings:
+    """The settings of this command: its options first, then the ``CTI_*`` environment."""
+    import os
     import warnings
 
     import dagster as dg
 
+    from pipelines.configuration import ConfigDir
+
     # Partitioned asset checks are a Dagster preview feature we rely on deliberately; keep the console calm.
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    root = (data_dir or Path("data")).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    os.environ["CTI_DATA_DIR"] = str(root)
-    os.environ.setdefault("CTI_REGISTER_SOURCE", "mock")
-    os.environ.setdefault("CTI_EXTRACTS_DIR", "")
-    if persons is not None:
-        os.environ["CTI_PERSONS"] = str(persons)
-    os.environ.setdefault("CTI_PERSONS", str(DEFAULT_PERSONS))
-    if seed is not None:
-        os.environ["CTI_SEED"] = str(seed)
-    os.environ.setdefault("CTI_SEED", "0")
-    return root
+    try:
+        settings = Settings.from_env(os.environ, data_dir=data_dir)
+    except ValueError as error:
+        typer.secho(str(error), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if config_dir is not None:
+        settings = replace(settings, config=ConfigDir(config_dir.expanduser().resolve()))
+    settings.layout.root.mkdir(parents=True, exist_ok=True)
+    return settings
 
 
-def ensure_key(root: Path, *, demo_key: bool) -> None:
-    """Make sure ``CTI_PSEUDONYM_KEY`` is set; for the demo only, create a random local key file."""
-    if os.environ.get("CTI_PSEUDONYM_KEY"):
-        return
+def _with_key(settings: Settings, *, demo_key: bool) -> Settings:
+    """The settings with a usable key source; for the demo only, a random local key file."""
+    import os
+
+    from pipelines.storage import write_text
+
+    if os.environ.get(settings.key.variable or "") or settings.key.file is not None:
+        return settings
     if not demo_key:
         typer.secho(
             "CTI_PSEUDONYM_KEY is not set. Set it to a secret of at least 32 characters, e.g.\n"
@@ -74,19 +90,17 @@ def ensure_key(root: Path, *, demo_key: bool) -> None:
             err=True,
         )
         raise typer.Exit(2)
-    key_file = root / "restricted" / "demo_pseudonym.key"
+    key_file = settings.layout.demo_key
     if not key_file.exists():
-        from pipelines.storage import write_text
-
         write_text(key_file, secrets.token_hex(32))
         key_file.chmod(0o600)
-    os.environ["CTI_PSEUDONYM_KEY"] = key_file.read_text().strip()
     typer.secho(
         "!" * 78 + f"\n! DEMO KEY: CTI_PSEUDONYM_KEY was not set, so a random local key from\n!   {key_file}\n"
         "! is used. Fine for the mock world; NEVER for real data (see README, SECURITY).\n" + "!" * 78,
         fg="yellow",
         err=True,
     )
+    return replace(settings, key=KeySource(variable=None, file=key_file))
 
 
 @app.command("mock-world")
@@ -96,19 +110,20 @@ def mock_world(
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
     data_dir: Path | None = DataDirOption,
+    config_dir: Path | None = ConfigDirOption,
     force: bool = typer.Option(False, "--force", help="Regenerate even if a world with these settings exists."),
 ) -> None:
     """Generate the mock registers, the restricted CPR key, the inbox submissions and truth.json."""
     from pipelines import world
 
-    root = configure(data_dir, persons=_persons(persons), seed=seed)
-    summary = world.generate(root, persons=_persons(persons), seed=seed, force=force)
-    typer.echo(summary)
+    settings = _settings(data_dir, config_dir)
+    typer.echo(world.generate(settings, persons=_persons(persons), seed=seed, force=force))
 
 
 @app.command("run")
 def run(
     data_dir: Path | None = DataDirOption,
+    config_dir: Path | None = ConfigDirOption,
     persons: str = typer.Option(
         str(DEFAULT_PERSONS), "--persons", help="Mock-world size used if no world exists yet ('full' = 5.9M)."
     ),
@@ -129,29 +144,59 @@ def run(
     import getpass
 
     from pipelines import runner, world
-    from pipelines.partitions import SITE_IDS, quarter_key
+    from pipelines.partitions import quarter_key
 
-    root = configure(data_dir)
+    settings = _settings(data_dir, config_dir)
     for label in quarter:
         try:
             quarter_key(label)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--quarter") from None
-    unknown = sorted(set(site) - set(SITE_IDS))
+    known = settings.config.site_ids()
+    unknown = sorted(set(site) - set(known))
     if unknown:
-        raise typer.BadParameter(f"unknown site {', '.join(unknown)}; sites: {', '.join(SITE_IDS)}", param_hint="--site")
-    ensure_key(root, demo_key=demo_key)
-    if os.environ["CTI_REGISTER_SOURCE"] == "mock" and not world.exists(root):
-        typer.echo(world.generate(root, persons=_persons(persons), seed=seed, force=False))
+        raise typer.BadParameter(f"unknown site {', '.join(unknown)}; sites: {', '.join(known)}", param_hint="--site")
+    settings = _with_key(settings, demo_key=demo_key)
+    if isinstance(settings.source, MockSource) and not world.exists(settings):
+        typer.echo(world.generate(settings, persons=_persons(persons), seed=seed, force=False))
+        settings = settings.with_generated_world()
     scope = " ".join([*(f"quarter={q}" for q in quarter), *(f"site={s}" for s in site)]) or "all"
     try:
         who = user or getpass.getuser()
     except (OSError, KeyError):  # no login name in a bare container
         who = "unknown"
-    tags = {"cti/user": who, "cti/scope": scope}
-    ok = runner.run_all(root, echo=typer.echo, tags=tags, quarters=tuple(quarter), sites=tuple(site),
-                        downstream=not ingest_only)
+    ok = runner.run_all(settings, echo=typer.echo, tags={"cti/user": who, "cti/scope": scope},
+                        quarters=tuple(quarter), sites=tuple(site), downstream=not ingest_only)
     sys.exit(0 if ok else 1)
+
+
+@app.command("prepare-instance")
+def prepare_instance(data_dir: Path | None = DataDirOption, config_dir: Path | None = ConfigDirOption) -> None:
+    """Create the Dagster instance of the data directory and register the configured sites (for ``make ui``)."""
+    from pipelines.instance import get_instance
+    from pipelines.partitions import sync_sites
+
+    settings = _settings(data_dir, config_dir)
+    instance = get_instance(settings.layout, storage=settings.storage)
+    new = sync_sites(instance, settings.config.site_ids())
+    typer.echo(f"instance: {settings.layout.dagster_home}" + (f"; sites added: {', '.join(new)}" if new else ""))
+
+
+@config_app.command("check")
+def config_check(config_dir: Path | None = ConfigDirOption) -> None:
+    """Validate every configuration table and say where each is read from; exit 1 if any is unusable."""
+    from pipelines.configuration import TABLES, VALIDITY, ConfigDir
+
+    config = ConfigDir(config_dir.expanduser().resolve() if config_dir else None)
+    typer.echo(f"configuration directory: {config.path or '(none: the packaged defaults)'}")
+    for name, spec in TABLES.items():
+        typer.echo(f"  {name + '.csv':22} {spec.description}\n  {'':22} read from {config.source(name)}")
+    typer.echo("\nvalid_from / valid_to (delmaalgrupper.csv): " + VALIDITY)
+    problems = config.check()
+    for problem in problems:
+        typer.secho(f"problem: {problem}", fg="red", err=True)
+    typer.echo(f"\n{len(problems)} problem(s)" if problems else "\nconfiguration ok")
+    raise typer.Exit(1 if problems else 0)
 
 
 def main() -> None:  # pragma: no cover - console entry point

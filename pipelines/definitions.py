@@ -1,4 +1,10 @@
-"""The single Dagster ``Definitions`` of the CTI pipeline (loaded by ``workspace.yaml``)."""
+"""The single Dagster ``Definitions`` of the CTI pipeline (loaded by ``workspace.yaml``).
+
+:func:`build_definitions` wires the assets, jobs, sensors and schedule to the resources a
+:class:`pipelines.settings.Settings` describes; ``cti run`` calls it with the settings it built from its
+options, and :func:`defs` (what the code location loads) with the settings of the environment. Nothing
+reads the environment at import.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,50 @@ import dagster as dg
 
 from assets import effects, ingest, linkage, registers, reporting
 from pipelines import automation, jobs
-from pipelines.jobs import JOBS
-from pipelines.partitions import OUTCOME_PARTITIONS
-from pipelines.resources import CodeLists, ProjectPaths, PseudonymKey, RegisterSource
+from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
+from pipelines.settings import ExtractSource, Settings
+from pipelines.sources import ExtractRegisters, MockRegisters, RegisterSource
 from pipelines.storage import ParquetIOManager
 
 
-def build_resources() -> dict[str, object]:
-    """Resources wired from the environment (values are read when a run starts, never at import)."""
-    data_dir = dg.EnvVar("CTI_DATA_DIR")
+def register_source(settings: Settings, /) -> RegisterSource:
+    """The register source the settings choose: real extracts, or the mock world."""
+    if isinstance(settings.source, ExtractSource):
+        return ExtractRegisters(extracts_dir=str(settings.source.directory))
+    source = settings.source
+    return MockRegisters(persons=source.persons, seed=source.seed, first_year=source.first_year,
+                         last_year=source.last_year, config_dir=str(settings.config.path or ""))
+
+
+def build_resources(settings: Settings, /) -> dict[str, object]:
+    """Resources for ``settings``; the key is read from its variable or file when a run starts, never stored."""
+    key = (PseudonymKey(key_file=str(settings.key.file)) if settings.key.file is not None
+           else PseudonymKey(key=dg.EnvVar(settings.key.variable)))
     return {
-        "io_manager": ParquetIOManager(base_dir=data_dir),
-        "paths": ProjectPaths(data_dir=data_dir),
-        "pseudonym_key": PseudonymKey(key=dg.EnvVar("CTI_PSEUDONYM_KEY")),
-        "code_lists": CodeLists(),
-        "register_source": RegisterSource(
-            kind=dg.EnvVar("CTI_REGISTER_SOURCE"),
-            persons=dg.EnvVar.int("CTI_PERSONS"),
-            seed=dg.EnvVar.int("CTI_SEED"),
-            extracts_dir=dg.EnvVar("CTI_EXTRACTS_DIR"),
-        ),
+        "io_manager": ParquetIOManager(base_dir=str(settings.layout.root)),
+        "layout": LayoutResource(data_dir=str(settings.layout.root)),
+        "pseudonym_key": key,
+        "code_lists": CodeLists(config_dir=str(settings.config.path or "")),
+        "register_source": register_source(settings),
     }
 
 
-defs = dg.Definitions(
-    sensors=[
-        automation.inbox_sensor,
-        automation.after_ingest_sensor(jobs.ingest_job, jobs.analysis_job),
-        automation.downstream_chain_sensor(
-            [jobs.effects_job, jobs.outcome_effects_job, jobs.report_job], tuple(OUTCOME_PARTITIONS.get_partition_keys())
-        ),
-    ],
-    schedules=[automation.quarterly_refresh],
-    assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
-    jobs=JOBS,
-    resources=build_resources(),
-)
+def build_definitions(settings: Settings, /) -> dg.Definitions:
+    """Every asset, job, sensor and schedule, with the resources of ``settings``."""
+    return dg.Definitions(
+        sensors=[
+            automation.inbox_sensor,
+            automation.downstream_chain_sensor([jobs.ingest_job, jobs.analysis_job, jobs.effects_job,
+                                                jobs.outcome_effects_job, jobs.report_job]),
+        ],
+        schedules=[automation.quarterly_refresh],
+        assets=[*registers.assets, *ingest.assets, *linkage.assets, *effects.assets, *reporting.assets],
+        jobs=jobs.JOBS,
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What the code location loads: the definitions for the settings of the environment (``CTI_*``)."""
+    return build_definitions(Settings.from_env())

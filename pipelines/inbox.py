@@ -60,7 +60,7 @@ def site_of(filename: str, sites: tuple[str, ...]) -> str | None:
 
 
 def scan(inbox: Path, sites: tuple[str, ...]) -> list[InboxFile]:
-    """Every submission file in the inbox, sorted; files that match no site are ignored here (see ``strays``)."""
+    """Every submission file in the inbox whose name starts with a configured site id, sorted."""
     found = []
     for quarter_dir in sorted(inbox.glob("*Q[1-4]")):
         for path in sorted(quarter_dir.iterdir()):
@@ -69,16 +69,6 @@ def scan(inbox: Path, sites: tuple[str, ...]) -> list[InboxFile]:
                 if site is not None:
                     found.append(InboxFile(quarter_dir.name, site, path))
     return found
-
-
-def strays(inbox: Path, sites: tuple[str, ...]) -> list[Path]:
-    """Files in quarter folders that belong to no configured site (reported to stewards, never ignored silently)."""
-    return [
-        p
-        for d in sorted(inbox.glob("*Q[1-4]"))
-        for p in sorted(d.iterdir())
-        if p.is_file() and not p.name.startswith(".") and site_of(p.name, sites) is None
-    ]
 
 
 def receive(inbox: Path, archive: Path, *, quarter: str, site: str, sites: tuple[str, ...]) -> list[Receipt]:

@@ -1,17 +1,18 @@
 """The Dagster instance: embedded SQLite by default, PostgreSQL by configuration only.
 
-``DAGSTER_HOME`` is ``$CTI_DATA_DIR/dagster_home``. Its ``dagster.yaml`` is written once (never overwritten,
-so an analyst's edits survive) with telemetry off. ``CTI_DAGSTER_STORAGE=postgres`` selects the
-PostgreSQL storage of ``dagster-postgres``, configured from the ``DAGSTER_PG_*`` environment variables.
+The instance lives at ``Layout.dagster_home`` (``$CTI_DATA_DIR/dagster_home``). Its ``dagster.yaml`` is written
+once (never overwritten, so an analyst's edits survive) with telemetry off. The ``postgres`` storage setting
+(``CTI_DAGSTER_STORAGE=postgres``) selects the PostgreSQL storage of ``dagster-postgres``, configured from
+the ``DAGSTER_PG_*`` environment variables.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from pipelines.layout import Layout
 from pipelines.storage import write_text
 
 SQLITE_YAML = """\
@@ -52,18 +53,9 @@ def instance_yaml(storage: str) -> str:
     raise ValueError(f"unknown instance storage {storage!r}; use 'sqlite' (default) or 'postgres'")
 
 
-def dagster_home(data_dir: Path) -> Path:
-    """``$CTI_DATA_DIR/dagster_home``."""
-    return data_dir / "dagster_home"
-
-
-def ensure_dagster_home(data_dir: Path, *, storage: str | None = None) -> Path:
-    """Create the instance directory and its ``dagster.yaml`` (telemetry off) if missing.
-
-    ``storage`` defaults to ``$CTI_DAGSTER_STORAGE`` or "sqlite".
-    """
-    storage = storage or os.environ.get("CTI_DAGSTER_STORAGE", "sqlite")
-    home = dagster_home(data_dir).resolve()
+def ensure_dagster_home(layout: Layout, /, *, storage: str = "sqlite") -> Path:
+    """Create the instance directory and its ``dagster.yaml`` (telemetry off, ``storage``) if missing."""
+    home = layout.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -71,11 +63,9 @@ def ensure_dagster_home(data_dir: Path, *, storage: str | None = None) -> Path:
     return home
 
 
-def get_instance(data_dir: Path, *, storage: str | None = None) -> dg.DagsterInstance:
-    """The persistent instance under the data directory (sets ``DAGSTER_HOME`` for this process)."""
-    home = ensure_dagster_home(data_dir, storage=storage)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+def get_instance(layout: Layout, /, *, storage: str = "sqlite") -> dg.DagsterInstance:
+    """The persistent instance of the data directory (no ``DAGSTER_HOME`` needed in this process)."""
+    return dg.DagsterInstance.from_config(str(ensure_dagster_home(layout, storage=storage)))
 
 
 #: Run config for in-process runs started from the CLI: warnings and errors on the console, the full

@@ -1,4 +1,7 @@
-"""Jobs: mock world, ingest of one submission partition, and the downstream stages."""
+"""Jobs: the mock world, ingest of one submission partition, and the downstream stages.
+
+What follows what is not written here: ``pipelines.flow`` reads it from the asset graph.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,15 @@ import dagster as dg
 
 from assets import effects, linkage, reporting
 from assets.ingest import CONSOLIDATION_ASSETS, SUBMISSION_ASSETS
-from pipelines.partitions import INGEST_JOB, REGISTERS_GROUP
-
-MOCK_WORLD_JOB = "mock_world_job"
-ANALYSIS_JOB = "linkage_job"
-EFFECTS_JOB = "effects_job"
-OUTCOME_EFFECTS_JOB = "outcome_effects_job"
-REPORT_JOB = "report_job"
-
-#: Jobs ``cti run`` executes after ingest, in order (those defined); outcome-partitioned ones once per outcome.
-DOWNSTREAM_JOBS = (ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB)
-OUTCOME_JOBS: tuple[str, ...] = (OUTCOME_EFFECTS_JOB,)  # outcome-partitioned estimator jobs run once per outcome
+from pipelines.partitions import (
+    ANALYSIS_JOB,
+    EFFECTS_JOB,
+    INGEST_JOB,
+    MOCK_WORLD_JOB,
+    OUTCOME_EFFECTS_JOB,
+    REGISTERS_GROUP,
+    REPORT_JOB,
+)
 
 mock_world_job = dg.define_asset_job(
     MOCK_WORLD_JOB,

@@ -8,7 +8,6 @@ from datetime import date
 import dagster as dg
 
 from analysis.schema import OUTCOMES
-from pipelines.resources import read_config
 
 # Asset groups (group name = module name under assets/).
 REGISTERS_GROUP = "registers"
@@ -17,8 +16,13 @@ LINKAGE_GROUP = "linkage"
 EFFECTS_GROUP = "effects"
 REPORTING_GROUP = "reporting"
 
-#: The ingest job's name (reports look up its failed partitions in the run storage).
+# Jobs (defined in pipelines/jobs.py; the names are here so reports and run-status readers need no job import).
+MOCK_WORLD_JOB = "mock_world_job"
 INGEST_JOB = "ingest_submission_job"
+ANALYSIS_JOB = "linkage_job"
+EFFECTS_JOB = "effects_job"
+OUTCOME_EFFECTS_JOB = "outcome_effects_job"
+REPORT_JOB = "report_job"
 
 FIRST_QUARTER_START = "2024-01-01"
 
@@ -28,9 +32,10 @@ QUARTERS = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1,4,7,10 *", start=FIRST_QUARTER_START, fmt="%Y-%m-%d", end_offset=1
 )
 
-#: Sites (municipalities/social services) from ``pipelines/config/sites.csv``; adding a site is a config edit.
-SITE_IDS: tuple[str, ...] = tuple(read_config("sites")["site"].to_list())
-SITES = dg.StaticPartitionsDefinition(list(SITE_IDS))
+#: Sites are dynamic partitions: their keys live in the instance and follow ``sites.csv`` of the configuration
+#: directory (:func:`sync_sites`, called by ``cti run`` and the inbox sensor), so a new site needs a
+#: configuration row, not a code change or a reload of the definitions.
+SITES = dg.DynamicPartitionsDefinition(name="sites")
 
 QUARTER_DIM = "quarter"
 SITE_DIM = "site"
@@ -39,6 +44,15 @@ SUBMISSIONS = dg.MultiPartitionsDefinition({QUARTER_DIM: QUARTERS, SITE_DIM: SIT
 OUTCOME_PARTITIONS = dg.StaticPartitionsDefinition(list(OUTCOMES))
 
 _QUARTER_RE = re.compile(r"^(\d{4})Q([1-4])$")
+
+
+def sync_sites(instance: dg.DagsterInstance, site_ids: tuple[str, ...], /) -> list[str]:
+    """Add configured sites the instance does not know yet (sites are never removed: their history stays)."""
+    known = set(instance.get_dynamic_partitions(SITES.name))
+    new = [s for s in site_ids if s not in known]
+    if new:
+        instance.add_dynamic_partitions(SITES.name, new)
+    return new
 
 
 def quarter_label(partition_key: str) -> str:

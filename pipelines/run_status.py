@@ -7,9 +7,15 @@ the failure from the data; the run storage is the record. These helpers read it 
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
+
+from analysis.schema import OUTCOMES
+from pipelines.partitions import INGEST_JOB, quarter_label
 
 PARTITION_TAG = "dagster/partition"
 
@@ -45,3 +51,45 @@ def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = No
             run_id = latest[0].dagster_run.run_id
             out[key] = PartitionFailure(key, run_id, _failure_message(instance, run_id))
     return out
+
+
+def outcome_status(instance: dg.DagsterInstance, estimates: pl.DataFrame, /) -> pl.DataFrame:
+    """Planned outcomes whose estimates are not current: the latest run of their partition failed, or none exist.
+
+    A failed outcome partition does not stop the report; this table makes the gap visible in it by name.
+    """
+    present = set(estimates["outcome"].unique().to_list()) if "outcome" in estimates.columns else set()
+    failures = failed_partitions(instance)
+    rows = []
+    for outcome in OUTCOMES:
+        if outcome in failures:
+            stale = "; the estimates shown are from an earlier successful run" if outcome in present else ""
+            failure = failures[outcome]
+            rows.append((outcome, "failed", f"run {failure.run_id[:8]}: {failure.message[:200]}{stale}"))
+        elif outcome not in present:
+            rows.append((outcome, "missing", "never materialised (no estimates)"))
+    return pl.DataFrame(rows, schema={"outcome": pl.String, "status": pl.String, "reason": pl.String}, orient="row")
+
+
+def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
+    """Submission partitions whose latest ingest run failed: quarter label, site, run id and the reason."""
+    rows = []
+    for key, failure in failed_partitions(instance, job_name=INGEST_JOB).items():
+        quarter, _, site = key.partition("|")
+        try:
+            label = quarter_label(quarter)
+        except ValueError:
+            continue
+        rows.append((label, site, failure.run_id, failure.message))
+    return pl.DataFrame(rows, schema={"quarter": pl.String, "site": pl.String, "run_id": pl.String, "message": pl.String},
+                        orient="row")
+
+
+def code_version() -> str:
+    """The git commit of the code that ran (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent.parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

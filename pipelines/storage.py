@@ -1,7 +1,8 @@
 """Crash-safe files and the project's parquet IO manager.
 
-Every artefact is written to a temporary file in the target directory and renamed over the old one
-(``os.replace`` is atomic on POSIX), so a run killed mid-write leaves the previous good version readable.
+Every artefact is written to a temporary file in the target directory, flushed to disk and renamed over the
+old one (``os.replace`` is atomic on POSIX), so a run killed mid-write leaves the previous good version
+readable. This is the project's only writer: everything that writes a file calls one of these functions.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import typing
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,23 +20,33 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from pipelines.layout import GENERAL, REGISTERS, RESTRICTED, Layout
+
 #: Asset metadata key naming the store an asset lives in (see ``ParquetIOManager``).
 STORE_KEY = "cti/store"
-RESTRICTED = "restricted"
-REGISTERS = "registers"
+#: Asset metadata: the asset may legitimately not exist (a register real extracts lack, outcome tables whose
+#: partitions all failed); an input reading it then receives ``None`` instead of failing.
+OPTIONAL_KEY = "cti/optional"
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "statistics": True, "row_group_size": 1_000_000}
 
 
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; fsync it and rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -44,7 +56,7 @@ def write_bytes(path: Path, content: bytes) -> Path:
     """Write ``content`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(content)
-    return path
+    return Path(path)
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -64,7 +76,7 @@ def write_parquet(path: Path, frame: pl.DataFrame | pl.LazyFrame) -> Path:
             frame.sink_parquet(tmp, **PARQUET_OPTIONS)
         else:
             frame.write_parquet(tmp, **PARQUET_OPTIONS)
-    return path
+    return Path(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,89 +89,77 @@ class YearlyFrames:
     frames: Iterable[tuple[int, pl.DataFrame]]
 
 
-def register_dir(data_dir: Path, name: str) -> Path:
-    """Directory holding one register's per-year parquet files."""
-    return data_dir / REGISTERS / name
-
-
-def scan_register(data_dir: Path, name: str) -> pl.LazyFrame:
-    """Lazily scan every year of a register."""
-    directory = register_dir(data_dir, name)
-    files = sorted(directory.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(
-            f"register {name!r} has no files under {directory}; run `cti mock-world` or point "
-            "CTI_DATA_DIR at a directory with real extracts (see README)"
-        )
-    return pl.scan_parquet(files)
+def _wants_lazy(typing_type: Any) -> bool:
+    """Whether an input annotation asks for a lazy frame (``pl.LazyFrame`` or ``pl.LazyFrame | None``)."""
+    return typing_type is pl.LazyFrame or pl.LazyFrame in typing.get_args(typing_type)
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores polars frames as parquet under the data directory.
+    """Stores polars frames as parquet where :class:`pipelines.layout.Layout` says.
 
-    Layout: ``<base_dir>/assets/<asset>/<partition...>.parquet``; assets whose metadata sets
-    ``cti/store = restricted`` go under ``<base_dir>/restricted/assets/`` (they may hold raw CPR);
-    ``cti/store = registers`` assets are :class:`YearlyFrames` written to ``<base_dir>/registers/<asset>/``.
-    Multi-partition keys become nested directories. Inputs annotated ``pl.LazyFrame`` are scanned lazily;
-    a non-partitioned asset reading a partitioned one gets the concatenation of the partitions that exist.
+    Assets whose metadata sets ``cti/store = restricted`` go to the restricted store (they may hold raw
+    CPR); ``cti/store = registers`` assets are :class:`YearlyFrames`, one file per year. Multi-partition keys
+    become nested directories. Inputs annotated ``pl.LazyFrame`` are scanned lazily; an unpartitioned asset
+    reading a partitioned one gets the partitions that exist, concatenated in partition order. An asset
+    marked ``cti/optional`` that has no files loads as ``None``.
     """
 
     base_dir: str
 
-    def _store(self, context: dg.OutputContext | dg.InputContext) -> str | None:
-        metadata = context.definition_metadata if isinstance(context, dg.OutputContext) else None
-        if metadata is None and isinstance(context, dg.InputContext) and context.upstream_output is not None:
-            metadata = context.upstream_output.definition_metadata
-        return (metadata or {}).get(STORE_KEY)
-
-    def _asset_dir(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        base = Path(self.base_dir)
-        store = self._store(context)
-        key = context.asset_key.path
-        if store == REGISTERS:
-            return register_dir(base, key[-1])
-        root = base / RESTRICTED / "assets" if store == RESTRICTED else base / "assets"
-        return root.joinpath(*key)
+    @property
+    def layout(self) -> Layout:
+        return Layout.at(self.base_dir)
 
     @staticmethod
-    def _partition_file(asset_dir: Path, partition_key: str) -> Path:
-        return asset_dir.joinpath(*partition_key.split("|")).with_suffix(".parquet")
+    def _metadata(context: dg.OutputContext | dg.InputContext) -> dict:
+        if isinstance(context, dg.OutputContext):
+            return dict(context.definition_metadata or {})
+        upstream = context.upstream_output
+        return dict((upstream.definition_metadata if upstream is not None else None) or {})
+
+    def _store(self, context: dg.OutputContext | dg.InputContext) -> str:
+        return self._metadata(context).get(STORE_KEY, GENERAL)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         """Persist ``obj`` (DataFrame, LazyFrame, YearlyFrames or None)."""
         if obj is None:
             return
-        asset_dir = self._asset_dir(context)
+        key, store = context.asset_key.path, self._store(context)
         if isinstance(obj, YearlyFrames):
             rows: dict[str, int] = {}
             for year, frame in obj.frames:
-                write_parquet(asset_dir / f"{year}.parquet", frame)
+                write_parquet(self.layout.register_dir(key[-1]) / f"{year}.parquet", frame)
                 rows[str(year)] = frame.height
             context.add_output_metadata({"rows_by_year": rows, "rows": sum(rows.values())})
             return
         if not isinstance(obj, pl.DataFrame | pl.LazyFrame):
             raise TypeError(f"ParquetIOManager stores polars frames, got {type(obj).__name__}")
-        if context.has_asset_partitions:
-            path = self._partition_file(asset_dir, context.asset_partition_key)
-        else:
-            path = asset_dir.with_suffix(".parquet")
-        write_parquet(path, obj)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        write_parquet(self.layout.asset_file(key, store=store, partition=partition), obj)
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
+    def _files(self, context: dg.InputContext) -> list[Path]:
+        key, store = context.asset_key.path, self._store(context)
+        if store == REGISTERS:
+            return self.layout.register_files(key[-1])
+        if context.has_asset_partitions:
+            candidates = [self.layout.asset_file(key, store=store, partition=k) for k in context.asset_partition_keys]
+            return [f for f in candidates if f.exists()]
+        single = self.layout.asset_file(key, store=store)
+        return [single] if single.exists() else []
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame | None:
         """Load the upstream frame (lazily if the input is annotated ``pl.LazyFrame``)."""
-        asset_dir = self._asset_dir(context)
-        lazy = context.dagster_type.typing_type is pl.LazyFrame
-        if self._store(context) == REGISTERS:
-            files = sorted(asset_dir.glob("*.parquet"))
-        elif context.has_asset_partitions:
-            candidates = [self._partition_file(asset_dir, k) for k in context.asset_partition_keys]
-            files = [f for f in candidates if f.exists()]
-        else:
-            files = [asset_dir.with_suffix(".parquet")]
-        if not files or not all(f.exists() for f in files):
+        files = self._files(context)
+        if not files:
+            if self._metadata(context).get(OPTIONAL_KEY):
+                return None
+            where = self.layout.asset_dir(context.asset_key.path, store=self._store(context))
             raise FileNotFoundError(
-                f"no stored data for {context.asset_key.to_user_string()} under {asset_dir}; "
-                "materialise it first"
+                f"no stored data for {context.asset_key.to_user_string()} under {where}; materialise it first"
             )
         scan = pl.scan_parquet(files)
-        return scan if lazy else scan.collect()
+        return scan if _wants_lazy(context.dagster_type.typing_type) else scan.collect()
+
+
+__all__ = ["OPTIONAL_KEY", "PARQUET_OPTIONS", "REGISTERS", "RESTRICTED", "STORE_KEY", "ParquetIOManager",
+           "YearlyFrames", "atomic_path", "write_bytes", "write_json", "write_parquet", "write_text"]

@@ -28,6 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _layout(world: Path):
+    """The world directory's layout (imported lazily: a stage's peak RSS should hold only what it uses)."""
+    from pipelines.layout import Layout
+
+    return Layout.at(world)
+
 GIB = 1024**3
 HEADLINE = ("self_support", "employed", "emergency_contacts")
 
@@ -36,19 +43,21 @@ HEADLINE = ("self_support", "employed", "emergency_contacts")
 
 
 def _registers(world: Path) -> dict:
-    from analysis.schema import REGISTERS
-    from pipelines.storage import scan_register
+    import polars as pl
 
-    return {n: scan_register(world, n) for n in REGISTERS}
+    from analysis.schema import REGISTERS
+
+    layout = _layout(world)
+    return {n: pl.scan_parquet(layout.register_files(n)) for n in REGISTERS}
 
 
 def _participants(world: Path, persons: int, seed: int):
     import polars as pl
 
     from analysis.estimate import effects
-    from pipelines.resources import RegisterSource
+    from pipelines.sources import MockRegisters
 
-    part = RegisterSource(kind="mock", persons=persons, seed=seed).world().participants
+    part = MockRegisters(persons=persons, seed=seed).world().participants
     last = _registers(world)["employment"].select(pl.col("MAANED").max()).collect(engine="streaming").item()
     courses = part.filter(pl.col("start") <= last).select(
         person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe", completed="completed")
@@ -134,7 +143,7 @@ def stage_pandas_cohort_extraction(args, work: Path) -> int:
     wanted, rows = ids["person_id"].tolist(), 0
     for name, columns in COHORT_COLUMNS.items():
         frames = [pd.read_parquet(f, columns=list(columns), filters=[("PNR", "in", wanted)])
-                  for f in sorted((args.world / "registers" / name).glob("*.parquet"))]
+                  for f in _layout(args.world).register_files(name)]
         merged = pd.concat(frames).merge(ids, left_on="PNR", right_on="person_id", how="inner")
         rows += len(merged)
     return rows
@@ -174,9 +183,9 @@ def stage_did_event_study(args, work: Path) -> int:
     rows, tables = 0, []
     for outcome in HEADLINE:
         stacked = matching.stacked_panel(frame.select("person_id", "month", outcome), units, outcomes=[outcome])
-        estimates, event_study, _ = effects.matched_effects(stacked, participants, outcome)
-        tables.append(estimates)
-        event_study.write_parquet(work / f"event_study_{outcome}.parquet")
+        matched = effects.matched_effects(stacked, participants, outcome)
+        tables.append(matched.estimates)
+        matched.event_study.to_frame().write_parquet(work / f"event_study_{outcome}.parquet")
         rows += stacked.height
     pl.concat(tables).write_parquet(work / "estimates.parquet")
     return rows
@@ -189,11 +198,12 @@ def stage_effect_recovery(args, work: Path) -> int:
     from analysis.estimate import effects
 
     frame, units = pl.read_parquet(work / "panel.parquet"), pl.read_parquet(work / "units.parquet")
-    truth = json.loads((args.world / "world" / "truth.json").read_text())["effects"]
+    truth = json.loads(_layout(args.world).truth.read_text())["effects"]
     did = pl.read_parquet(work / "estimates.parquet").filter(pl.col("dimension") == "all")
     rows = []
     for outcome in HEADLINE:
-        _, _, pooled = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        staggered = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        pooled = staggered.to_frame().row(0, named=True)
         matched = did.filter(pl.col("outcome") == outcome).row(0, named=True)
         for design, row in (("matched_did", matched), ("staggered_att", pooled)):
             planted = truth[outcome]["att_months_12_24"]
@@ -432,12 +442,12 @@ def main() -> None:
         return
 
     from pipelines import world
-    from pipelines.cli import configure
+    from pipelines.settings import MockSource, Settings
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    configure(args.world, persons=args.persons, seed=args.seed)  # CTI_* defaults for the mock-world job
+    settings = Settings(_layout(args.world), MockSource(persons=args.persons, seed=args.seed))
     started = time.perf_counter()
-    print(world.generate(args.world, persons=args.persons, seed=args.seed), flush=True)
+    print(world.generate(settings, persons=args.persons, seed=args.seed), flush=True)
     generated = time.perf_counter() - started
     requested = [s for s in (args.stages.split(",") if args.stages else STAGES) if s]
     unknown = sorted(set(requested) - set(STAGES))

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from analysis.ingest import courses, pseudonym, submissions, validate
-from pipelines.resources import read_config
+from pipelines.configuration import ConfigDir
 
 
 def synthetic_file(rows: int, seed: int = 0) -> bytes:
@@ -47,7 +47,7 @@ def main() -> None:
     timings["parse"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = validate.validate_rows(
-        raw.rows, quarter="2024Q1", site="bench", codes=read_config("delmaalgrupper"), today=date(2024, 3, 31)
+        raw.rows, quarter="2024Q1", site="bench", codes=ConfigDir().table("delmaalgrupper"), today=date(2024, 3, 31)
     )
     timings["validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-# A synthetic test key (never used for real data). Tests that need the key leak check use their own canary.
-TEST_KEY = "test-key-" + "0123456789abcdef" * 3
+from support import TEST_KEY
 
 
 @pytest.fixture
@@ -22,7 +20,9 @@ def cti_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CTI_REGISTER_SOURCE", "mock")
     monkeypatch.setenv("CTI_PERSONS", "4000")
     monkeypatch.setenv("CTI_SEED", "7")
-    monkeypatch.setenv("CTI_EXTRACTS_DIR", "")
+    monkeypatch.delenv("CTI_EXTRACTS_DIR", raising=False)
+    monkeypatch.delenv("CTI_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.delenv("CTI_CONFIG_DIR", raising=False)
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "False")
     return data
 

@@ -1,1 +1,1 @@
-"""estimate"""
+"""Effect estimation: before/after, matching, DiD and event study, staggered ATT, power."""

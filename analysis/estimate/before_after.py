@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-from scipy.stats import norm
+
+from analysis.estimate.inference import z_critical
 
 from analysis.estimate.did import contributor_stats
 
@@ -20,6 +21,8 @@ class BeforeAfterResult:
 
     by_event_time: pl.DataFrame  # outcome, event_time, mean, se, ci_lower, ci_upper, n, contributor stats
     contrasts: pl.DataFrame  # outcome, contrast, estimate, se, ci_lower, ci_upper, n
+    window: tuple[int, int]  # event months around the start
+    alpha: float
 
     def to_frame(self) -> pl.DataFrame:
         """Event-time means (the table the report plots)."""
@@ -33,9 +36,12 @@ CONTRASTS = {
 }
 
 
-def event_time_panel(panel: pl.DataFrame, participants: pl.DataFrame, /, *, window: tuple[int, int]) -> pl.DataFrame:
-    """Participants' panel rows with ``event_time`` = months from the start month, inside ``window``."""
-    for name, frame, columns in (("panel", panel, ("person_id", "month")), ("participants", participants, ("person_id", "start_month"))):
+def event_time_panel(panel: pl.DataFrame, participants: pl.DataFrame, /, *,
+                     window: tuple[int, int]) -> pl.DataFrame:
+    """Return participants' panel rows with ``event_time`` (months from the start month) inside ``window``."""
+    needed = (("panel", panel, ("person_id", "month")),
+              ("participants", participants, ("person_id", "start_month")))
+    for name, frame, columns in needed:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ValueError(f"{name} lacks columns {missing}")
@@ -46,7 +52,9 @@ def event_time_panel(panel: pl.DataFrame, participants: pl.DataFrame, /, *, wind
     event = (pl.col("month").dt.year() - pl.col("start_month").dt.year()) * 12 + (
         pl.col("month").dt.month() - pl.col("start_month").dt.month()
     )
-    return joined.with_columns(event_time=event.cast(pl.Int32)).filter(pl.col("event_time").is_between(*window))
+    return joined.with_columns(event_time=event.cast(pl.Int32)).filter(
+        pl.col("event_time").is_between(*window)
+    )
 
 
 def before_after(
@@ -68,13 +76,14 @@ def before_after(
     missing = [o for o in outcomes if o not in panel.columns]
     if missing:
         raise ValueError(f"panel lacks outcome columns {missing}")
-    z = float(norm.ppf(1 - alpha / 2))
+    z = z_critical(alpha)
     rows = event_time_panel(panel, participants, window=window)
     frames, contrasts = [], []
     for outcome in outcomes:
         y = pl.col(outcome).cast(pl.Float64)
         frames.append(
-            rows.group_by("event_time").agg(mean=y.mean(), sd=y.std(), n=pl.len().cast(pl.Int64))
+            rows.group_by("event_time")
+            .agg(mean=y.sort().mean(), sd=y.sort().std(), n=pl.len().cast(pl.Int64))  # sorted: same bits
             .join(contributor_stats(rows, by=("event_time",), value=y), on="event_time", how="left", validate="1:1")
             .with_columns(outcome=pl.lit(outcome), se=pl.col("sd") / pl.col("n").sqrt())
         )
@@ -94,6 +103,8 @@ def before_after(
         .select("outcome", "event_time", "mean", "se", "ci_lower", "ci_upper", "n", "n_positive", "n_full", "top2_share")
         .sort("outcome", "event_time")
     )
-    table = pl.DataFrame(contrasts, schema={"outcome": pl.String, "contrast": pl.String, "estimate": pl.Float64, "se": pl.Float64, "n": pl.Int64})
-    table = table.with_columns(ci_lower=pl.col("estimate") - z * pl.col("se"), ci_upper=pl.col("estimate") + z * pl.col("se"))
-    return BeforeAfterResult(by_time, table)
+    table = pl.DataFrame(contrasts, schema={"outcome": pl.String, "contrast": pl.String,
+                                            "estimate": pl.Float64, "se": pl.Float64, "n": pl.Int64})
+    table = table.with_columns(ci_lower=pl.col("estimate") - z * pl.col("se"),
+                               ci_upper=pl.col("estimate") + z * pl.col("se"))
+    return BeforeAfterResult(by_event_time=by_time, contrasts=table, window=window, alpha=alpha)

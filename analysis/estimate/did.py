@@ -21,28 +21,92 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy import sparse, stats
+from scipy.sparse.csgraph import connected_components
 
+from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se
 from analysis.schema import EVENT_STUDY
 
 _NEEDED = ("unit", "person_id", "stack_time", "event_time", "treated", "weight")
 
+#: Columns of a pooled DiD estimate (one row of :meth:`DidResult.to_frame`, one level of a subgroup fit).
+_ESTIMATE = {"estimate": pl.Float64, "se": pl.Float64, "ci_lower": pl.Float64, "ci_upper": pl.Float64,
+             "n_treated": pl.Int64, "n_controls": pl.Int64, "mde": pl.Float64}
+
 
 @dataclass(frozen=True, slots=True)
 class EventStudyResult:
-    """Coefficients by event time with the pre-trend test."""
+    """Coefficients by event time with the pre-trend test, and the options they were estimated with."""
 
     table: pl.DataFrame  # analysis.schema.EVENT_STUDY
     pretrend_stat: float  # Wald chi-squared of the pre-period coefficients
     pretrend_df: int
     pretrend_p: float
     n_obs: int
+    outcome: str
+    reference: int  # the omitted event time (estimate 0)
+    window: tuple[int, int]  # first and last event time of the stacked panel
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the coefficients by event time (``analysis.schema.EVENT_STUDY``)."""
+        return self.table
+
+
+@dataclass(frozen=True, slots=True)
+class DidResult:
+    """One pooled DiD (:func:`pooled_did`): the estimate with its n and the windows it compares.
+
+    The estimate fields are None when the DiD is not identified (no participants or comparisons in the
+    post window, no pre-period rows, or a degenerate standard error).
+    """
+
+    outcome: str
+    estimate: float | None
+    se: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    n_treated: int  # participants (persons) in the post window
+    n_controls: int  # comparison persons in the post window
+    mde: float | None
+    n_obs: int  # stacked rows in the two windows
+    post: tuple[int, int]
+    pre: tuple[int, int]
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return one row: ``outcome``, estimate, se, CI, n_treated, n_controls, mde and ``n_obs``."""
+        row = {"outcome": self.outcome, **{c: getattr(self, c) for c in _ESTIMATE}, "n_obs": self.n_obs}
+        return pl.DataFrame([row], schema={"outcome": pl.String, **_ESTIMATE, "n_obs": pl.Int64})
+
+
+@dataclass(frozen=True, slots=True)
+class SubgroupDidResult:
+    """Pooled DiDs by level of one dimension (:func:`subgroup_did`), all from one fit.
+
+    ``levels`` has one row per level: ``level``, estimate, se, CI, n_treated, n_controls, mde (null
+    estimates where the level is not identified).
+    """
+
+    outcome: str
+    dimension: str
+    levels: pl.DataFrame
+    n_obs: int  # stacked rows in the two windows (shared by every level)
+    post: tuple[int, int]
+    pre: tuple[int, int]
+    alpha: float
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the per-level estimates."""
+        return self.levels
 
 
 def _check(stacked: pl.DataFrame, outcome: str) -> None:
     missing = [c for c in (*_NEEDED, outcome) if c not in stacked.columns]
     if missing:
-        raise ValueError(f"stacked panel lacks columns {missing} (see analysis.estimate.matching.stacked_panel)")
+        raise ValueError(
+            f"stacked panel lacks columns {missing} (see analysis.estimate.matching.stacked_panel)"
+        )
     if stacked.height == 0:
         raise ValueError("the stacked panel is empty")
     groups = stacked["treated"].unique().to_list()
@@ -68,9 +132,6 @@ class TwoWayAbsorber:
         ``max_block`` is the largest connected block of cells solved densely; a design with a larger one
         falls back to alternating projections (a stacked event window never comes close).
         """
-        from scipy import sparse
-        from scipy.sparse.csgraph import connected_components
-
         fe1, fe2, w = np.asarray(fe1, np.int64), np.asarray(fe2, np.int64), np.asarray(w, float)
         n = w.size
         if not (fe1.size == fe2.size == n):
@@ -99,7 +160,8 @@ class TwoWayAbsorber:
             # absorbed by the unit effects): pin its first cell to 0 and invert the rest.
             idx = idx[1:]
             if idx.size:
-                self._blocks.append((idx, np.linalg.pinv(m[idx][:, idx].toarray(), rtol=1e-12, hermitian=True)))
+                inverse = np.linalg.pinv(m[idx][:, idx].toarray(), rtol=1e-12, hermitian=True)
+                self._blocks.append((idx, inverse))
         self._g2 = g2
 
     def _unit_demean(self, x: np.ndarray) -> np.ndarray:
@@ -128,24 +190,17 @@ class TwoWayAbsorber:
         return out
 
 
-def demean(columns: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /) -> np.ndarray:
-    """Remove two sets of fixed effects (dense integer codes ``fe1``, ``fe2``) from each column, weighted by ``w``.
-
-    The exact weighted least-squares residual on both sets of dummies (see :class:`TwoWayAbsorber`).
-    """
-    return TwoWayAbsorber(fe1, fe2, w).residuals(columns)
-
-
 def _alternating(x: np.ndarray, fe1: np.ndarray, fe2: np.ndarray, w: np.ndarray, /, *, tol: float = 1e-10,
                  max_iter: int = 10_000) -> np.ndarray:
-    """Weighted alternating projections (Gauss-Seidel); for designs whose cell blocks are too large to invert."""
+    """Weighted alternating projections (Gauss-Seidel), for designs with cell blocks too large to invert."""
     x = np.array(x, dtype=float, copy=True)
     w1, w2 = np.bincount(fe1, weights=w), np.bincount(fe2, weights=w)
     for _ in range(max_iter):
         delta = 0.0
         for codes, total in ((fe1, w1), (fe2, w2)):
             for j in range(x.shape[1]):
-                means = np.bincount(codes, weights=w * x[:, j], minlength=total.size) / np.where(total > 0, total, 1)
+                sums = np.bincount(codes, weights=w * x[:, j], minlength=total.size)
+                means = sums / np.where(total > 0, total, 1)
                 shift = means[codes]
                 x[:, j] -= shift
                 delta = max(delta, float(np.abs(shift).max()))
@@ -161,13 +216,14 @@ class _Fit:
 
 
 def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
-    """WLS of ``y`` on ``x`` (dense or scipy-sparse) after absorbing unit and cell effects, clustered by person.
+    """WLS of ``y`` on ``x`` (dense or scipy-sparse) after absorbing unit and cell effects, person-clustered.
 
     The covariance is statsmodels' ``WLS(...).fit(cov_type="cluster")`` on the absorbed data (same
-    small-sample factor ``G/(G-1) * (N-1)/(N-K)``; ``tests/analysis/estimate/test_did.py`` checks both agree), but
-    the absorbed design ``RX`` is never formed. With ``U`` the weighted unit-mean operator, ``C`` the
-    row -> cell incidence, ``S = U_sum X`` (units x K), ``A`` the unit x cell weight totals and ``g`` the
-    cell effects of ``X - UX`` (solved from ``C'W X - A' diag(1/w_unit) S``), ``RX = X - UX - (I - U) C g``, so
+    small-sample factor ``G/(G-1) * (N-1)/(N-K)``; ``tests/analysis/estimate/test_did.py`` checks both
+    agree), but the absorbed design ``RX`` is never formed. With ``U`` the weighted unit-mean operator,
+    ``C`` the row -> cell incidence, ``S = U_sum X`` (units x K), ``A`` the unit x cell weight totals and
+    ``g`` the cell effects of ``X - UX`` (solved from ``C'W X - A' diag(1/w_unit) S``),
+    ``RX = X - UX - (I - U) C g``, so
 
     * ``X~'WX~ = X'W(RX) = X'WX - S' diag(1/w_unit) S - (C'WX)' g + S' diag(1/w_unit) (A g)`` and
       ``X~'Wy~ = X'Wy~``: sparse products of ``X`` and matrices of units x K and cells x K;
@@ -185,7 +241,9 @@ def _fit(y: np.ndarray, x, frame: pl.DataFrame, /) -> _Fit:
     owner = np.full(int(unit.max()) + 1, -1, np.int64)
     owner[unit] = persons
     if not np.array_equal(owner[unit], persons):
-        raise ValueError("every stacked unit must belong to one person (see analysis.estimate.matching.stacked_panel)")
+        raise ValueError(
+            "every stacked unit must belong to one person (see analysis.estimate.matching.stacked_panel)"
+        )
     absorber = TwoWayAbsorber(unit, cell, w)
     yd = absorber.residuals(y)[:, 0]
     inv = sparse.diags(absorber._inv1)
@@ -213,17 +271,24 @@ def _counts(frame: pl.DataFrame) -> tuple[int, int]:
     return int(get.get(1, 0)), int(get.get(0, 0))
 
 
-def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, alpha: float = 0.05) -> EventStudyResult:
+def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
+                alpha: float = 0.05) -> EventStudyResult:
     """Event-study coefficients of ``outcome`` relative to event time ``reference``.
 
-    Returns one row per event time in the stacked window (the reference row has estimate 0, null se), with
-    the number of treated and comparison persons observed at that event time.
+    Returns
+    -------
+    EventStudyResult
+        One row per event time in the stacked window (the reference row has estimate 0, null se), with the
+        number of treated and comparison persons observed at that event time, and the pre-trend test.
     """
+    z = z_critical(alpha)
     _check(stacked, outcome)
     frame = stacked.filter(pl.col(outcome).is_not_null())
     times = np.sort(frame["event_time"].unique().to_numpy())
     if reference not in times:
-        raise ValueError(f"reference event time {reference} is not in the panel's window {times.min()}..{times.max()}")
+        raise ValueError(
+            f"reference event time {reference} is not in the panel's window {times.min()}..{times.max()}"
+        )
     coef_times = times[times != reference]
     e = frame["event_time"].to_numpy()
     column = np.searchsorted(coef_times, e)
@@ -233,7 +298,6 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
     result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
     params, cov = result.params, result.cov
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     pre = np.flatnonzero(coef_times < reference)
     if pre.size:
         b, v = params[pre], cov[np.ix_(pre, pre)]
@@ -256,40 +320,48 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1, 
         .select([pl.col(c).cast(t) for c, t in EVENT_STUDY.items()])
         .sort("event_time")
     )
-    return EventStudyResult(table, stat, dof, p, frame.height)
+    return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
+                            n_obs=frame.height, outcome=outcome, reference=reference,
+                            window=(int(times.min()), int(times.max())), alpha=alpha)
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),
-               pre: tuple[int, int] | None = None, alpha: float = 0.05) -> dict:
+               pre: tuple[int, int] | None = None, alpha: float = 0.05) -> DidResult:
     """One DiD: mean treated-minus-comparison gap in the ``post`` window minus the gap in the ``pre`` window.
 
     ``pre`` defaults to every event time before 0. Event times in neither window are left out (the ramp-up
-    months 0..post[0]-1 by default). Returns estimate, se, CI, n_treated, n_controls (persons), mde, n_obs.
+    months 0..post[0]-1 by default).
+
+    Returns
+    -------
+    DidResult
+        Estimate, se, CI, n_treated and n_controls (persons in the post window), mde and n_obs.
     """
+    z = z_critical(alpha)
     _check(stacked, outcome)
     pre = pre if pre is not None else (int(stacked["event_time"].min()), -1)
     frame = stacked.filter(
-        pl.col(outcome).is_not_null() & (pl.col("event_time").is_between(*pre) | pl.col("event_time").is_between(*post))
+        pl.col(outcome).is_not_null()
+        & (pl.col("event_time").is_between(*pre) | pl.col("event_time").is_between(*post))
     )
-    in_post = frame.filter(pl.col("event_time").is_between(*post))
-    n_treated, n_controls = _counts(in_post)
-    empty = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "n_treated": n_treated,
-             "n_controls": n_controls, "mde": None, "n_obs": frame.height}
+    n_treated, n_controls = _counts(frame.filter(pl.col("event_time").is_between(*post)))
+    known = {"outcome": outcome, "n_treated": n_treated, "n_controls": n_controls, "n_obs": frame.height,
+             "post": post, "pre": pre, "alpha": alpha}
+    empty = DidResult(estimate=None, se=None, ci_lower=None, ci_upper=None, mde=None, **known)
     if n_treated == 0 or n_controls == 0 or not frame.filter(pl.col("event_time").is_between(*pre)).height:
         return empty
     # units must be seen in both windows to contribute within-unit contrasts; others only shift their FE
     x = ((frame["treated"] == 1) & frame["event_time"].is_between(*post)).cast(pl.Float64).to_numpy()[:, None]
     result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
     estimate, se = float(result.params[0]), float(np.sqrt(result.cov[0, 0]))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     if not np.isfinite(se) or se <= 0:
         return empty
-    return {"estimate": estimate, "se": se, "ci_lower": estimate - z * se, "ci_upper": estimate + z * se,
-            "n_treated": n_treated, "n_controls": n_controls, "mde": mde_from_se(se, alpha=alpha), "n_obs": frame.height}
+    return DidResult(estimate=estimate, se=se, ci_lower=estimate - z * se, ci_upper=estimate + z * se,
+                     mde=mde_from_se(se, alpha=alpha), **known)
 
 
 def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dimension: str, /, *,
-                 post: tuple[int, int] = (12, 24), alpha: float = 0.05) -> list[dict]:
+                 post: tuple[int, int] = (12, 24), alpha: float = 0.05) -> SubgroupDidResult:
     """Pooled DiD for each level of ``dimension`` (a column of ``groups``, keyed by treated ``person_id``).
 
     One regression per dimension: the unit and stack x event-time effects of :func:`pooled_did` with one
@@ -297,13 +369,20 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
     units of their own cohort stacks, and all levels share one absorbed design (a dimension costs one fit,
     not one per level; at population scale that is most of an outcome's run time). When the levels'
     participants are in disjoint stacks (start cohorts), each estimate equals the separate subgroup fit.
-    ``n_controls`` counts the comparison persons in the level's stacks. Returns one dict per level with
-    ``level`` added; a level without comparisons in its stacks gets null estimates.
+    ``n_controls`` counts the comparison persons in the level's stacks.
+
+    Returns
+    -------
+    SubgroupDidResult
+        One row per level; a level without comparisons in its stacks gets null estimates.
     """
+    z = z_critical(alpha)
     if dimension not in groups.columns or "person_id" not in groups.columns:
         raise ValueError(f"groups needs person_id and {dimension!r}")
     _check(stacked, outcome)
-    labels = groups.select("person_id", level=pl.col(dimension).cast(pl.String).fill_null("unknown")).unique("person_id")
+    labels = groups.select("person_id", level=pl.col(dimension).cast(pl.String).fill_null("unknown")).unique(
+        "person_id"
+    )
     treated = stacked.filter(pl.col("treated") == 1).select("cohort", "person_id").unique().join(
         labels, on="person_id", how="inner", validate="m:1"
     )
@@ -312,41 +391,48 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
     in_post = pl.col("event_time").is_between(*post)
     frame = (
         stacked.filter(pl.col(outcome).is_not_null() & (pl.col("event_time").is_between(*pre) | in_post))
-        .join(treated.select("cohort", "person_id", "level"), on=["cohort", "person_id"], how="left", validate="m:1")
+        .join(treated.select("cohort", "person_id", "level"), on=["cohort", "person_id"], how="left",
+              validate="m:1")
         .with_columns(level=pl.when(pl.col("treated") == 1).then(pl.col("level")))
     )
     # persons in the post window: the level's participants, and the comparisons in the level's stacks
     seen = frame.filter(in_post)
     level_cohorts = treated.select("cohort", "level").unique()
-    n_treated = dict(seen.filter(pl.col("treated") == 1).group_by("level").agg(pl.col("person_id").n_unique()).iter_rows())
+    persons = pl.col("person_id").n_unique()
+    n_treated = dict(seen.filter(pl.col("treated") == 1).group_by("level").agg(persons).iter_rows())
     n_controls = dict(
         seen.filter(pl.col("treated") == 0).select("cohort", "person_id")
-        .join(level_cohorts, on="cohort", how="inner").group_by("level").agg(pl.col("person_id").n_unique()).iter_rows()
+        .join(level_cohorts, on="cohort", how="inner").group_by("level").agg(persons).iter_rows()
     )
     has_pre = set(frame.filter(~in_post & (pl.col("treated") == 1))["level"].unique().to_list())
-    code = frame.select(pl.col("level").replace_strict(levels, list(range(len(levels))), default=None)).to_series()
-    dummy = (frame["treated"] == 1).to_numpy() & frame["event_time"].is_between(*post).to_numpy() & code.is_not_null().to_numpy()
+    code = frame.select(
+        pl.col("level").replace_strict(levels, list(range(len(levels))), default=None)
+    ).to_series()
+    dummy = ((frame["treated"] == 1).to_numpy() & frame["event_time"].is_between(*post).to_numpy()
+             & code.is_not_null().to_numpy())
     rows = np.flatnonzero(dummy)
     usable = n_treated and n_controls and frame.height
     params = se = None
     if usable:
-        x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))), shape=(frame.height, len(levels)))
+        x = sparse.csr_matrix((np.ones(rows.size), (rows, code.to_numpy()[rows].astype(np.int64))),
+                              shape=(frame.height, len(levels)))
         result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
         params, se = result.params, np.sqrt(np.clip(np.diag(result.cov), 0, None))
-    z = float(stats.norm.ppf(1 - alpha / 2))
     out = []
     for j, level in enumerate(levels):
         row = {"level": level, "estimate": None, "se": None, "ci_lower": None, "ci_upper": None,
-               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)), "mde": None,
-               "n_obs": frame.height}
+               "n_treated": int(n_treated.get(level, 0)), "n_controls": int(n_controls.get(level, 0)),
+               "mde": None}
         identified = (params is not None and row["n_treated"] and row["n_controls"] and level in has_pre
                       and np.isfinite(se[j]) and se[j] > 1e-12)
         if identified:
             estimate, s_e = float(params[j]), float(se[j])
-            row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e, "ci_upper": estimate + z * s_e,
-                    "mde": mde_from_se(s_e, alpha=alpha)}
+            row |= {"estimate": estimate, "se": s_e, "ci_lower": estimate - z * s_e,
+                    "ci_upper": estimate + z * s_e, "mde": mde_from_se(s_e, alpha=alpha)}
         out.append(row)
-    return out
+    levels_frame = pl.DataFrame(out, schema={"level": pl.String, **_ESTIMATE})
+    return SubgroupDidResult(outcome=outcome, dimension=dimension, levels=levels_frame, n_obs=frame.height,
+                             post=post, pre=pre, alpha=alpha)
 
 
 def contributor_stats(rows: pl.DataFrame, /, *, by: Sequence[str], value: pl.Expr) -> pl.DataFrame:
@@ -359,12 +445,13 @@ def contributor_stats(rows: pl.DataFrame, /, *, by: Sequence[str], value: pl.Exp
     the total of all, null when the total is 0): the inputs of the threshold, complement and (n, k)
     dominance rules of :mod:`analysis.publish.disclosure`.
     """
-    person = rows.group_by(*by, "person_id").agg(c=value.fill_null(0.0).sum(), y=value.fill_null(0.0).max())
+    # sums in sorted order: the same bits on every run (group order is not fixed)
+    person = rows.group_by(*by, "person_id").agg(c=value.fill_null(0.0).sort().sum(), y=value.fill_null(0.0).max())
+    total = pl.col("c").abs().sort().sum()
     return person.group_by(*by).agg(
         n_positive=(pl.col("c") > 0).sum().cast(pl.Int64),
         n_full=(pl.col("y") >= 1).sum().cast(pl.Int64),
-        top2_share=pl.when(pl.col("c").abs().sum() > 0)
-        .then(pl.col("c").abs().top_k(2).sum() / pl.col("c").abs().sum()),
+        top2_share=pl.when(total > 0).then(pl.col("c").abs().top_k(2).sort().sum() / total),
     )
 
 
@@ -380,11 +467,13 @@ def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl
         stats = contributor_stats(observed, by=("treated", "event_time"), value=y * pl.col("weight"))
         frames.append(
             stacked.group_by("treated", "event_time")
-            .agg(mean=(y * pl.col("weight")).sum() / pl.col("weight").filter(y.is_not_null()).sum(),
+            .agg(mean=(y * pl.col("weight")).sort().sum()  # sums in sorted order: reproducible bits
+                 / pl.col("weight").filter(y.is_not_null()).sort().sum(),
                  n=pl.col("person_id").n_unique().cast(pl.Int64))
             .join(stats, on=["treated", "event_time"], how="left", validate="1:1")
             .with_columns(outcome=pl.lit(outcome),
-                          group=pl.when(pl.col("treated") == 1).then(pl.lit("participants")).otherwise(pl.lit("comparisons")))
+                          group=pl.when(pl.col("treated") == 1).then(pl.lit("participants"))
+                          .otherwise(pl.lit("comparisons")))
         )
-    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean", "n", "n_positive",
-                                    "n_full", "top2_share").sort("outcome", "group", "event_time")
+    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean", "n",
+                                    "n_positive", "n_full", "top2_share").sort("outcome", "group", "event_time")

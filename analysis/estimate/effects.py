@@ -6,6 +6,7 @@ tables); every row carries its n so the report can apply disclosure control.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,8 @@ import polars as pl
 from analysis.estimate import did
 from analysis.estimate.matching import month_index
 from analysis.estimate.power import mde_from_se
-from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
 from analysis.estimate.staggered import att_gt, stack_results
+from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, MATCHED_MEANS, STAGGERED_AGGREGATES
 
 #: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
 POST_WINDOW = (12, 24)
@@ -25,15 +26,80 @@ POST_QUARTERS = (4, 8)
 DIMENSIONS = ("delmaalgruppe", "site", "completed", "start_cohort")
 
 
+#: Columns of a pooled estimate row (:meth:`StaggeredEffects.to_frame`).
+_POOLED = {"outcome": pl.String, "estimate": pl.Float64, "se": pl.Float64, "ci_lower": pl.Float64,
+           "ci_upper": pl.Float64, "n_treated": pl.Int64, "n_controls": pl.Int64, "mde": pl.Float64,
+           "note": pl.String}
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeEffects:
     """Everything estimated for one outcome."""
 
+    outcome: str
     estimates: pl.DataFrame  # EFFECT_ESTIMATES
     event_study: pl.DataFrame  # EVENT_STUDY
     matched_means: pl.DataFrame  # MATCHED_MEANS
     group_time: pl.DataFrame  # GROUP_TIME_ATT
     aggregates: pl.DataFrame  # STAGGERED_AGGREGATES
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the pooled estimates of every design (``analysis.schema.EFFECT_ESTIMATES``)."""
+        return self.estimates
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedEffects:
+    """The matched design of one outcome (:func:`matched_effects`) and the post window it pools."""
+
+    outcome: str
+    estimates: pl.DataFrame  # EFFECT_ESTIMATES, design "matched_did": overall and per subgroup
+    event_study: did.EventStudyResult
+    matched_means: pl.DataFrame  # MATCHED_MEANS
+    post: tuple[int, int]  # event months of the pooled DiD
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the pooled DiD estimates, overall and per subgroup."""
+        return self.estimates
+
+
+@dataclass(frozen=True, slots=True)
+class StaggeredEffects:
+    """The staggered ATT of one outcome (:func:`staggered_effects`) with the options it was estimated with.
+
+    ``estimate`` .. ``mde`` are the pooled dynamic effect over event quarters ``post`` (None where it could
+    not be estimated; se, CI and mde also None where the standard error is degenerate). ``skipped`` lists
+    the start quarters left out, each with the reason.
+    """
+
+    outcome: str
+    group_time: pl.DataFrame  # GROUP_TIME_ATT
+    aggregates: pl.DataFrame  # STAGGERED_AGGREGATES
+    estimate: float | None
+    se: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    mde: float | None
+    n_treated: int  # participants in the estimated start quarters
+    n_controls: int  # their matched comparison persons
+    skipped: tuple[str, ...]
+    post: tuple[int, int]  # event quarters of the pooled effect
+    alpha: float
+    control_group: str
+    method: str
+    anticipation: int  # quarters
+
+    @property
+    def note(self) -> str:
+        """Which start quarters were left out and why (empty when none was)."""
+        if not self.skipped:
+            return ""
+        return f"{len(self.skipped)} start quarter(s) left out: {'; '.join(self.skipped)}"
+
+    def to_frame(self) -> pl.DataFrame:
+        """Return the pooled effect as one row (outcome, estimate, se, CI, n, mde and the note)."""
+        row = {c: getattr(self, c) for c in _POOLED}
+        return pl.DataFrame([row], schema=_POOLED)
 
 
 def participant_table(linked_courses: pl.DataFrame, /) -> pl.DataFrame:
@@ -54,29 +120,38 @@ def participant_table(linked_courses: pl.DataFrame, /) -> pl.DataFrame:
     )
 
 
-def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: dict, *, pretrend_p: float | None,
-                  window: str) -> dict:
+#: The columns an estimate row takes from an estimator's row.
+_ESTIMATE_COLUMNS = ("estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde")
+
+
+def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: Mapping, *,
+                  pretrend_p: float | None, window: str) -> dict:
+    """One row of ``analysis.schema.EFFECT_ESTIMATES`` from an estimator's row."""
     return {"outcome": outcome, "design": design, "dimension": dimension, "level": level,
-            **{k: row.get(k) for k in ("estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde")},
-            "pretrend_p": pretrend_p, "window": window}
+            **{k: row.get(k) for k in _ESTIMATE_COLUMNS}, "pretrend_p": pretrend_p, "window": window}
 
 
-def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> MatchedEffects:
     """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample."""
     study = did.event_study(stacked, outcome)
     window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
-    rows = [_estimate_row(outcome, "matched_did", "all", "all", did.pooled_did(stacked, outcome, post=POST_WINDOW),
-                          pretrend_p=study.pretrend_p, window=window)]
+    pooled = did.pooled_did(stacked, outcome, post=POST_WINDOW).to_frame().row(0, named=True)
+    rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p,
+                          window=window)]
     for dimension in DIMENSIONS:
-        for sub in did.subgroup_did(stacked, outcome, participants, dimension, post=POST_WINDOW):
-            rows.append(_estimate_row(outcome, "matched_did", dimension, sub["level"], sub, pretrend_p=None, window=window))
+        levels = did.subgroup_did(stacked, outcome, participants, dimension, post=POST_WINDOW).to_frame()
+        rows += [_estimate_row(outcome, "matched_did", dimension, sub["level"], sub, pretrend_p=None,
+                               window=window) for sub in levels.iter_rows(named=True)]
     estimates = pl.DataFrame(rows, schema=EFFECT_ESTIMATES)
-    means = did.event_window_counts(stacked, [outcome]).select([pl.col(c).cast(t) for c, t in MATCHED_MEANS.items()])
-    return estimates, study.table, means
+    means = did.event_window_counts(stacked, [outcome]).select(
+        [pl.col(c).cast(t) for c, t in MATCHED_MEANS.items()]
+    )
+    return MatchedEffects(outcome=outcome, estimates=estimates, event_study=study, matched_means=means,
+                          post=POST_WINDOW)
 
 
 def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
-    """The matched sample by quarter, one stack per start quarter: its participants and their own comparisons.
+    """Return the matched sample by quarter, one stack per start quarter (participants, their comparisons).
 
     Columns: ``stack`` (start quarter of the match), ``person_id``, ``period`` (quarter index = year * 4 +
     quarter - 1), the outcome (the quarter's monthly mean: the scale of the matched DiD), ``cohort`` (the
@@ -87,17 +162,19 @@ def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -
     members = (
         units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null())
         .group_by("person_id", stack=(pl.col("cohort") // 3).cast(pl.Int64))
-        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sum())
+        .agg(treated=pl.col("treated").max(), weight=pl.col("weight").sort().sum())  # sorted: same bits
     )
     q = (
-        panel.select("person_id", "month", outcome).join(members.select("person_id").unique(), on="person_id", how="semi")
+        panel.select("person_id", "month", outcome)
+        .join(members.select("person_id").unique(), on="person_id", how="semi")
         .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
-        .agg(pl.col(outcome).cast(pl.Float64).mean())
+        .agg(pl.col(outcome).cast(pl.Float64).sort().mean())
     )
     return (
-        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison person may serve two stacks
+        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks
         .select("stack", "person_id", "period", outcome,
-                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")), weight=pl.col("weight").cast(pl.Float64))
+                cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")),
+                weight=pl.col("weight").cast(pl.Float64))
         .sort("stack", "person_id", "period")
     )
 
@@ -107,14 +184,19 @@ def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -
 ANTICIPATION_QUARTERS = 1
 
 
-def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05) -> StaggeredEffects:
     """Callaway & Sant'Anna ATT(g, t) on the quarterly matched sample, stacked by start quarter.
 
     Each start quarter g is estimated against its own matched comparisons only (never-treated control group,
     doubly robust, matching weights), so a cohort is never compared with persons matched on another
     cohort's dip; :func:`analysis.estimate.staggered.stack_results` then aggregates the stacks as one set of
-    ATT(g, t) with standard errors clustered by person. Returns group-time ATTs, the four aggregations, and
-    the pooled dynamic effect over event quarters ``POST_QUARTERS`` as an estimate row.
+    ATT(g, t) with standard errors clustered by person.
+
+    Returns
+    -------
+    StaggeredEffects
+        Group-time ATTs, the four aggregations, and the pooled dynamic effect over event quarters
+        ``POST_QUARTERS``.
     """
     if "stack" not in quarters.columns:
         quarters = quarters.with_columns(stack=pl.lit(0, pl.Int64))
@@ -130,18 +212,17 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
     if not results:
         raise ValueError("no start quarter could be estimated: " + "; ".join(skipped))
     result = stack_results(results)
-    estimated = quarters.filter(pl.col("stack").is_in(result.group_time["cohort"].unique().cast(pl.Int64).implode()))
-    sizes = estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort").agg(n=pl.col("person_id").n_unique())
+    cohorts = result.group_time["cohort"].unique().cast(pl.Int64)
+    estimated = quarters.filter(pl.col("stack").is_in(cohorts.implode()))
+    sizes = (estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort")
+             .agg(n=pl.col("person_id").n_unique()))
     gt = (
-        result.group_time.select("cohort", "period", "att", "se", *[c for c in ("ci_lower", "ci_upper") if c in result.group_time.columns])
+        result.group_time.select("cohort", "period", "att", "se", "ci_lower", "ci_upper")
         .with_columns(pl.col("cohort").cast(pl.Int64))
         .join(sizes, on="cohort", how="left", validate="m:1")
         .with_columns(outcome=pl.lit(outcome), n_treated=pl.col("n"))
+        .select([pl.col(c).cast(t) for c, t in GROUP_TIME_ATT.items()])
     )
-    if "ci_lower" not in gt.columns:
-        z = 1.959963984540054
-        gt = gt.with_columns(ci_lower=pl.col("att") - z * pl.col("se"), ci_upper=pl.col("att") + z * pl.col("se"))
-    gt = gt.select([pl.col(c).cast(t) for c, t in GROUP_TIME_ATT.items()])
     n_treated = int(sizes["n"].sum())
     aggregates = []
     for kind in ("simple", "dynamic", "group", "calendar"):
@@ -149,43 +230,49 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
             agg = result.aggregate(kind)
         except ValueError:
             continue
-        frame = agg.to_frame()
         key = agg.key
-        aggregates.append(frame.select(
+        aggregates.append(agg.to_frame().select(
             outcome=pl.lit(outcome), aggregation=pl.lit(kind),
-            key=(pl.col(key) if key else pl.lit(None)).cast(pl.Int32), att="att", se="se", ci_lower="ci_lower",
-            ci_upper="ci_upper", n_treated=pl.lit(n_treated, pl.Int64),
+            key=(pl.col(key) if key else pl.lit(None)).cast(pl.Int32), att="att", se="se",
+            ci_lower="ci_lower", ci_upper="ci_upper", n_treated=pl.lit(n_treated, pl.Int64),
         ))
-    aggregates_frame = (pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)).select(
-        [pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()]
-    )
+    aggregates_frame = (
+        pl.concat(aggregates) if aggregates else pl.DataFrame(schema=STAGGERED_AGGREGATES)
+    ).select([pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()])
     n_controls = int(estimated.filter(pl.col("cohort").is_null())["person_id"].n_unique())
     try:
         pooled = result.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
         ok = np.isfinite(pooled.se) and pooled.se > 0
-        row = {"estimate": pooled.att, "se": pooled.se if ok else None, "ci_lower": pooled.ci_lower if ok else None,
-               "ci_upper": pooled.ci_upper if ok else None, "mde": mde_from_se(pooled.se, alpha=alpha) if ok else None}
+        effect = {"estimate": pooled.att, "se": pooled.se if ok else None,
+                  "ci_lower": pooled.ci_lower if ok else None, "ci_upper": pooled.ci_upper if ok else None,
+                  "mde": mde_from_se(pooled.se, alpha=alpha) if ok else None}
     except ValueError:
-        row = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
-    row |= {"n_treated": n_treated, "n_controls": n_controls,
-            "note": f"{len(skipped)} start quarter(s) left out: {'; '.join(skipped)}" if skipped else ""}
-    return gt, aggregates_frame, row
+        effect = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
+    return StaggeredEffects(outcome=outcome, group_time=gt, aggregates=aggregates_frame, **effect,
+                            n_treated=n_treated, n_controls=n_controls, skipped=tuple(skipped),
+                            post=POST_QUARTERS, alpha=alpha, control_group=result.control_group,
+                            method=result.method, anticipation=result.anticipation)
 
 
-def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame, participants: pl.DataFrame,
-                    outcome: str, /, *, naive: pl.DataFrame | None = None) -> OutcomeEffects:
+def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame,
+                    participants: pl.DataFrame, outcome: str, /, *,
+                    naive: pl.DataFrame | None = None) -> OutcomeEffects:
     """All effect tables of one outcome (see the module docstring)."""
-    estimates, study, means = matched_effects(stacked, participants, outcome)
-    quarters = quarterly_panel(panel, units, outcome)
-    group_time, aggregates, pooled = staggered_effects(quarters, outcome)
-    rows = [estimates, pl.DataFrame([_estimate_row(outcome, "staggered_att", "all", "all", pooled, pretrend_p=None,
-                                                   window=f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
-                                                   + (f" ({pooled['note']})" if pooled["note"] else ""))], schema=EFFECT_ESTIMATES)]
+    matched = matched_effects(stacked, participants, outcome)
+    staggered = staggered_effects(quarterly_panel(panel, units, outcome), outcome)
+    window = f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
+    window += f" ({staggered.note})" if staggered.note else ""
+    pooled = _estimate_row(outcome, "staggered_att", "all", "all", staggered.to_frame().row(0, named=True),
+                           pretrend_p=None, window=window)
+    rows = [matched.estimates, pl.DataFrame([pooled], schema=EFFECT_ESTIMATES)]
     if naive is not None and naive.height:
         contrast = naive.filter((pl.col("outcome") == outcome) & pl.col("contrast").str.contains("-3..-1"))
         for r in contrast.iter_rows(named=True):
             ok = r["se"] is not None and r["se"] > 0
             row = {**r, "n_treated": r["n"], "n_controls": None, "mde": mde_from_se(r["se"]) if ok else None}
-            rows.append(pl.DataFrame([_estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
-                                                    window="12..24 vs -3..-1")], schema=EFFECT_ESTIMATES))
-    return OutcomeEffects(pl.concat(rows), study, means, group_time, aggregates)
+            naive_row = _estimate_row(outcome, "naive_before_after", "all", "all", row, pretrend_p=None,
+                                      window="12..24 vs -3..-1")
+            rows.append(pl.DataFrame([naive_row], schema=EFFECT_ESTIMATES))
+    return OutcomeEffects(outcome=outcome, estimates=pl.concat(rows),
+                          event_study=matched.event_study.to_frame(), matched_means=matched.matched_means,
+                          group_time=staggered.group_time, aggregates=staggered.aggregates)

@@ -6,6 +6,8 @@ import math
 
 from scipy.stats import norm
 
+from analysis.estimate.inference import z_critical
+
 
 def mde_from_se(se: float, /, *, alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest true effect detected with probability ``power`` by a two-sided test at level ``alpha``.
@@ -16,7 +18,7 @@ def mde_from_se(se: float, /, *, alpha: float = 0.05, power: float = 0.8) -> flo
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha} and {power}")
     if not se >= 0:
         raise ValueError(f"standard error must be >= 0, got {se}")
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+    return float((z_critical(alpha) + norm.ppf(power)) * se)
 
 
 def mde_two_groups(sd: float, n_treated: int, n_controls: int, /, *, alpha: float = 0.05, power: float = 0.8,

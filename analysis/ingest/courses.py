@@ -17,7 +17,6 @@ import polars as pl
 from analysis.schema import COURSES
 
 CHANGED_START_WINDOW_DAYS = 60
-LOG_COLUMNS = ("site", "quarter", "filename", "sha256", "received", "version", "superseded")
 
 
 @dataclass(frozen=True, slots=True)

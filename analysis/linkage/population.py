@@ -13,6 +13,8 @@ or ``sink_parquet``) one register year at a time:
 * :func:`transition_pool` -- everyone discharged from an institution stay in the month before a start: the
   persons in the same critical transition, who always enter the panel (the CEM sample would miss most);
   :func:`without_transition` -- the participants that still need CEM candidates (no such discharge).
+* :func:`panel_pool` -- who enters the outcome panel: participants, the transition pool, and either
+  everyone else (small populations) or the CEM candidates (population scale).
 * :func:`extract_cohort` -- the register rows of a set of person ids, filtered by an ``is_in`` predicate
   inside the scan before anything else touches the data (the step a naive design does with a
   population-sized merge).
@@ -23,8 +25,11 @@ Counts are cast to Int64 before summing (a UInt32/Int8 sum wraps or overflows at
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import polars as pl
+
+from analysis.linkage import cohort
 
 #: Columns each register contributes to the cohort extraction (the outcome panel needs no others).
 COHORT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -282,3 +287,62 @@ def extract_cohort(register: pl.LazyFrame, ids: pl.DataFrame, /, *, columns: tup
 def member_of(ids: pl.DataFrame, /, column: str = "PNR") -> pl.Expr:
     """``column`` is one of ``ids["person_id"]``: a predicate the parquet reader can push down."""
     return pl.col(column).is_in(ids.get_column("person_id").cast(pl.Int64).unique().implode())
+
+
+POOL_KINDS = ("auto", "cem", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class PanelPool:
+    """The persons of the outcome panel and how they were chosen."""
+
+    persons: pl.DataFrame  # person_id (Int64, unique, sorted)
+    description: str
+    population: int  # persons in the population register
+    stays_register: bool  # whether a stays register was there to build the transition pool from
+
+
+def panel_pool(
+    registers: Mapping[str, pl.LazyFrame],
+    participants: pl.DataFrame,
+    /,
+    *,
+    kind: str = "auto",
+    cem_above: int = 500_000,
+    per_participant: int = 20,
+    comparison_pool: int = 0,
+    seed: int = 0,
+) -> PanelPool:
+    """Participants, everyone in the same transition, and the comparison candidates.
+
+    Parameters
+    ----------
+    registers
+        Lazy registers by name (``population`` required; ``stays`` optional).
+    participants
+        One row per participant (``person_id``, ``start_month``: ``analysis.estimate.effects.participant_table``).
+    kind
+        ``"cem"``: coarsened-exact candidates for participants without a transition; ``"all"``: everyone
+        (or a seeded sample of ``comparison_pool`` persons); ``"auto"``: ``"cem"`` above ``cem_above`` persons.
+    cem_above, per_participant, comparison_pool, seed
+        See ``kind``; ``seed`` makes every sample reproducible.
+    """
+    if kind not in POOL_KINDS:
+        raise ValueError(f"the pool kind must be one of {', '.join(POOL_KINDS)}, got {kind!r}")
+    size = registers["population"].select(pl.col("PNR").n_unique()).collect(engine="streaming").item()
+    if kind == "cem" or (kind == "auto" and size > cem_above):
+        unmarked = without_transition(registers, participants)
+        persons = pl.concat([
+            participants.select("person_id"),
+            cem_pool(registers, unmarked, per_participant=per_participant, seed=seed).select("person_id"),
+        ])
+        description = f"cem ({per_participant} per participant without a transition: {unmarked.height})"
+    else:
+        persons = cohort.comparison_pool(registers["population"], participants, size=comparison_pool, seed=seed)
+        description = "everyone" if comparison_pool == 0 else f"random sample of {comparison_pool}"
+    # Persons in the same transition (a stay discharge the month before a start) always enter the panel.
+    transitions = transition_pool(registers, participants)
+    persons = pl.concat([persons.select(pl.col("person_id").cast(pl.Int64)), transitions]).unique().sort("person_id")
+    if description != "everyone":
+        description += f" + {transitions.height} with a stay discharge the month before a start"
+    return PanelPool(persons, description, size, "stays" in registers)

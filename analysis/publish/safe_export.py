@@ -1,18 +1,15 @@
 """Spreadsheet-safe exports: CSV and Excel cells that a spreadsheet would run as formulas are escaped.
 
 A string cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
-(OWASP CSV-injection advice). Numeric columns are data, not text, and stay as they are. Writes are atomic
-(temporary file, then rename) and deterministic (fixed workbook timestamps).
+(OWASP CSV-injection advice). Numeric columns are data, not text, and stay as they are. The functions return
+the file's bytes, deterministic (fixed workbook timestamps); ``pipelines.storage.write_bytes`` writes them.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -33,28 +30,13 @@ def escape_frame(frame: pl.DataFrame, /) -> pl.DataFrame:
     )
 
 
-def _atomic_bytes(path: Path, content: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_csv(frame: pl.DataFrame, path: Path, /, *, separator: str = ";") -> Path:
-    """UTF-8 with BOM (Danish Excel opens it right), ``;``-separated, escaped, atomic."""
+def csv_bytes(frame: pl.DataFrame, /, *, separator: str = ";") -> bytes:
+    """UTF-8 with BOM (Danish Excel opens it right), ``;``-separated, escaped."""
     text = escape_frame(frame).write_csv(separator=separator, float_precision=6)  # long digit runs look like CPR numbers
-    return _atomic_bytes(Path(path), b"\xef\xbb\xbf" + text.encode("utf-8"))
+    return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
-def write_xlsx(sheets: dict[str, pl.DataFrame], path: Path, /) -> Path:
+def xlsx_bytes(sheets: dict[str, pl.DataFrame], /) -> bytes:
     """One sheet per frame; every string cell stored as text (never a formula); byte-identical on rerun."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -82,7 +64,7 @@ def write_xlsx(sheets: dict[str, pl.DataFrame], path: Path, /) -> Path:
         sheet.freeze_panes = "A2"
     buf = io.BytesIO()
     book.save(buf)
-    return _atomic_bytes(Path(path), _fixed_zip_times(buf.getvalue()))
+    return _fixed_zip_times(buf.getvalue())
 
 
 def _fixed_zip_times(content: bytes) -> bytes:

@@ -6,7 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
@@ -15,30 +14,21 @@ from pipelines.partitions import submission_key
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory):
+    from support import instance_with_sites, settings_for
+
+    from pipelines import runner, world
+    from pipelines.definitions import build_definitions
+    from pipelines.partitions import INGEST_JOB
+
     data = tmp_path_factory.mktemp("ingest") / "data"
-    env = {"CTI_DATA_DIR": str(data), "CTI_PSEUDONYM_KEY": "ingest-test-key-" + "ab" * 16,
-           "CTI_REGISTER_SOURCE": "mock", "CTI_PERSONS": "6000", "CTI_SEED": "11", "CTI_EXTRACTS_DIR": ""}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        from pipelines import runner, world
-
-        world.generate(data, persons=6_000, seed=11)
-        instance = dg.DagsterInstance.ephemeral()
-        from pipelines.definitions import defs
-        from pipelines.jobs import INGEST_JOB
-
-        job = defs.resolve_job_def(INGEST_JOB)
-        results = {}
-        for key in runner.submission_partitions(data):
-            results[str(key)] = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
-        yield data, results, job, instance
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    settings = settings_for(data, persons=6_000, seed=11, key="ingest-test-key-" + "ab" * 16)
+    world.generate(settings, persons=6_000, seed=11)
+    instance = instance_with_sites(settings)
+    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    results = {}
+    for key in runner.submission_partitions(settings):
+        results[str(key)] = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    return data, results, job, instance, settings
 
 
 def _frames(data: Path, asset: str, restricted: bool) -> pl.DataFrame:
@@ -47,12 +37,12 @@ def _frames(data: Path, asset: str, restricted: bool) -> pl.DataFrame:
 
 
 def test_every_partition_ingests(ingested) -> None:
-    _, results, _, _ = ingested
+    _, results, _, _, _ = ingested
     assert results and all(r.success for r in results.values())
 
 
 def test_mock_world_bad_rows_are_quarantined_with_the_right_reason(ingested) -> None:
-    data, _, _, _ = ingested
+    data, _, _, _, _ = ingested
     truth = json.loads((data / "world" / "truth.json").read_text())
     quarantine = _frames(data, "quarantine", restricted=True)
     clean = _frames(data, "validated_rows", restricted=True)
@@ -70,7 +60,7 @@ def test_mock_world_bad_rows_are_quarantined_with_the_right_reason(ingested) -> 
 
 
 def test_no_raw_cpr_after_pseudonymisation(ingested) -> None:
-    data, _, _, _ = ingested
+    data, _, _, _, _ = ingested
     rows = _frames(data, "pseudonymised_courses", restricted=False)
     assert "cpr" not in rows.columns and "cpr_norm" not in rows.columns
     assert rows["pseudonym"].str.contains(r"^[0-9a-f]{64}$").all()
@@ -80,7 +70,7 @@ def test_no_raw_cpr_after_pseudonymisation(ingested) -> None:
 
 
 def test_reingesting_the_same_file_changes_nothing(ingested) -> None:
-    data, _, job, instance = ingested
+    data, _, job, instance, _ = ingested
     key = submission_key("2024Q3", "aarhus")
     target = data / "assets" / "pseudonymised_courses" / "2024-07-01" / "aarhus.parquet"
     assert target.exists()
@@ -91,7 +81,7 @@ def test_reingesting_the_same_file_changes_nothing(ingested) -> None:
 
 
 def test_a_resubmission_supersedes_and_history_is_kept(ingested) -> None:
-    data, _, job, instance = ingested
+    data, _, job, instance, _ = ingested
     folder = data / "inbox" / "2024Q4"
     original = folder / "odense.xlsx"
     assert original.exists()
@@ -115,7 +105,7 @@ def test_a_resubmission_supersedes_and_history_is_kept(ingested) -> None:
 
 
 def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
-    data, _, job, instance = ingested
+    data, _, job, instance, settings = ingested
     folder = data / "inbox" / "2025Q1"
     bad = folder / "randers.csv"
     shutil.copy(bad, folder.parent / "randers_backup.csv")
@@ -129,11 +119,13 @@ def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
         other = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "aarhus"))
         assert other.success
         # The report learns of the failure from the run storage and names it with the reason.
-        from assets.reporting import ingest_failures, provenance
+        from analysis.publish.provenance import provenance
+        from pipelines.run_status import ingest_failures
 
         failures = ingest_failures(instance)
         assert failures.select("quarter", "site").rows() == [("2025Q1", "randers")]
-        table = provenance(_frames(data, "submission_stats", False), _frames(data, "received_files", False), failures)
+        table = provenance(_frames(data, "submission_stats", False), _frames(data, "received_files", False),
+                           settings.config.table("sites"), failures=failures)
         row = table.filter((pl.col("site") == "randers") & (pl.col("quarter") == "2025Q1")).row(0, named=True)
         assert row["status"] == "failed" and "randers.csv" in row["reason"]
         assert table.filter(pl.col("status") == "failed").height == 1

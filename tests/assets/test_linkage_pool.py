@@ -1,42 +1,57 @@
 """At population scale the outcome panel holds participants, persons in the same transition and CEM candidates only."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from support import settings_for
+
+from analysis.schema import REGISTERS
+from pipelines.layout import Layout
+
+PERSONS, SEED = 4000, 7
 
 
-def _outputs(config, linked, data: Path) -> dict:
+def _registers(layout: Layout, *, without: tuple[str, ...] = ()) -> dict[str, pl.LazyFrame | None]:
+    return {name: (pl.scan_parquet(layout.register_files(name)) if name not in without else None) for name in REGISTERS}
+
+
+def _outputs(config, linked, layout: Layout, **registers) -> dict:
     from assets.linkage import outcome_panel
-    from pipelines.resources import CodeLists, ProjectPaths
+    from pipelines.resources import CodeLists
 
     context = dg.build_asset_context()
     events = list(outcome_panel(context, config=config, linked_courses=linked, code_lists=CodeLists(),
-                                paths=ProjectPaths(data_dir=str(data))))
+                                **(registers or _registers(layout))))
     return {e.output_name: e for e in events if isinstance(e, dg.Output)}
 
 
-def test_cem_pool_keeps_every_participant_and_far_fewer_others(cti_env: Path) -> None:
+def _linked(settings) -> pl.DataFrame:
+    from pipelines.definitions import register_source
+
+    part = register_source(settings).world().participants
+    return part.select(person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe",
+                       completed="completed", end_date="end")
+
+
+def test_cem_pool_keeps_every_participant_and_far_fewer_others(tmp_path: Path) -> None:
     from assets.linkage import LinkageConfig
     from pipelines import world
-    from pipelines.resources import RegisterSource
 
-    world.generate(cti_env, persons=4000, seed=7)
-    part = RegisterSource(kind="mock", persons=4000, seed=7).world().participants
-    linked = part.select(person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe",
-                         completed="completed", end_date="end")
-    everyone = _outputs(LinkageConfig(candidate_pool="all"), linked, cti_env)["result"]
-    cem = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), linked, cti_env)["result"]
+    settings = settings_for(tmp_path / "data", persons=PERSONS, seed=SEED)
+    world.generate(settings, persons=PERSONS, seed=SEED)
+    layout, linked = settings.layout, _linked(settings)
+    everyone = _outputs(LinkageConfig(candidate_pool="all"), linked, layout)["result"]
+    cem = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), linked, layout)["result"]
     assert cem.metadata["pool"].value.startswith("cem")
     ids_all, ids_cem = set(everyone.value["person_id"]), set(cem.value["person_id"])
     assert set(linked["person_id"]) <= ids_cem < ids_all
     # everyone discharged from a stay the month before a start is in; CEM adds <= 5 per unmarked participant
     from analysis.estimate.effects import participant_table
     from analysis.linkage.population import transition_pool, without_transition
-    from analysis.schema import REGISTERS
-    from pipelines.storage import scan_register
 
-    registers = {name: scan_register(cti_env, name) for name in REGISTERS}
+    registers = _registers(layout)
     participants = participant_table(linked)
     transitions = set(transition_pool(registers, participants)["person_id"])
     assert transitions and transitions <= ids_cem
@@ -45,24 +60,26 @@ def test_cem_pool_keeps_every_participant_and_far_fewer_others(cti_env: Path) ->
     # The same person-months are computed the same way whichever pool they are in.
     shared = everyone.value.join(pl.DataFrame({"person_id": sorted(ids_cem)}), on="person_id", how="semi")
     assert shared.equals(cem.value)
-    auto = _outputs(LinkageConfig(), linked, cti_env)["result"]  # 4,000 persons: below the threshold
+    auto = _outputs(LinkageConfig(), linked, layout)["result"]  # 4,000 persons: below the threshold
     assert auto.metadata["pool"].value == "everyone"
 
 
-def test_extracts_without_a_stays_register_still_build_the_panel(cti_env: Path) -> None:
-    import shutil
-
+def test_extracts_without_a_stays_register_still_build_the_panel(tmp_path: Path) -> None:
     from assets.linkage import LinkageConfig
     from pipelines import world
-    from pipelines.resources import RegisterSource
-    from pipelines.storage import register_dir
+    from pipelines.storage import ParquetIOManager
 
-    world.generate(cti_env, persons=4000, seed=7)
-    part = RegisterSource(kind="mock", persons=4000, seed=7).world().participants
-    linked = part.select(person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe",
-                         completed="completed", end_date="end")
-    shutil.rmtree(register_dir(cti_env, "stays"))
-    result = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), linked, cti_env)["result"]
+    settings = settings_for(tmp_path / "data", persons=PERSONS, seed=SEED)
+    world.generate(settings, persons=PERSONS, seed=SEED)
+    shutil.rmtree(settings.layout.register_dir("stays"))
+    # the IO manager hands an optional register without files to the asset as None
+    from assets.registers import register_assets
+
+    stays = next(a for a in register_assets if a.key == dg.AssetKey("stays"))
+    lazy = dg.DagsterType(type_check_fn=lambda _context, _value: True, name="lazy", typing_type=pl.LazyFrame)
+    upstream = dg.build_output_context(definition_metadata=stays.metadata_by_key[stays.key])
+    context = dg.build_input_context(asset_key=dg.AssetKey("stays"), dagster_type=lazy, upstream_output=upstream)
+    assert ParquetIOManager(base_dir=str(settings.layout.root)).load_input(context) is None
+    result = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), _linked(settings), settings.layout,
+                      **_registers(settings.layout, without=("stays",)))["result"]
     assert result.metadata["stays_register"].value is False
-    assert result.value.select("shelter_exits", "psych_ward_exits", "prison_exits").sum().row(0) == (0, 0, 0)
-    assert set(linked["person_id"]) <= set(result.value["person_id"])

@@ -11,4 +11,6 @@ def test_effect_report_has_a_blocking_disclosure_audit_check() -> None:
     assert DISCLOSURE_AUDIT in specs and specs[DISCLOSURE_AUDIT].blocking
     graph = defs.resolve_asset_graph()
     assert dg.AssetCheckKey(dg.AssetKey("effect_report_html"), DISCLOSURE_AUDIT) in graph.asset_check_keys
-    assert disclosure_rules().min_persons == 5
+    from pipelines.resources import CodeLists
+
+    assert disclosure_rules(CodeLists()).min_persons == 5

@@ -5,7 +5,10 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.automation import inbox_requests, quarterly_refresh
+from pipelines.configuration import ConfigDir
 from pipelines.partitions import submission_key
+
+SITES = ConfigDir().site_ids()
 
 
 def _drop(inbox: Path, quarter: str, name: str, content: bytes) -> Path:
@@ -20,34 +23,42 @@ def test_sensor_requests_only_new_or_changed_partitions(tmp_path: Path) -> None:
     _drop(inbox, "2024Q1", "aarhus.csv", b"CPR;Startdato\n")
     _drop(inbox, "2024Q1", "odense.csv", b"CPR;Startdato\n")
     _drop(inbox, "2024Q1", "unknown_site.csv", b"x")  # no configured site: not a partition
-    requests, cursor = inbox_requests(inbox, None)
+    requests, cursor = inbox_requests(inbox, None, SITES)
     assert sorted(str(r.partition_key) for r in requests) == sorted(
         [str(submission_key("2024Q1", "aarhus")), str(submission_key("2024Q1", "odense"))]
     )
     # Nothing changed: nothing requested.
-    again, cursor = inbox_requests(inbox, cursor)
+    again, cursor = inbox_requests(inbox, cursor, SITES)
     assert again == []
     # A resubmission (file replaced) and a new quarter are requested, nothing else.
     path = _drop(inbox, "2024Q1", "aarhus.csv", b"CPR;Startdato;Slutdato\n")
     stamp = time.time() + 5
     os.utime(path, (stamp, stamp))
     _drop(inbox, "2024Q2", "aarhus.xlsx", b"PK")
-    changed, cursor = inbox_requests(inbox, cursor)
+    changed, cursor = inbox_requests(inbox, cursor, SITES)
     assert sorted(str(r.partition_key) for r in changed) == sorted(
         [str(submission_key("2024Q1", "aarhus")), str(submission_key("2024Q2", "aarhus"))]
     )
     assert len({r.run_key for r in changed}) == 2
 
 
-def test_sensor_runs_against_the_definitions(cti_env: Path) -> None:
-    from pipelines.definitions import defs
-    from pipelines.resources import ProjectPaths
+def test_sensor_runs_against_the_definitions(tmp_path: Path) -> None:
+    from support import settings_for
 
-    _drop(cti_env / "inbox", "2024Q3", "randers.csv", b"CPR;Startdato\n")
-    sensor = defs.resolve_sensor_def("inbox_sensor")
-    with dg.build_sensor_context(resources={"paths": ProjectPaths(data_dir=str(cti_env))}) as context:
+    from pipelines.definitions import build_definitions
+    from pipelines.resources import CodeLists, LayoutResource
+
+    settings = settings_for(tmp_path / "data")
+    _drop(settings.layout.inbox, "2024Q3", "randers.csv", b"CPR;Startdato\n")
+    sensor = build_definitions(settings).resolve_sensor_def("inbox_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"layout": LayoutResource(data_dir=str(settings.layout.root)), "code_lists": CodeLists()}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
         result = sensor(context)
     assert [str(r.partition_key) for r in result.run_requests] == [str(submission_key("2024Q3", "randers"))]
+    # the configured sites become dynamic partitions, so a new site needs only a row in sites.csv
+    [added] = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == list(SITES)
 
 
 def test_quarterly_schedule_is_defined() -> None:
@@ -69,59 +80,91 @@ def _stand_in(name: str, fail: bool = False) -> dg.JobDefinition:
     return _job
 
 
+def _order(outcomes: tuple[str, ...]):
+    """The flow's stages, with a small outcome fan-out."""
+    from pipelines import flow
+    from pipelines.definitions import defs
+    from pipelines.partitions import OUTCOME_EFFECTS_JOB
+
+    return tuple(flow.Stage(s.job, fan_out=dg.StaticPartitionsDefinition(list(outcomes)), own_process=s.own_process)
+                 if s.job == OUTCOME_EFFECTS_JOB else s for s in flow.stage_order(defs().get_repository_def()))
+
+
 def test_downstream_chain_carries_a_refresh_through_to_the_report() -> None:
     from pipelines.automation import chain_requests
-    from pipelines.jobs import ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB
+    from pipelines.partitions import ANALYSIS_JOB, EFFECTS_JOB, OUTCOME_EFFECTS_JOB, REPORT_JOB
 
     outcomes = ("employed", "self_support", "bed_days")
+    order = _order(outcomes)
     instance = dg.DagsterInstance.ephemeral()
     linkage = _stand_in(ANALYSIS_JOB).execute_in_process(instance=instance, tags={"cti/trigger": "quarterly_refresh"})
-    requests, cursor = chain_requests(instance, None, outcomes=outcomes)
+    requests, cursor = chain_requests(instance, None, order)
     assert [(r.job_name, r.run_key) for r in requests] == [(EFFECTS_JOB, f"{EFFECTS_JOB}:{linkage.run_id}")]
     chain = {"cti/chain": linkage.run_id}
 
     # Nothing new finished: nothing requested (the cursor moved on).
-    assert chain_requests(instance, cursor, outcomes=outcomes)[0] == []
+    assert chain_requests(instance, cursor, order)[0] == []
 
     _stand_in(EFFECTS_JOB).execute_in_process(instance=instance, tags=chain)
-    requests, cursor = chain_requests(instance, cursor, outcomes=outcomes)
+    requests, cursor = chain_requests(instance, cursor, order)
     assert sorted(r.partition_key for r in requests) == sorted(outcomes)
     assert {r.job_name for r in requests} == {OUTCOME_EFFECTS_JOB} and all(r.tags == {**chain, "cti/trigger": "downstream_chain"} for r in requests)
 
     ok, bad = _stand_in(OUTCOME_EFFECTS_JOB), _stand_in(OUTCOME_EFFECTS_JOB, fail=True)
     ok.execute_in_process(instance=instance, tags={**chain, "dagster/partition": "employed"})
     bad.execute_in_process(instance=instance, raise_on_error=False, tags={**chain, "dagster/partition": "bed_days"})
-    requests, cursor = chain_requests(instance, cursor, outcomes=outcomes)
+    requests, cursor = chain_requests(instance, cursor, order)
     assert requests == []  # self_support is still outstanding: the report waits
     ok.execute_in_process(instance=instance, tags={**chain, "dagster/partition": "self_support"})
-    requests, cursor = chain_requests(instance, cursor, outcomes=outcomes)
+    requests, cursor = chain_requests(instance, cursor, order)
     assert [(r.job_name, r.run_key) for r in requests] == [(REPORT_JOB, f"{REPORT_JOB}:{linkage.run_id}")]  # despite bed_days
+
+
+def test_a_successful_ingest_starts_a_chain_at_linkage() -> None:
+    from pipelines.automation import chain_requests
+    from pipelines.partitions import ANALYSIS_JOB, INGEST_JOB
+
+    instance = dg.DagsterInstance.ephemeral()
+    ingest = _stand_in(INGEST_JOB).execute_in_process(instance=instance, tags={"cti/trigger": "inbox_sensor"})
+    _stand_in(INGEST_JOB, fail=True).execute_in_process(instance=instance, raise_on_error=False)
+    requests, _ = chain_requests(instance, None, _order(("employed",)))
+    assert [(r.job_name, r.tags["cti/chain"]) for r in requests] == [(ANALYSIS_JOB, ingest.run_id)]
 
 
 def test_downstream_chain_leaves_cti_run_and_failed_linkage_alone() -> None:
     from pipelines.automation import chain_requests
-    from pipelines.jobs import ANALYSIS_JOB
+    from pipelines.partitions import ANALYSIS_JOB
 
     instance = dg.DagsterInstance.ephemeral()
     _stand_in(ANALYSIS_JOB).execute_in_process(instance=instance, tags={"cti/trigger": "cti run"})
     _stand_in(ANALYSIS_JOB, fail=True).execute_in_process(instance=instance, raise_on_error=False)
-    assert chain_requests(instance, None, outcomes=("employed",))[0] == []
+    assert chain_requests(instance, None, _order(("employed",)))[0] == []
+
+
+def test_the_flow_order_comes_from_the_asset_graph() -> None:
+    from pipelines import flow
+    from pipelines.definitions import defs
+
+    order = [s.job for s in flow.stage_order(defs().get_repository_def(), reversed(flow.STAGES))]
+    assert order == ["ingest_submission_job", "linkage_job", "effects_job", "outcome_effects_job", "report_job"]
 
 
 def test_every_sensor_and_schedule_is_defined() -> None:
     from pipelines.definitions import defs
 
-    assert {s.name for s in defs.sensors} == {"inbox_sensor", "analysis_after_ingest", "downstream_chain"}
-    assert [s.name for s in defs.schedules] == ["quarterly_refresh"]
+    definitions = defs()
+    assert {s.name for s in definitions.sensors} == {"inbox_sensor", "downstream_chain"}
+    assert [s.name for s in definitions.schedules] == ["quarterly_refresh"]
 
 
 def test_downstream_chain_sensor_evaluates_against_the_definitions() -> None:
     from pipelines.definitions import defs
-    from pipelines.jobs import EFFECTS_JOB
+    from pipelines.partitions import EFFECTS_JOB
 
+    definitions = defs()
     instance = dg.DagsterInstance.ephemeral()
     _stand_in("linkage_job").execute_in_process(instance=instance, tags={"cti/trigger": "quarterly_refresh"})
-    sensor = defs.resolve_sensor_def("downstream_chain")
-    with dg.build_sensor_context(instance=instance) as context:
+    sensor = definitions.resolve_sensor_def("downstream_chain")
+    with dg.build_sensor_context(instance=instance, definitions=definitions) as context:
         result = sensor(context)
     assert [r.job_name for r in result.run_requests] == [EFFECTS_JOB] and result.cursor

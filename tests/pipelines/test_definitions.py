@@ -5,9 +5,11 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from pipelines.configuration import ConfigDir
 from pipelines.definitions import defs
 from pipelines.instance import ensure_dagster_home, instance_yaml
-from pipelines.partitions import QUARTERS, SITE_IDS, quarter_key, quarter_label
+from pipelines.layout import Layout
+from pipelines.partitions import QUARTERS, quarter_key, quarter_label
 
 ROOT = Path(__file__).parents[2]
 
@@ -16,8 +18,9 @@ def test_workspace_loads_the_single_definitions_object() -> None:
     workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]["module_name"]
     assert module == "pipelines.definitions"
-    assert isinstance(defs, dg.Definitions)
-    repo = defs.get_repository_def()  # resolves every asset, job, sensor and schedule: a broken wire fails here
+    definitions = defs()
+    assert isinstance(definitions, dg.Definitions)
+    repo = definitions.get_repository_def()  # resolves every asset, job, sensor and schedule: a broken wire fails here
     assert repo.get_all_jobs()
 
 
@@ -29,11 +32,11 @@ def test_quarter_labels_round_trip() -> None:
 
 
 def test_sites_come_from_configuration() -> None:
-    assert 6 <= len(SITE_IDS) <= 8
+    assert 6 <= len(ConfigDir().site_ids()) <= 8
 
 
 def test_instance_has_telemetry_off_and_sqlite_by_default(tmp_path: Path) -> None:
-    home = ensure_dagster_home(tmp_path, storage="sqlite")
+    home = ensure_dagster_home(Layout.at(tmp_path), storage="sqlite")
     config = yaml.safe_load((home / "dagster.yaml").read_text())
     assert config["telemetry"]["enabled"] is False
     assert "storage" not in config  # SQLite under DAGSTER_HOME

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from analysis.schema import OUTCOMES
-from assets.reporting import outcome_status
+from pipelines.run_status import outcome_status
 
 
 @dg.op

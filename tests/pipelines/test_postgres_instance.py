@@ -91,24 +91,29 @@ def test_runs_events_and_checks_go_to_postgres_by_configuration_only(
     import dagster as dg
 
     from pipelines import world
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
     from pipelines.instance import QUIET, get_instance
-    from pipelines.jobs import INGEST_JOB
+    from pipelines.partitions import INGEST_JOB, sync_sites
     from pipelines.runner import submission_partitions
+    from pipelines.settings import Settings
 
     monkeypatch.setenv("CTI_DAGSTER_STORAGE", "postgres")
     for name, value in postgres.items():
         monkeypatch.setenv(name, value)
 
-    world.generate(cti_env, persons=1000, seed=11)  # the mock-world job, run on the PostgreSQL instance
-    instance = get_instance(cti_env)
+    settings = Settings.from_env()
+    assert settings.storage == "postgres"
+    world.generate(settings, persons=1000, seed=11)  # the mock-world job, run on the PostgreSQL instance
+    settings = settings.with_generated_world()
+    instance = get_instance(settings.layout, storage=settings.storage)
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
     assert "postgres" in (cti_env / "dagster_home" / "dagster.yaml").read_text()
 
-    key = submission_partitions(cti_env)[0]
-    result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+    sync_sites(instance, settings.config.site_ids())
+    key = submission_partitions(settings)[0]
+    result = build_definitions(settings).resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance, partition_key=key, run_config=QUIET, tags={"cti/trigger": "test", "cti/user": "analyst"}
     )
     assert result.success

@@ -9,16 +9,18 @@ from analysis.estimate.did import (
     TwoWayAbsorber,
     _alternating,
     _fit,
-    demean,
     event_study,
     event_window_counts,
     pooled_did,
     subgroup_did,
 )
+from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se, mde_two_groups
+from analysis.schema import EVENT_STUDY
 
 
-def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0, noise: float = 0.1) -> pl.DataFrame:
+def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, seed: int = 0,
+             noise: float = 0.1) -> pl.DataFrame:
     """Balanced stacked panel, event times -4..4, unit and time effects, a step effect from event 0."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -28,20 +30,27 @@ def _stacked(n_treated: int = 60, n_controls: int = 120, effect: float = 0.3, se
         for e in range(-4, 5):
             y = alpha + 0.1 * e + (effect if treated and e >= 0 else 0.0) + rng.normal(scale=noise)
             rows.append((unit, unit, e + 4, e, treated, 1.0, y, unit % 2))
-    return pl.DataFrame(rows, schema={"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
-                                      "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}, orient="row")
+    schema = {"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
+              "treated": pl.Int8, "weight": pl.Float64, "y": pl.Float64, "group": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _levels(result) -> list[dict]:
+    return list(result.to_frame().iter_rows(named=True))
 
 
 def test_pooled_did_equals_the_hand_computed_difference_of_mean_changes() -> None:
     frame = _stacked()
     result = pooled_did(frame, "y", post=(0, 4), pre=(-4, -1))
-    means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(pl.col("y").mean())
+    means = frame.with_columns(post=pl.col("event_time") >= 0).group_by("treated", "post").agg(
+        pl.col("y").mean()
+    )
     m = {(r["treated"], r["post"]): r["y"] for r in means.iter_rows(named=True)}
     hand = (m[(1, True)] - m[(1, False)]) - (m[(0, True)] - m[(0, False)])
-    assert result["estimate"] == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
-    assert result["ci_lower"] < 0.3 < result["ci_upper"]
-    assert (result["n_treated"], result["n_controls"]) == (60, 120)
-    assert result["mde"] == pytest.approx(mde_from_se(result["se"]))
+    assert result.estimate == pytest.approx(hand, abs=1e-9)  # balanced panel: TWFE = 2x2
+    assert result.ci_lower < 0.3 < result.ci_upper
+    assert (result.n_treated, result.n_controls) == (60, 120)
+    assert result.mde == pytest.approx(mde_from_se(result.se))
 
 
 def test_event_study_recovers_a_step_and_has_flat_pre_trends() -> None:
@@ -58,21 +67,24 @@ def test_event_study_recovers_a_step_and_has_flat_pre_trends() -> None:
 
 def test_pre_trend_test_rejects_a_diverging_pre_period() -> None:
     frame = _stacked(noise=0.05).with_columns(
-        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0)).then(0.1 * pl.col("event_time")).otherwise(0)
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0))
+        .then(0.1 * pl.col("event_time")).otherwise(0)
     )
     assert event_study(frame, "y").pretrend_p < 1e-6
 
 
 def test_weights_act_as_duplicated_units() -> None:
     frame = _stacked(n_treated=20, n_controls=30, seed=3)
-    doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000)
+    doubled_controls = frame.filter(pl.col("treated") == 0).with_columns(
+        unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000
+    )
     weighted = frame.with_columns(weight=pl.when(pl.col("treated") == 0).then(2.0).otherwise(1.0))
-    a = pooled_did(weighted, "y", post=(0, 4))["estimate"]
-    b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4))["estimate"]
+    a = pooled_did(weighted, "y", post=(0, 4)).estimate
+    b = pooled_did(pl.concat([frame, doubled_controls]), "y", post=(0, 4)).estimate
     assert a == pytest.approx(b, abs=1e-8)
 
 
-def test_demean_matches_a_dummy_regression() -> None:
+def test_absorbed_residuals_match_a_dummy_regression() -> None:
     rng = np.random.default_rng(1)
     n = 300
     fe1, fe2 = rng.integers(0, 20, n), rng.integers(0, 7, n)
@@ -82,10 +94,10 @@ def test_demean_matches_a_dummy_regression() -> None:
     sw = np.sqrt(w)
     beta = np.linalg.lstsq(dummies * sw[:, None], x * sw, rcond=None)[0]
     residual = x - dummies @ beta
-    assert np.allclose(demean(x, fe1, fe2, w)[:, 0], residual, atol=1e-7)
+    assert np.allclose(TwoWayAbsorber(fe1, fe2, w).residuals(x)[:, 0], residual, atol=1e-7)
 
 
-def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
+def test_absorption_is_exact_on_unbalanced_stacks_and_equals_alternating_projections() -> None:
     rng = np.random.default_rng(2)
     # three stacks (disconnected blocks of cells), units observed on ragged event windows, unit weights
     units, cells, weights = [], [], []
@@ -102,7 +114,7 @@ def test_demean_is_exact_on_unbalanced_stacks_and_equals_alternating_projections
     dummies = np.column_stack([np.eye(fe1.max() + 1)[fe1], np.eye(fe2.max() + 1)[fe2]])
     sw = np.sqrt(w)
     beta = np.linalg.lstsq(dummies * sw[:, None], x * sw[:, None], rcond=None)[0]
-    exact = demean(x, fe1, fe2, w)
+    exact = TwoWayAbsorber(fe1, fe2, w).residuals(x)
     assert np.allclose(exact, x - dummies @ beta, atol=1e-10)
     assert np.allclose(exact, _alternating(x, fe1, fe2, w), atol=1e-8)
     fallback = TwoWayAbsorber(fe1, fe2, w, max_block=3)  # every block too large: alternating projections
@@ -116,7 +128,8 @@ def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
                                                               stack_time=pl.col("stack_time") + 100)
     frame = pl.concat([frame, second]).filter((pl.col("unit") % 7 != 3) | (pl.col("event_time") < 3))
     y = frame["y"].to_numpy()
-    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float) for e in (-3, 0, 2)])
+    x = np.column_stack([(frame["treated"] * (frame["event_time"] == e)).to_numpy().astype(float)
+                         for e in (-3, 0, 2)])
     # and a dense regressor on every row: the sparse algebra in _fit must not assume one-hot dummies
     x = np.column_stack([x, np.random.default_rng(3).normal(size=frame.height)])
     fit = _fit(y, x, frame)
@@ -132,17 +145,19 @@ def test_clustered_covariance_equals_statsmodels_wls_cluster() -> None:
 def test_clustering_by_person_widens_the_se_when_a_person_is_in_several_stacks() -> None:
     frame = _stacked(seed=5)
     # the same control persons reused in a second stack: clustering by person must see the dependence
-    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000, stack_time=pl.col("stack_time") + 100)
+    second = frame.filter(pl.col("treated") == 0).with_columns(unit=pl.col("unit") + 10_000,
+                                                                stack_time=pl.col("stack_time") + 100)
     both = pl.concat([frame, second])
-    clustered = pooled_did(both, "y", post=(0, 4))["se"]
-    naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4))["se"]
+    clustered = pooled_did(both, "y", post=(0, 4)).se
+    naive = pooled_did(both.with_columns(person_id=pl.col("unit")), "y", post=(0, 4)).se
     assert clustered > naive
 
 
 def test_subgroups_and_raw_means() -> None:
     frame = _stacked()
     groups = pl.DataFrame({"person_id": list(range(60)), "site": ["a" if i < 30 else "b" for i in range(60)]})
-    rows = {r["level"]: r for r in subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4))}
+    result = subgroup_did(frame.with_columns(cohort=pl.lit(0)), "y", groups, "site", post=(0, 4))
+    rows = {r["level"]: r for r in _levels(result)}
     assert set(rows) == {"a", "b"} and rows["a"]["n_treated"] == 30
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
     means = event_window_counts(frame, ["y"])
@@ -153,10 +168,13 @@ def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
     # two levels in the same stack with different effects: each level's estimate finds its own
     frame = _stacked(n_treated=80, n_controls=160, noise=0.05).with_columns(cohort=pl.lit(0))
     frame = frame.with_columns(
-        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0)).then(0.3).otherwise(0.0)
+        y=pl.col("y")
+        + pl.when((pl.col("treated") == 1) & (pl.col("unit") >= 40) & (pl.col("event_time") >= 0))
+        .then(0.3).otherwise(0.0)
     )
-    groups = pl.DataFrame({"person_id": list(range(80)), "kind": ["low" if i < 40 else "high" for i in range(80)]})
-    rows = {r["level"]: r for r in subgroup_did(frame, "y", groups, "kind", post=(0, 4))}
+    groups = pl.DataFrame({"person_id": list(range(80)),
+                           "kind": ["low" if i < 40 else "high" for i in range(80)]})
+    rows = {r["level"]: r for r in _levels(subgroup_did(frame, "y", groups, "kind", post=(0, 4)))}
     assert rows["low"]["ci_lower"] < 0.3 < rows["low"]["ci_upper"]
     assert rows["high"]["ci_lower"] < 0.6 < rows["high"]["ci_upper"]
     assert rows["low"]["n_treated"] == 40 and rows["low"]["n_controls"] == 160
@@ -165,24 +183,28 @@ def test_subgroups_share_one_fit_and_recover_heterogeneous_effects() -> None:
 def test_subgroups_in_disjoint_stacks_equal_their_separate_fits() -> None:
     first = _stacked(seed=1).with_columns(cohort=pl.lit(0))
     second = _stacked(seed=2, effect=0.5).with_columns(
-        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000,
+        stack_time=pl.col("stack_time") + 100,
     )
     both = pl.concat([first, second])
-    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "year": ["2024"] * 60 + ["2025"] * 60})
-    rows = {r["level"]: r for r in subgroup_did(both, "y", groups, "year", post=(0, 4))}
+    groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)],
+                           "year": ["2024"] * 60 + ["2025"] * 60})
+    rows = {r["level"]: r for r in _levels(subgroup_did(both, "y", groups, "year", post=(0, 4)))}
     for level, part in (("2024", first), ("2025", second)):
         alone = pooled_did(part, "y", post=(0, 4))
-        assert rows[level]["estimate"] == pytest.approx(alone["estimate"], abs=1e-10)
-        assert rows[level]["n_controls"] == alone["n_controls"] == 120
+        assert rows[level]["estimate"] == pytest.approx(alone.estimate, abs=1e-10)
+        assert rows[level]["n_controls"] == alone.n_controls == 120
 
 
 def test_a_subgroup_without_comparisons_gets_no_estimate() -> None:
     frame = _stacked().with_columns(cohort=pl.lit(0))
     lonely = _stacked(seed=4).filter(pl.col("treated") == 1).with_columns(
-        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000, stack_time=pl.col("stack_time") + 100
+        cohort=pl.lit(1), unit=pl.col("unit") + 1000, person_id=pl.col("person_id") + 1000,
+        stack_time=pl.col("stack_time") + 100,
     )
     groups = pl.DataFrame({"person_id": [*range(60), *range(1000, 1060)], "site": ["a"] * 60 + ["b"] * 60})
-    rows = {r["level"]: r for r in subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4))}
+    rows = {r["level"]: r
+            for r in _levels(subgroup_did(pl.concat([frame, lonely]), "y", groups, "site", post=(0, 4)))}
     assert rows["b"]["estimate"] is None and rows["b"]["n_treated"] == 60 and rows["b"]["n_controls"] == 0
     assert rows["a"]["ci_lower"] < 0.3 < rows["a"]["ci_upper"]
 
@@ -197,6 +219,59 @@ def test_bad_input_is_explained() -> None:
         event_study(frame, "y", reference=-10)
     with pytest.raises(ValueError, match="alpha and power"):
         mde_from_se(0.1, power=1.5)
+    for estimator in (event_study, pooled_did):
+        with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+            estimator(frame, "y", alpha=1.5)
+
+
+# --- the result objects ---------------------------------------------------------------------------------
+
+
+def test_pooled_did_result_carries_its_windows_and_level_and_renders_one_row() -> None:
+    frame = _stacked()
+    result = pooled_did(frame, "y", post=(1, 4), pre=(-4, -2), alpha=0.1)
+    assert (result.outcome, result.post, result.pre, result.alpha) == ("y", (1, 4), (-4, -2), 0.1)
+    assert result.n_obs == frame.filter(pl.col("event_time") != -1).filter(pl.col("event_time") != 0).height
+    # the interval is at the result's own level
+    assert result.ci_upper - result.estimate == pytest.approx(z_critical(0.1) * result.se, rel=1e-12)
+    row = result.to_frame().row(0, named=True)
+    assert row == {"outcome": "y", "estimate": result.estimate, "se": result.se, "ci_lower": result.ci_lower,
+                   "ci_upper": result.ci_upper, "n_treated": 60, "n_controls": 120, "mde": result.mde,
+                   "n_obs": result.n_obs}
+
+
+def test_an_unidentified_pooled_did_keeps_its_n_and_null_estimates() -> None:
+    post_only = _stacked().filter(pl.col("event_time") >= 0)  # no pre-period rows: nothing to difference
+    result = pooled_did(post_only, "y", post=(0, 4))
+    assert result.estimate is None and result.se is None and result.mde is None
+    assert (result.n_treated, result.n_controls) == (60, 120)
+    frame = result.to_frame()
+    assert frame["estimate"].dtype == pl.Float64 and frame["estimate"].null_count() == 1
+
+
+def test_event_study_result_knows_its_reference_and_window() -> None:
+    study = event_study(_stacked(), "y", reference=-2, alpha=0.2)
+    assert (study.outcome, study.reference, study.window, study.alpha) == ("y", -2, (-4, 4), 0.2)
+    assert study.to_frame() is study.table and study.to_frame().schema == EVENT_STUDY
+    reference = study.to_frame().filter(pl.col("event_time") == -2).row(0, named=True)
+    assert reference["estimate"] == 0.0 and reference["se"] is None
+    row = study.to_frame().filter(pl.col("event_time") == 2).row(0, named=True)
+    assert row["ci_upper"] - row["estimate"] == pytest.approx(z_critical(0.2) * row["se"], rel=1e-12)
+
+
+def test_subgroup_result_has_one_row_per_level_and_its_options() -> None:
+    frame = _stacked().with_columns(cohort=pl.lit(0))
+    groups = pl.DataFrame({"person_id": list(range(60)),
+                           "site": ["a" if i < 30 else None for i in range(60)]})
+    result = subgroup_did(frame, "y", groups, "site", post=(0, 4), alpha=0.1)
+    assert (result.outcome, result.dimension, result.post, result.pre, result.alpha) == (
+        "y", "site", (0, 4), (-4, -1), 0.1)
+    levels = result.to_frame()
+    assert levels is result.levels
+    assert levels.columns == ["level", "estimate", "se", "ci_lower", "ci_upper", "n_treated", "n_controls",
+                              "mde"]
+    assert levels["level"].to_list() == ["a", "unknown"]  # a missing label is its own level
+    assert result.n_obs == frame.height
 
 
 def test_mde_figures() -> None:

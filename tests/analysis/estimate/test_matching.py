@@ -1,5 +1,6 @@
 """Matching on pre-period history, the stacked panel, and planted-effect recovery on the mock world."""
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -12,14 +13,14 @@ from analysis.estimate.effects import outcome_effects, participant_table
 from analysis.estimate.matching import MatchConfig, balance_table, match, person_attributes, stacked_panel
 from analysis.linkage.panel import outcome_panel
 from analysis.schema import BALANCE, HEADLINE_OUTCOMES, REGISTERS
-from pipelines.resources import read_config
+from pipelines.configuration import ConfigDir
 
 SMALL = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
                     dip_months=(-2, -1), exact=(), exact_transition=(), neighbours=1)
 
 
 def _toy(seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """20 persons x 24 months; persons 0-3 start in month 12 after a dip; 4-7 have the same dip, never start."""
+    """20 persons x 24 months; persons 0-3 start in month 12 after a dip; 4-7 share the dip, never start."""
     rng = np.random.default_rng(seed)
     months = pl.date_range(date(2022, 1, 1), date(2023, 12, 1), "1mo", eager=True)
     rows = []
@@ -28,10 +29,12 @@ def _toy(seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             dip = person < 8 and 9 <= i < 12
             base = 0.2 if dip else (0.8 if person < 16 else 0.3)
             rows.append((person, m, base + rng.normal(scale=0.01), 0))
-    panel = pl.DataFrame(rows, schema={"person_id": pl.Int64, "month": pl.Date, "self_support": pl.Float64, "edu_level": pl.Int8}, orient="row")
+    schema = {"person_id": pl.Int64, "month": pl.Date, "self_support": pl.Float64, "edu_level": pl.Int8}
+    panel = pl.DataFrame(rows, schema=schema, orient="row")
     participants = pl.DataFrame({"person_id": [0, 1, 2, 3], "start_month": [months[12]] * 4})
-    persons = pl.DataFrame({"person_id": list(range(20)), "sex": [1, 2] * 10, "birth_date": [date(1990, 1, 1)] * 20,
-                            "greenlandic": [0] * 20, "immigrant": [0] * 20, "kom_type": [2] * 20})
+    persons = pl.DataFrame({"person_id": list(range(20)), "sex": [1, 2] * 10,
+                            "birth_date": [date(1990, 1, 1)] * 20, "greenlandic": [0] * 20,
+                            "immigrant": [0] * 20, "kom_type": [2] * 20})
     return panel, participants, persons
 
 
@@ -47,23 +50,17 @@ def test_each_participant_is_matched_to_a_person_with_the_same_dip() -> None:
 
 def test_without_replacement_each_control_serves_one_participant() -> None:
     panel, participants, persons = _toy()
-    result = match(panel, participants, persons, config=_no_replacement())
+    result = match(panel, participants, persons, config=replace(SMALL, replacement=False))
     assert result.pairs["control_id"].is_unique().all()
-
-
-def _no_replacement() -> MatchConfig:
-    return MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
-                       dip_months=(-2, -1), exact=(), exact_transition=(), neighbours=1, replacement=False)
 
 
 def test_exact_strata_and_caliper() -> None:
     panel, participants, persons = _toy()
-    exact = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
-                        dip_months=(-2, -1), exact=("sex",), exact_transition=(), neighbours=2)
-    result = match(panel, participants, persons, config=exact)
+    result = match(panel, participants, persons, config=replace(SMALL, exact=("sex",), neighbours=2))
     sex = dict(zip(persons["person_id"].to_list(), persons["sex"].to_list(), strict=True))
     assert all(sex[t] == sex[c] for t, c in result.pairs.select("treated_id", "control_id").iter_rows())
-    assert result.pairs.group_by("treated_id").agg(pl.col("weight").sum())["weight"].to_list() == pytest.approx([1.0] * 4)
+    weights = result.pairs.group_by("treated_id").agg(pl.col("weight").sum())["weight"]
+    assert weights.to_list() == pytest.approx([1.0] * 4)
 
 
 def test_transition_split_matches_participants_to_persons_discharged_the_same_month() -> None:
@@ -73,18 +70,18 @@ def test_transition_split_matches_participants_to_persons_discharged_the_same_mo
     def exit_in(ids: list[int], month: date) -> pl.Expr:
         return (pl.col("person_id").is_in(ids) & (pl.col("month") == month)).cast(pl.Int64)
 
-    panel = panel.with_columns(shelter_exits=exit_in([0, 1, 6], date(2022, 12, 1)), psych_ward_exits=pl.lit(0, pl.Int64),
-                               prison_exits=exit_in([2, 3, 7], date(2022, 12, 1)) + exit_in([5], date(2022, 10, 1)))
+    panel = panel.with_columns(shelter_exits=exit_in([0, 1, 6], date(2022, 12, 1)),
+                               psych_ward_exits=pl.lit(0, pl.Int64),
+                               prison_exits=exit_in([2, 3, 7], date(2022, 12, 1))
+                               + exit_in([5], date(2022, 10, 1)))
     # a wide caliper: with two candidates in the split the score's SD says nothing; the split is under test
-    config = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
-                         dip_months=(-2, -1), exact=(), neighbours=1, caliper=10.0)
+    config = replace(SMALL, exact_transition=MatchConfig().exact_transition, caliper=10.0)
     result = match(panel, participants, persons, config=config)
     assert result.n_treated == 4 and set(result.pairs["control_id"].to_list()) <= {6, 7}
     assert any("4 of 4 participants had a transition" in n for n in result.notes)
     # without the marker column (extracts without a stays register) the hospital fallback is used, and said
-    fallback = MatchConfig(history_outcomes=("self_support",), windows=((-6, -4),), dip_outcomes=("self_support",),
-                           dip_months=(-2, -1), exact=(), neighbours=1, transition_fallback=(), caliper=10.0)
-    plain = match(panel.drop("shelter_exits", "psych_ward_exits", "prison_exits"), participants, persons, config=fallback)
+    unmarked = panel.drop("shelter_exits", "psych_ward_exits", "prison_exits")
+    plain = match(unmarked, participants, persons, config=replace(config, transition_fallback=()))
     assert plain.n_treated == 4 and any("no participant has shelter_exits" in n for n in plain.notes)
 
 
@@ -92,7 +89,8 @@ def test_a_participant_without_history_is_reported_not_matched() -> None:
     panel, participants, persons = _toy()
     early = pl.concat([participants, pl.DataFrame({"person_id": [8], "start_month": [date(2022, 3, 1)]})])
     result = match(panel, early, persons, config=SMALL)
-    assert result.unmatched.filter(pl.col("person_id") == 8)["reason"].item().startswith("start outside the panel")
+    reason = result.unmatched.filter(pl.col("person_id") == 8)["reason"].item()
+    assert reason.startswith("start outside the panel")
 
 
 def test_stacked_panel_censors_controls_at_their_own_start() -> None:
@@ -122,52 +120,57 @@ def test_row_order_and_duplicates_of_the_panel() -> None:
     assert shuffled.pairs.equals(sorted_result.pairs) and shuffled.units.equals(sorted_result.units)
     # a duplicated person-month in place of a missing one keeps the row count but is not balanced
     gap = (pl.col("person_id") == 3) & (pl.col("month") == date(2022, 5, 1))
-    doubled = pl.concat([panel.filter(~gap), panel.filter((pl.col("person_id") == 3) & (pl.col("month") == date(2022, 6, 1)))])
+    twice = (pl.col("person_id") == 3) & (pl.col("month") == date(2022, 6, 1))
+    doubled = pl.concat([panel.filter(~gap), panel.filter(twice)])
     with pytest.raises(ValueError, match="balanced"):
         match(doubled, participants, persons, config=SMALL)
 
 
 def test_k_smallest_breaks_ties_like_a_stable_sort() -> None:
-    from analysis.estimate.matching import _k_smallest
+    from analysis.estimate.matching.nearest import k_smallest
 
     rng = np.random.default_rng(0)
     for _ in range(200):
         values = rng.integers(0, 5, size=rng.integers(1, 40)).astype(float)  # many ties
         k = int(rng.integers(1, 8))
-        assert np.array_equal(_k_smallest(values, k), np.argsort(values, kind="stable")[:k])
+        assert np.array_equal(k_smallest(values, k), np.argsort(values, kind="stable")[:k])
 
 
 def test_bad_input_is_explained() -> None:
     panel, participants, persons = _toy()
     with pytest.raises(ValueError, match="balanced"):
-        match(panel.filter(~((pl.col("person_id") == 3) & (pl.col("month") == date(2022, 5, 1)))), participants, persons, config=SMALL)
+        gap = (pl.col("person_id") == 3) & (pl.col("month") == date(2022, 5, 1))
+        match(panel.filter(~gap), participants, persons, config=SMALL)
     with pytest.raises(ValueError, match="one row per person"):
         match(panel, pl.concat([participants, participants]), persons, config=SMALL)
     with pytest.raises(ValueError, match="not in the panel"):
-        match(panel, pl.DataFrame({"person_id": [99], "start_month": [date(2023, 1, 1)]}), persons, config=SMALL)
+        stranger = pl.DataFrame({"person_id": [99], "start_month": [date(2023, 1, 1)]})
+        match(panel, stranger, persons, config=SMALL)
     with pytest.raises(ValueError, match="lacks columns"):
         match(panel, participants, persons.drop("kom_type"), config=SMALL)
     with pytest.raises(ValueError, match="caliper"):
         MatchConfig(caliper=0)
 
 
-# --- planted-effect recovery on the mock world ---------------------------------------------------------------
+# --- planted-effect recovery on the mock world -------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def world_effects() -> tuple[dict, dict, pl.DataFrame]:
-    """A 20k-person mock world (seed 0): matched DiD, staggered ATT and the naive contrast per headline outcome.
+    """A 20k-person mock world (seed 0): matched DiD, staggered ATT and naive contrast per headline outcome.
 
-    Crisis share 0.15 (default 0.06) so that each start month has a few dozen persons discharged that month:
-    the design matches within (start month, transition, sex), which at 20k default persons leaves about six
-    candidates per cell and most participants outside the caliper.
+    Crisis share 0.15 (default 0.06) so that each start month has a few dozen persons discharged that
+    month: the design matches within (start month, transition, sex), which at 20k default persons leaves
+    about six candidates per cell and most participants outside the caliper.
     """
-    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0, crisis_share=0.15), sites=read_config("sites"),
-                           delmaalgrupper=read_config("delmaalgrupper"), dream_codes=read_config("dream_codes"),
-                           hfaudd_levels=read_config("hfaudd_levels"))
-    registers = {r: pl.concat([mw.register_year(world, r, y) for y in range(2019, 2027)]).lazy() for r in REGISTERS}
+    tables = ConfigDir().table
+    codes = {"dream_codes": tables("dream_codes"), "hfaudd_levels": tables("hfaudd_levels")}
+    world = mw.build_world(mw.WorldConfig(persons=20_000, seed=0, crisis_share=0.15),
+                           sites=tables("sites"), delmaalgrupper=tables("delmaalgrupper"), **codes)
+    registers = {r: pl.concat([mw.register_year(world, r, y) for y in range(2019, 2027)]).lazy()
+                 for r in REGISTERS}
     panel = outcome_panel(registers, persons=None, first_month=date(2019, 1, 1), last_month=date(2026, 9, 1),
-                          dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels")).collect()
+                          **codes).collect()
     courses = world.participants.select(person_id=pl.col("PNR"), start_date="start", site="site",
                                         delmaalgruppe="delmaalgruppe", completed="completed")
     participants = participant_table(courses)
@@ -175,7 +178,8 @@ def world_effects() -> tuple[dict, dict, pl.DataFrame]:
     result = match(panel, participants.select("person_id", "start_month"), persons)
     naive = before_after(panel, participants, outcomes=HEADLINE_OUTCOMES).contrasts
     estimates = {
-        o: outcome_effects(panel, stacked_panel(panel, result.units, outcomes=[o]), result.units, participants, o, naive=naive).estimates
+        o: outcome_effects(panel, stacked_panel(panel, result.units, outcomes=[o]), result.units,
+                           participants, o, naive=naive).estimates
         for o in HEADLINE_OUTCOMES
     }
     return mw.truth(world)["effects"], estimates, result.balance
@@ -183,9 +187,11 @@ def world_effects() -> tuple[dict, dict, pl.DataFrame]:
 
 @pytest.mark.parametrize("outcome", HEADLINE_OUTCOMES)
 @pytest.mark.parametrize("design", ["matched_did", "staggered_att"])
-def test_designs_with_a_comparison_group_recover_the_planted_effect(world_effects, outcome: str, design: str) -> None:
+def test_designs_with_a_comparison_group_recover_the_planted_effect(world_effects, outcome: str,
+                                                                     design: str) -> None:
     truth, estimates, _ = world_effects
-    row = estimates[outcome].filter((pl.col("design") == design) & (pl.col("dimension") == "all")).row(0, named=True)
+    headline = (pl.col("design") == design) & (pl.col("dimension") == "all")
+    row = estimates[outcome].filter(headline).row(0, named=True)
     planted = truth[outcome]["att_months_12_24"]
     assert row["ci_lower"] <= planted <= row["ci_upper"], (design, outcome, planted, row)
     assert row["n_treated"] > 0 and row["n_controls"] > 0 and row["mde"] > 0
@@ -194,7 +200,7 @@ def test_designs_with_a_comparison_group_recover_the_planted_effect(world_effect
 def test_naive_before_after_is_visibly_biased_by_the_dip(world_effects) -> None:
     truth, estimates, _ = world_effects
     row = estimates["self_support"].filter(pl.col("design") == "naive_before_after").row(0, named=True)
-    assert row["ci_lower"] > truth["self_support"]["att_months_12_24"]  # recovery from the dip counted as effect
+    assert row["ci_lower"] > truth["self_support"]["att_months_12_24"]  # the dip's recovery counted as effect
 
 
 def test_heterogeneity_rows_carry_their_n(world_effects) -> None:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.estimate.staggered import att_gt, stack_results
+from analysis.estimate.inference import z_critical
+from analysis.estimate.staggered import aggte, att_gt, stack_results
 
 # --------------------------------------------------------------------------------------------------
 # fixtures
@@ -445,7 +446,8 @@ def _stacks(shared_controls: bool) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     frame = _panel(600, seed=3).filter(pl.col("first_treat") != 5)
     never = frame.filter(pl.col("first_treat") == 0)["id"].unique().sort()
     halves = (never, never) if shared_controls else (never.gather_every(2), never.gather_every(2, offset=1))
-    stacks = [frame.filter((pl.col("first_treat") == g) | pl.col("id").is_in(h.implode())) for g, h in zip((3, 4), halves, strict=True)]
+    stacks = [frame.filter((pl.col("first_treat") == g) | pl.col("id").is_in(h.implode()))
+              for g, h in zip((3, 4), halves, strict=True)]
     return frame, stacks
 
 
@@ -470,7 +472,8 @@ def test_stacked_cells_keep_their_own_estimates_and_standard_errors() -> None:
     # the simple aggregate weights each cohort's post cells by its number of treated units
     post = stacked.group_time.filter(pl.col("post"))
     weights = post["n_treated"].cast(pl.Float64)
-    assert stacked.aggregate("simple").att == pytest.approx(float((post["att"] * weights).sum() / weights.sum()))
+    expected = float((post["att"] * weights).sum() / weights.sum())
+    assert stacked.aggregate("simple").att == pytest.approx(expected)
 
 
 def test_a_control_in_two_stacks_is_one_cluster() -> None:
@@ -483,7 +486,8 @@ def test_a_control_in_two_stacks_is_one_cluster() -> None:
     assert any("clustered by unit" in n for n in clustered.notes)
     _, disjoint = _stacks(shared_controls=False)
     apart = [att_gt(s, **KW) for s in disjoint]
-    assert stack_results(apart).aggregate("dynamic").se == pytest.approx(stack_results(apart, cluster=False).aggregate("dynamic").se)
+    independent_se = stack_results(apart, cluster=False).aggregate("dynamic").se
+    assert stack_results(apart).aggregate("dynamic").se == pytest.approx(independent_se)
 
 
 def test_stacks_must_share_periods_and_not_share_cohorts() -> None:
@@ -498,3 +502,39 @@ def test_stacks_must_share_periods_and_not_share_cohorts() -> None:
         stack_results([a, att_gt(stacks[1], **KW, anticipation=1)])
     with pytest.raises(ValueError, match="at least one"):
         stack_results([])
+    with pytest.raises(ValueError, match=r"differ in \['outcome'\]"):
+        stack_results([a, att_gt(stacks[1].rename({"y": "y2"}), **{**KW, "outcome": "y2"})])
+    with pytest.raises(ValueError, match=r"differ in \['covariates'\]"):
+        stack_results([a, att_gt(stacks[1], **KW, covariates=["x"])])
+
+
+# --------------------------------------------------------------------------------------------------
+# the result objects
+# --------------------------------------------------------------------------------------------------
+
+
+def test_results_carry_their_options() -> None:
+    res = att_gt(_panel(seed=29), **KW, covariates=("x",), control_group="not_yet_treated", anticipation=1,
+                 method="ipw", alpha=0.1)
+    assert (res.outcome, res.covariates, res.method, res.anticipation) == ("y", ("x",), "ipw", 1)
+    assert (res.control_group, res.alpha, res.cband) == ("not_yet_treated", 0.1, False)
+    assert res.to_frame() is res.group_time
+    agg = res.aggregate("dynamic", min_e=-1, max_e=2)
+    assert (agg.kind, agg.key, agg.min_e, agg.max_e, agg.balance_e, agg.alpha, agg.bootstrap, agg.cband) == (
+        "dynamic", "event_time", -1, 2, None, 0.1, 0, False)
+    assert agg.keys.tolist() == [-1, 0, 1, 2]
+    assert agg.ci_upper - agg.att == pytest.approx(z_critical(0.1) * agg.se, rel=1e-12)
+    # the method is R's aggte(): the same numbers from the function
+    direct = aggte(res, "dynamic", min_e=-1, max_e=2)
+    assert (direct.att, direct.se) == (agg.att, agg.se)
+    assert direct.to_frame().equals(agg.to_frame())
+
+
+def test_stacked_results_keep_the_stacks_settings_and_their_own_band_choice() -> None:
+    _, stacks = _stacks(shared_controls=False)
+    results = [att_gt(s, **KW, bootstrap=99, seed=3) for s in stacks]
+    stacked = stack_results(results, cband=True)
+    options = (stacked.outcome, stacked.method, stacked.bootstrap, stacked.seed, stacked.cband)
+    assert options == ("y", "dr", 99, 3, True)
+    assert stacked.n_units == sum(r.n_units for r in results)
+    assert stacked.crit_value > z_critical(stacked.alpha)  # a uniform band is wider than the pointwise one

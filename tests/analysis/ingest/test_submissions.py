@@ -8,11 +8,11 @@ from openpyxl import Workbook
 
 from analysis.ingest.submissions import SubmissionError, read_submission
 from analysis.ingest.validate import conservation_ok, validate_rows
-from pipelines.resources import read_config
+from pipelines.configuration import ConfigDir
 
 HEADER = "CPR-nr.;Startdato;Slutdato;Delmålgruppe;Gennemført"
 ROWS = ["610190-1235;01-02-2024;;GRL;", "710285-2346;15.03.2024;10.12.2024;OVG;Ja"]
-CODES = read_config("delmaalgrupper")
+CODES = ConfigDir().table("delmaalgrupper")
 
 
 def _csv(encoding: str, sep: str = ";", rows=ROWS, header=HEADER) -> bytes:

@@ -3,11 +3,11 @@ from datetime import date
 import polars as pl
 import pytest
 
-from analysis.schema import QUARANTINE_REASONS
 from analysis.ingest.validate import conservation_ok, validate_rows
-from pipelines.resources import read_config
+from analysis.schema import QUARANTINE_REASONS
+from pipelines.configuration import ConfigDir
 
-CODES = read_config("delmaalgrupper")
+CODES = ConfigDir().table("delmaalgrupper")
 GOOD = {"cpr": "610190-1235", "start_date": "01-02-2024", "end_date": "", "delmaalgruppe": "GRL", "completed": ""}
 
 
@@ -39,6 +39,7 @@ def _validate(*rows: dict, today: date = date(2024, 12, 31)):
         ({"end_date": "01-06-2025", "completed": "Ja"}, "course_too_long"),
         ({"delmaalgruppe": "ZZ9"}, "unknown_delmaalgruppe"),
         ({"delmaalgruppe": "UNG", "start_date": "01-08-2025", "end_date": ""}, "unknown_delmaalgruppe"),  # expired code
+        ({"start_date": "15-12-2023", "end_date": ""}, "unknown_delmaalgruppe"),  # starts before the code's valid_from
         ({"completed": "måske", "end_date": "01-10-2024"}, "completed_unparseable"),
         ({"cpr": "I alt", "start_date": "12"}, "not_a_data_row"),
     ],

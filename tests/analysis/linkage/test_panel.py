@@ -5,7 +5,7 @@ import pytest
 
 from analysis.linkage.panel import link_participants, outcome_panel, quarterly
 from analysis.schema import OUTCOME_PANEL, REGISTERS
-from pipelines.resources import read_config
+from pipelines.configuration import ConfigDir
 
 
 def _registers() -> dict[str, pl.LazyFrame]:
@@ -33,7 +33,7 @@ def _registers() -> dict[str, pl.LazyFrame]:
 def panel() -> pl.DataFrame:
     return outcome_panel(
         _registers(), persons=pl.LazyFrame({"person_id": [1, 2]}), first_month=date(2024, 1, 1), last_month=date(2024, 3, 1),
-        dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels"),
+        dream_codes=ConfigDir().table("dream_codes"), hfaudd_levels=ConfigDir().table("hfaudd_levels"),
     ).collect()
 
 
@@ -74,7 +74,7 @@ def test_registers_without_stays_give_zero_exits() -> None:
     registers = {k: v for k, v in _registers().items() if k != "stays"}
     frame = outcome_panel(
         registers, persons=pl.LazyFrame({"person_id": [1, 2]}), first_month=date(2024, 1, 1), last_month=date(2024, 3, 1),
-        dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels"),
+        dream_codes=ConfigDir().table("dream_codes"), hfaudd_levels=ConfigDir().table("hfaudd_levels"),
     ).collect()
     assert frame.schema == OUTCOME_PANEL and frame.select("shelter_exits", "psych_ward_exits", "prison_exits").sum().row(0) == (0, 0, 0)
 
@@ -98,4 +98,4 @@ def test_linkage_lists_unlinked_and_rates() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="registers"):
         outcome_panel({}, persons=None, first_month=date(2024, 1, 1), last_month=date(2024, 2, 1),
-                      dream_codes=read_config("dream_codes"), hfaudd_levels=read_config("hfaudd_levels"))
+                      dream_codes=ConfigDir().table("dream_codes"), hfaudd_levels=ConfigDir().table("hfaudd_levels"))

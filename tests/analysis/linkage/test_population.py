@@ -5,7 +5,14 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from analysis.linkage.population import candidate_pool, cem_pool, extract_cohort, person_year_covariates, stratum, transition_pool
+from analysis.linkage.population import (
+    candidate_pool,
+    cem_pool,
+    extract_cohort,
+    person_year_covariates,
+    stratum,
+    transition_pool,
+)
 
 
 def _registers() -> dict[str, pl.LazyFrame]:

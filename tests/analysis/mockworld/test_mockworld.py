@@ -9,12 +9,11 @@ import pytest
 
 from analysis import mockworld
 from analysis.schema import QUARANTINE_REASONS, REGISTERS
-
-CONFIG = Path(__file__).parents[3] / "pipelines" / "config"
+from pipelines.configuration import ConfigDir
 
 
 def _config(name: str) -> pl.DataFrame:
-    return pl.read_csv(CONFIG / f"{name}.csv", infer_schema=False)
+    return ConfigDir().table(name)
 
 
 def _world(persons: int = 20_000, seed: int = 0) -> mockworld.World:

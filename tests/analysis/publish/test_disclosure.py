@@ -353,9 +353,9 @@ def test_the_audit_catches_an_uncontrolled_table() -> None:
 
 
 def test_rules_come_from_the_packaged_table() -> None:
-    from pipelines.resources import read_config
+    from pipelines.configuration import ConfigDir
 
-    rules = Rules.from_table(read_config("disclosure_rules"))
+    rules = Rules.from_table(ConfigDir(None).table("disclosure_rules"))
     assert rules == Rules()  # the packaged defaults are the Danish ones
     with pytest.raises(ValueError, match="unknown disclosure rule"):
         Rules.from_table(pl.DataFrame({"rule": ["min_cell"], "value": ["5"]}))

@@ -1,6 +1,7 @@
 """Effect report, steward view and spreadsheet-safe exports on small synthetic tables."""
 
 import csv
+import io
 import re
 
 import polars as pl
@@ -9,9 +10,9 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from analysis.publish.effect_report import SECTIONS, ReportInputs, export_tables, render_effect_report
-from analysis.publish.safe_export import DANGEROUS, escape_formula, escape_frame, write_csv, write_xlsx
-from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
+from analysis.publish.safe_export import DANGEROUS, csv_bytes, escape_formula, escape_frame, xlsx_bytes
 from analysis.publish.steward_view import feedback_sheets, render_steward_page, steward_tables
+from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
 from pipelines.audit import cpr_like
 
 
@@ -103,14 +104,13 @@ def test_steward_view_masks_cpr_in_the_general_version_only() -> None:
 
 def test_formula_cells_are_escaped_in_csv_and_xlsx(tmp_path) -> None:
     frame = pl.DataFrame({"text": ["=1+1", "+a", "-b", "@c", "safe"], "number": [-1.5, 2.0, 3.0, 4.0, 5.0]})
-    write_csv(frame, tmp_path / "t.csv")
-    with open(tmp_path / "t.csv", encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
+    content = csv_bytes(frame)
+    assert content.startswith(b"\xef\xbb\xbf")  # Danish Excel needs the BOM to read UTF-8
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""), delimiter=";"))
     assert [r[0] for r in rows[1:]] == ["'=1+1", "'+a", "'-b", "'@c", "safe"] and float(rows[1][1]) == -1.5
-    write_xlsx({"s": frame}, tmp_path / "a.xlsx")
-    write_xlsx({"s": frame}, tmp_path / "b.xlsx")
-    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
-    sheet = load_workbook(tmp_path / "a.xlsx")["s"]
+    first, second = xlsx_bytes({"s": frame}), xlsx_bytes({"s": frame})
+    assert first == second
+    sheet = load_workbook(io.BytesIO(first))["s"]
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
     assert sheet["A2"].value == "'=1+1"
 

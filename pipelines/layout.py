@@ -1,0 +1,141 @@
+"""Where everything lives under the data directory: the one owner of paths.
+
+Every other module asks a :class:`Layout` ("where does X live?") instead of joining path segments itself,
+so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) holds::
+
+    inbox/<YYYY>Q<n>/<site>[_...].csv|.xlsx      the sites' deliveries (raw CPR, as delivered)
+    registers/<register>/<year>.parquet          register extracts (mock world or real)
+    assets/<asset>[/<partition>...].parquet      every asset without CPR (pseudonyms, ids, counts)
+    restricted/assets/...                        assets that hold raw CPR (raw submissions, quarantine)
+    restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
+    restricted/reports/                          steward view and feedback with raw CPR
+    reports/                                     effect report, its tables, general steward view, feedback
+    world/manifest.json, world/truth.json        the mock world's configuration and planted truth
+    dagster_home/                                the Dagster instance (runs, event log, schedules)
+    bench/, validate/                            benchmark and Monte Carlo results
+
+Only ``inbox/`` and ``restricted/`` may hold raw CPR (``RAW_CPR_DIRS``). Assets get the same places from the
+``layout`` resource (``pipelines.resources.LayoutResource``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Top-level folders that hold raw CPR by design: the delivered files and the restricted store.
+RAW_CPR_DIRS = ("restricted", "inbox")
+
+#: Stores an asset can live in (asset metadata ``cti/store``; default: the general store).
+GENERAL, RESTRICTED, REGISTERS = "general", "restricted", "registers"
+
+
+class Places:
+    """Every well-known place under the data directory ``self.root`` (shared by :class:`Layout` and the resource)."""
+
+    __slots__ = ()
+
+    # --- inputs --------------------------------------------------------------------------------------------
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    def register_dir(self, register: str, /) -> Path:
+        """Directory of one register's per-year parquet files."""
+        return self.root / "registers" / register
+
+    def register_files(self, register: str, /) -> list[Path]:
+        """Every year of ``register`` on disk, sorted by year."""
+        return sorted(self.register_dir(register).glob("*.parquet"))
+
+    # --- restricted -------------------------------------------------------------------------------------------
+    @property
+    def restricted(self) -> Path:
+        return self.root / "restricted"
+
+    @property
+    def received(self) -> Path:
+        """Archive of every received file, by quarter and site (content-addressed, with receipts)."""
+        return self.restricted / "received"
+
+    @property
+    def demo_key(self) -> Path:
+        """The random local pseudonymisation key of the mock-world demo (``cti run --demo-key``)."""
+        return self.restricted / "demo_pseudonym.key"
+
+    # --- assets ------------------------------------------------------------------------------------------------
+    def asset_dir(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL) -> Path:
+        """Where an asset lives: its directory (partitioned) or, with ``.parquet`` added, its file."""
+        if store == REGISTERS:
+            return self.register_dir(key[-1])
+        base = self.restricted / "assets" if store == RESTRICTED else self.root / "assets"
+        return base.joinpath(*key)
+
+    def asset_file(self, key: tuple[str, ...] | list[str], /, *, store: str = GENERAL,
+                   partition: str | None = None) -> Path:
+        """The parquet file of an asset (one partition of it: multi-partition keys become nested folders)."""
+        directory = self.asset_dir(key, store=store)
+        if partition is None:
+            return directory.with_suffix(".parquet")
+        return directory.joinpath(*partition.split("|")).with_suffix(".parquet")
+
+    # --- reports -----------------------------------------------------------------------------------------------
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def report_tables(self) -> Path:
+        return self.reports / "tables"
+
+    def steward_reports(self, *, restricted: bool) -> Path:
+        """Where the steward view and the feedback files go (the restricted version shows raw CPR)."""
+        return self.restricted / "reports" if restricted else self.reports
+
+    def feedback_dir(self, *, restricted: bool) -> Path:
+        return self.steward_reports(restricted=restricted) / "feedback"
+
+    # --- the mock world ------------------------------------------------------------------------------------------
+    @property
+    def world(self) -> Path:
+        return self.root / "world"
+
+    @property
+    def manifest(self) -> Path:
+        """The settings a mock world was generated with."""
+        return self.world / "manifest.json"
+
+    @property
+    def truth(self) -> Path:
+        """The mock world's planted truth (read only by tests and the report's validation section)."""
+        return self.world / "truth.json"
+
+    #: Derived outputs that belong to one world: a new world removes them so nothing stale remains.
+    def derived(self) -> tuple[Path, ...]:
+        return (self.root / "assets", self.restricted / "assets", self.received, self.inbox, self.reports,
+                self.restricted / "reports")
+
+    # --- operation -----------------------------------------------------------------------------------------------
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def bench(self) -> Path:
+        return self.root / "bench"
+
+    @property
+    def validate(self) -> Path:
+        return self.root / "validate"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout(Places):
+    """The layout of one data directory (a plain, picklable value: the CLI, runner and scripts use it)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, data_dir: str | Path) -> Layout:
+        """The layout of ``data_dir`` (made absolute, so it means the same in every worker process)."""
+        return cls(Path(data_dir).expanduser().resolve())

@@ -1,0 +1,107 @@
+"""The per-outcome effect tables: the result objects of the matched and the staggered design."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analysis.estimate.did import event_study, pooled_did, subgroup_did
+from analysis.estimate.effects import (
+    ANTICIPATION_QUARTERS,
+    DIMENSIONS,
+    POST_QUARTERS,
+    POST_WINDOW,
+    matched_effects,
+    staggered_effects,
+)
+from analysis.estimate.inference import z_critical
+from analysis.estimate.staggered import att_gt, stack_results
+from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, STAGGERED_AGGREGATES
+
+
+def _stacked(n_treated: int = 40, n_controls: int = 80, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One stack, event months -6..24, an effect of 0.3 from month 0; participants with every dimension."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for unit in range(n_treated + n_controls):
+        treated = int(unit < n_treated)
+        alpha = rng.normal()
+        for e in range(-6, 25):
+            y = alpha + 0.01 * e + (0.3 if treated and e >= 0 else 0.0) + rng.normal(scale=0.1)
+            rows.append((unit, unit, e + 6, e, treated, 1.0, 0, y))
+    schema = {"unit": pl.Int64, "person_id": pl.Int64, "stack_time": pl.Int64, "event_time": pl.Int32,
+              "treated": pl.Int8, "weight": pl.Float64, "cohort": pl.Int64, "y": pl.Float64}
+    participants = pl.DataFrame({"person_id": list(range(n_treated))}).with_columns(
+        **{d: pl.when(pl.col("person_id") % 2 == 0).then(pl.lit("a")).otherwise(pl.lit("b"))
+           for d in DIMENSIONS}
+    )
+    return pl.DataFrame(rows, schema=schema, orient="row"), participants
+
+
+def test_matched_effects_are_the_pooled_and_subgroup_dids_with_the_event_study() -> None:
+    stacked, participants = _stacked()
+    result = matched_effects(stacked, participants, "y")
+    assert (result.outcome, result.post) == ("y", POST_WINDOW)
+    assert result.to_frame() is result.estimates and result.estimates.schema == EFFECT_ESTIMATES
+    assert result.event_study.to_frame().equals(event_study(stacked, "y").to_frame())
+    overall = result.estimates.filter(pl.col("dimension") == "all").row(0, named=True)
+    pooled = pooled_did(stacked, "y", post=POST_WINDOW)
+    assert (overall["estimate"], overall["ci_lower"], overall["n_controls"]) == (
+        pooled.estimate, pooled.ci_lower, pooled.n_controls)
+    assert overall["pretrend_p"] == result.event_study.pretrend_p and overall["window"] == "12..24"
+    site = result.estimates.filter(pl.col("dimension") == "site").select("level", "estimate", "n_treated")
+    levels = subgroup_did(stacked, "y", participants, "site", post=POST_WINDOW).to_frame()
+    assert site.equals(levels.select("level", "estimate", "n_treated"))
+    assert result.estimates.height == 1 + 2 * len(DIMENSIONS)
+
+
+def _quarters(seed: int = 1) -> pl.DataFrame:
+    """Two stacks of 30 participants (cohorts 3, 4) and their own 60 comparisons, periods 0..13, effect 0.5.
+
+    A third stack's cohort 1 has no period before its anticipation window: it cannot be estimated.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for stack, cohort in ((3, 3), (4, 4), (1, 1)):
+        n = 90
+        person = np.arange(n) + 1000 * stack
+        g = np.where(np.arange(n) < 30, cohort, 0)
+        t = np.arange(14)
+        effect = np.where((g[:, None] > 0) & (t >= g[:, None]), 0.5, 0.0)
+        y = rng.normal(size=n)[:, None] + 0.05 * t[None, :] + effect + rng.normal(scale=0.2, size=(n, t.size))
+        frames.append(pl.DataFrame({
+            "stack": np.full(n * t.size, stack), "person_id": np.repeat(person, t.size),
+            "period": np.tile(t, n), "y": y.ravel(), "cohort": np.repeat(np.where(g > 0, g, -1), t.size),
+            "weight": np.ones(n * t.size),
+        }).with_columns(cohort=pl.when(pl.col("cohort") > 0).then(pl.col("cohort"))))
+    return pl.concat(frames)
+
+
+def test_staggered_effects_carry_their_design_and_the_stacks_left_out() -> None:
+    quarters = _quarters()
+    result = staggered_effects(quarters, "y", alpha=0.1)
+    assert (result.outcome, result.post, result.alpha) == ("y", POST_QUARTERS, 0.1)
+    assert (result.control_group, result.method) == ("never_treated", "dr")
+    assert result.anticipation == ANTICIPATION_QUARTERS
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("stack 1: ")
+    assert result.note.startswith("1 start quarter(s) left out: stack 1: ")
+    assert (result.n_treated, result.n_controls) == (60, 120)  # the two estimated stacks
+    assert result.group_time.schema == GROUP_TIME_ATT and result.aggregates.schema == STAGGERED_AGGREGATES
+    assert set(result.aggregates["aggregation"]) == {"simple", "dynamic", "group", "calendar"}
+    # the pooled effect is the dynamic aggregate over POST_QUARTERS of the stacked att_gt results
+    stacks = [quarters.filter(pl.col("stack") == s) for s in (3, 4)]
+    direct = stack_results([att_gt(f, unit="person_id", period="period", cohort="cohort", outcome="y",
+                                   weights="weight", anticipation=ANTICIPATION_QUARTERS, alpha=0.1)
+                            for f in stacks])
+    pooled = direct.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
+    assert (result.estimate, result.se, result.ci_lower) == (pooled.att, pooled.se, pooled.ci_lower)
+    assert result.ci_upper - result.estimate == pytest.approx(z_critical(0.1) * result.se, rel=1e-12)
+    assert result.ci_lower < 0.5 < result.ci_upper
+    row = result.to_frame().row(0, named=True)
+    assert row == {"outcome": "y", "estimate": result.estimate, "se": result.se, "ci_lower": result.ci_lower,
+                   "ci_upper": result.ci_upper, "n_treated": 60, "n_controls": 120, "mde": result.mde,
+                   "note": result.note}
+
+
+def test_staggered_effects_without_any_estimable_stack_say_why() -> None:
+    with pytest.raises(ValueError, match="no start quarter could be estimated: stack 1: "):
+        staggered_effects(_quarters().filter(pl.col("stack") == 1), "y")
