@@ -30,7 +30,7 @@ DISCLOSURE_AUDIT = "disclosure_audit"
 
 
 def disclosure_rules(code_lists: CodeLists) -> Rules:
-    """The disclosure rules from the configuration table ``disclosure_rules`` (the one place they are read)."""
+    """Read the disclosure rules from configuration table ``disclosure_rules`` (read here only)."""
     return Rules.from_table(code_lists.table("disclosure_rules"))
 
 
@@ -69,8 +69,10 @@ def effect_report_html(
     meta = {"disclosure_audit": audit.summary(), "cells_published": audit.cells_checked,
             "cells_suppressed": audit.cells_suppressed,
             "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"}
-    check = dg.AssetCheckResult(check_name=DISCLOSURE_AUDIT, passed=audit.passed, severity=dg.AssetCheckSeverity.ERROR,
-                                metadata={"summary": audit.summary(), "problems": "; ".join(audit.problems[:20]) or "none"})
+    check = dg.AssetCheckResult(check_name=DISCLOSURE_AUDIT, passed=audit.passed,
+                                severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={"summary": audit.summary(),
+                                          "problems": "; ".join(audit.problems[:20]) or "none"})
     if not audit.passed:  # nothing leaves: the previous report (if any) stays as it was
         context.log.error("disclosure audit failed, report not written: " + "; ".join(audit.problems[:5]))
         return dg.MaterializeResult(metadata=meta, check_results=[check])
@@ -81,17 +83,19 @@ def effect_report_html(
     for name, frame in effect_report.export_tables(published).items():
         write_parquet(tables / f"{name}.parquet", frame)
         write_bytes(tables / f"{name}.csv", csv_bytes(frame))
-        files |= {f"tables/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes()) for ext in ("csv", "parquet")}
+        files |= {f"tables/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes())
+                  for ext in ("csv", "parquet")}
     for stale in tables.glob("*"):  # a table no longer published must not linger beside the new ones
         if stale.is_file() and f"tables/{stale.name}" not in files:
             stale.unlink()
-    write_text(out / "output_checking.json", json.dumps(output_bundle(published, files), indent=1, ensure_ascii=False))
+    bundle = output_bundle(published, files)
+    write_text(out / "output_checking.json", json.dumps(bundle, indent=1, ensure_ascii=False))
     headline = published.frames["estimates"].filter((pl.col("dimension") == "all")
                                                     & pl.col("outcome").is_in(HEADLINE_OUTCOMES))
     meta |= {f"{r['design']}/{r['outcome']}": f"{r['estimate']:.4f}" for r in headline.iter_rows(named=True)
              if r["estimate"] is not None}
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out / "effect_report.html")), **meta},
-                                check_results=[check])
+    path = dg.MetadataValue.path(str(out / "effect_report.html"))
+    return dg.MaterializeResult(metadata={"path": path, **meta}, check_results=[check])
 
 
 @dg.asset(

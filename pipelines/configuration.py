@@ -175,5 +175,5 @@ TABLES: dict[str, TableSpec] = {
     "hfaudd_levels": TableSpec(("hfaudd", "level", "label"), ("hfaudd",), _hfaudd_row,
                                "education codes and their ISCED-like level"),
     "disclosure_rules": TableSpec(("rule", "value", "description"), ("rule",), _rule_row,
-                                  "disclosure-control thresholds of the published report (analysis.publish.disclosure.Rules)"),
+                                  "disclosure-control thresholds (analysis.publish.disclosure.Rules)"),
 }
