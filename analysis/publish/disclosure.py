@@ -279,14 +279,18 @@ class _Model:
                 self.means_by_numerator.setdefault(mc.numerator, []).append(mc)
 
     def _var(
-        self, key: str, value: float, *, integer: bool, role: str, cell: tuple[str, int, str] | None = None
+        self, key: str, value: float, *, integer: bool, role: str, cell: tuple[str, int, str] | None = None,
+        scale: float = 1.0,
     ) -> int:
         value = float(value)
         if integer:
             if abs(value - round(value)) > 1e-6 * max(1.0, abs(value)):
                 raise ValueError(f"quantity {key!r} must be a whole number, got {value}")
             value = float(round(value))
-        threshold = self.rules.min_persons if role in ("count", "hidden") else self.rules.min_numerator
+        # a numerator over ``scale`` observations per person (a window of months) is small below scale x
+        # threshold
+        count = role in ("count", "hidden")
+        threshold = self.rules.min_persons if count else self.rules.min_numerator * scale
         if key in self.index:
             var = self.vars[self.index[key]]
             if abs(var.value - value) > 1e-6 * max(1.0, abs(value)):
@@ -399,14 +403,16 @@ class _Model:
             cell = (table.name, row, mean.column)
             reason = ""
             total = None if n is None else value * n * per
+            # thresholds on persons: a window mean's mean x n (not x per) bounds the persons with the outcome
+            persons = None if n is None else value * n
             if n is None or n < rules.min_persons:
                 reason = f"fewer than {rules.min_persons} persons"
             elif kind in (Kind.BINARY, Kind.SHARE, Kind.EVENTS):
-                if 0 < total < rules.min_numerator - 1e-9:
+                if 0 < persons < rules.min_numerator - 1e-9:
                     reason = f"numerator below {rules.min_numerator:g}"
-                elif bounded and 0 < n * per - total < rules.min_numerator - 1e-9:
+                elif bounded and 0 < n - persons < rules.min_numerator - 1e-9:
                     reason = f"complement below {rules.min_numerator:g}"
-                elif bounded and (total <= 1e-9 or n * per - total <= 1e-9) and n < rules.extreme_share_min_n:
+                elif bounded and (persons <= 1e-9 or n - persons <= 1e-9) and n < rules.extreme_share_min_n:
                     reason = f"0 % or 100 % of fewer than {rules.extreme_share_min_n} persons"
             if not reason and n_pos is not None and 0 < n_pos < rules.min_numerator:
                 reason = f"fewer than {rules.min_numerator:g} persons contribute"
@@ -426,10 +432,11 @@ class _Model:
             numerator = None
             if key is not None and n is not None and n_var is not None:
                 integer = kind in (Kind.BINARY, Kind.EVENTS)
-                numerator = self._var(key, total, integer=integer, role="numerator")
+                numerator = self._var(key, total, integer=integer, role="numerator", scale=per)
                 if bounded:
                     complement = self._var(
-                        f"{key}~", n * per - self.vars[numerator].value, integer=integer, role="numerator"
+                        f"{key}~", n * per - self.vars[numerator].value, integer=integer, role="numerator",
+                        scale=per,
                     )
                     self._identity_rows(
                         {numerator: 1.0, complement: 1.0, n_var: -float(per)},

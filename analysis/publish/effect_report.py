@@ -24,19 +24,31 @@ from analysis.publish.disclosure import Controlled, Rules, control  # noqa: E402
 __all__ = ["SECTIONS", "ReportInputs", "export_tables", "publish", "render_effect_report"]
 
 _RC = {"svg.hashsalt": "cti", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72}
-SECTIONS = ("summary", "event-study", "raw-means", "balance", "staggered", "heterogeneity", "provenance", "methods",
-            "truth", "run")
+SECTIONS = (
+    "summary",
+    "event-study",
+    "raw-means",
+    "balance",
+    "staggered",
+    "heterogeneity",
+    "provenance",
+    "methods",
+    "truth",
+    "run",
+)
 #: Count columns printed with a thousands separator.
 _COUNTS = ("n", "n_treated", "n_controls", "rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")
 
 
-def publish(inputs: ReportInputs, /, *, rules: Rules = Rules()) -> Controlled:
-    """The run's published cells after joint disclosure control (with the audit result attached)."""
-    return control(declare(inputs), rules=rules)
+def publish(inputs: ReportInputs, /, *, rules: Rules | None = None) -> Controlled:
+    """Return the run's published cells after joint disclosure control (with the audit result attached)."""
+    return control(declare(inputs), rules=rules or Rules())
 
 
-def export_tables(published: Controlled | ReportInputs, /, *, rules: Rules = Rules()) -> dict[str, pl.DataFrame]:
-    """The published tables exactly as the report shows them (suppressed cells are null, named in ``suppressed``)."""
+def export_tables(
+    published: Controlled | ReportInputs, /, *, rules: Rules | None = None
+) -> dict[str, pl.DataFrame]:
+    """Return the published tables as the report shows them (suppressed cells null and named)."""
     if isinstance(published, ReportInputs):
         published = publish(published, rules=rules)
     out = {name: published.export(name) for name in published.frames}
@@ -56,7 +68,7 @@ def _svg(fig: plt.Figure) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'\s(xmlns(:xlink)?)="[^"]*"', "", text)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     text = text.replace("xlink:href", "href")
@@ -72,7 +84,7 @@ def _count(value: object) -> str:
 
 
 def _view(published: Controlled, name: str, rows: pl.Expr | None = None) -> pl.DataFrame:
-    """A published table with one ``<column>__x`` flag column per suppressed-able column (for printing "x")."""
+    """Return a published table with a ``<column>__x`` flag column per controlled column (to print "x")."""
     frame, mask = published.frames.get(name, pl.DataFrame()), published.masks.get(name, pl.DataFrame())
     if not frame.height:
         return frame
@@ -111,8 +123,10 @@ def _ci_plot(frame: pl.DataFrame, x: str, title: str, xlabel: str) -> str:
         fig, ax = plt.subplots(figsize=(6.4, 2.6))
         xs, ys = shown[x].to_list(), shown["estimate"].to_list()
         lo, hi = shown["ci_lower"].to_list(), shown["ci_upper"].to_list()
-        err = [[y - (a if a is not None else y) for y, a in zip(ys, lo, strict=True)],
-               [(b if b is not None else y) - y for y, b in zip(ys, hi, strict=True)]]
+        err = [
+            [y - (a if a is not None else y) for y, a in zip(ys, lo, strict=True)],
+            [(b if b is not None else y) - y for y, b in zip(ys, hi, strict=True)],
+        ]
         ax.errorbar(xs, ys, yerr=err, fmt="o", ms=3, lw=0.8, color="#1f4e79")
         ax.axhline(0, color="#888", lw=0.6)
         if x == "event_time":
@@ -186,7 +200,9 @@ figure.plot{margin:.5rem 0}figure.plot svg{max-width:100%;height:auto}.warn{colo
 """
 
 
-def render_effect_report(inputs: ReportInputs, /, *, published: Controlled | None = None, rules: Rules = Rules()) -> str:
+def render_effect_report(
+    inputs: ReportInputs, /, *, published: Controlled | None = None, rules: Rules | None = None
+) -> str:
     """Render the report from the controlled publication (deterministic: same inputs, same bytes).
 
     ``inputs`` gives only what is not a number of the run (headline outcomes, run information, outcome
@@ -210,46 +226,147 @@ def render_effect_report(inputs: ReportInputs, /, *, published: Controlled | Non
     status = inputs.outcome_status
     failed = ""
     if status.height:
-        failed = ('<p class="warn">Outcomes without current estimates in this run (their partition failed or never '
-                  'ran; rerun them from the Dagster UI):</p>' + _table(status, ["outcome", "status", "reason"]))
-    section("summary", "Headline effects", failed + _table(
-        headline, ["outcome", "design", "window", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde", "pretrend_p"],
-        ["outcome", "design", "window (months)", "estimate", "95% CI low", "95% CI high", "n treated", "n controls", "MDE", "pre-trend p"],
-    ) + "<p>All outcomes:</p>" + _table(overall, ["outcome", "design", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"]))
+        failed = (
+            '<p class="warn">Outcomes without current estimates in this run (their partition failed or never '
+            "ran; rerun them from the Dagster UI):</p>" + _table(status, ["outcome", "status", "reason"])
+        )
+    section(
+        "summary",
+        "Headline effects",
+        failed
+        + _table(
+            headline,
+            [
+                "outcome",
+                "design",
+                "window",
+                "estimate",
+                "ci_lower",
+                "ci_upper",
+                "n_treated",
+                "n_controls",
+                "mde",
+                "pretrend_p",
+            ],
+            [
+                "outcome",
+                "design",
+                "window (months)",
+                "estimate",
+                "95% CI low",
+                "95% CI high",
+                "n treated",
+                "n controls",
+                "MDE",
+                "pre-trend p",
+            ],
+        )
+        + "<p>All outcomes:</p>"
+        + _table(
+            overall,
+            ["outcome", "design", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"],
+        ),
+    )
 
     es = frame("event_study")
-    section("event-study", "Event study on the matched sample", "".join(
-        _ci_plot(es.filter(pl.col("outcome") == o), "event_time", f"{o}: effect by month from start (ref. -1)", "months from start")
-        for o in heads) if es.height else '<p class="na">Not available.</p>')
+    section(
+        "event-study",
+        "Event study on the matched sample",
+        "".join(
+            _ci_plot(
+                es.filter(pl.col("outcome") == o),
+                "event_time",
+                f"{o}: effect by month from start (ref. -1)",
+                "months from start",
+            )
+            for o in heads
+        )
+        if es.height
+        else '<p class="na">Not available.</p>',
+    )
 
     mm, ba = frame("matched_means"), frame("before_after")
     raw = []
     for o in heads:
-        raw.append(_lines_plot(mm.filter(pl.col("outcome") == o) if mm.height else mm,
-                               {"participants": "participants", "comparisons": "matched comparisons"}, f"{o}: raw means"))
-        naive = (ba.filter(pl.col("outcome") == o).select(pl.lit("participants").alias("group"), "event_time", "mean")
-                 if ba.height else ba)
-        raw.append(_lines_plot(naive, {"participants": "participants (naive before/after)"}, f"{o}: naive before/after (the Ashenfelter dip)"))
+        raw.append(
+            _lines_plot(
+                mm.filter(pl.col("outcome") == o) if mm.height else mm,
+                {"participants": "participants", "comparisons": "matched comparisons"},
+                f"{o}: raw means",
+            )
+        )
+        naive = (
+            ba.filter(pl.col("outcome") == o).select(
+                pl.lit("participants").alias("group"), "event_time", "mean"
+            )
+            if ba.height
+            else ba
+        )
+        raw.append(
+            _lines_plot(
+                naive,
+                {"participants": "participants (naive before/after)"},
+                f"{o}: naive before/after (the Ashenfelter dip)",
+            )
+        )
     section("raw-means", "Participants vs matched comparisons by month from start", "".join(raw))
 
     bal = _view(published, "balance")
     shown = bal.drop_nulls("smd_after") if bal.height else bal
     worst = float(shown["smd_after"].abs().max()) if shown.height else None
-    note = "" if worst is None else (f'<p class="{"warn" if worst >= 0.1 else ""}">Largest |SMD| after matching: {worst:.3f} '
-                                     f'({"above" if worst >= 0.1 else "below"} the 0.1 threshold).</p>')
-    section("balance", "Covariate balance (love plot)", note + _love_plot(shown) + _table(
-        bal, ["covariate", "n_treated", "mean_treated", "mean_control_before", "mean_control_after", "smd_before", "smd_after",
-              "var_ratio_after"]))
+    note = (
+        ""
+        if worst is None
+        else (
+            f'<p class="{"warn" if worst >= 0.1 else ""}">Largest |SMD| after matching: {worst:.3f} '
+            f"({'above' if worst >= 0.1 else 'below'} the 0.1 threshold).</p>"
+        )
+    )
+    section(
+        "balance",
+        "Covariate balance (love plot)",
+        note
+        + _love_plot(shown)
+        + _table(
+            bal,
+            [
+                "covariate",
+                "n_treated",
+                "mean_treated",
+                "mean_control_before",
+                "mean_control_after",
+                "smd_before",
+                "smd_after",
+                "var_ratio_after",
+            ],
+        ),
+    )
 
     gt, agg = frame("group_time"), _view(published, "aggregates")
     stag = []
     for o in heads:
-        stag.append(_heatmap(gt.filter(pl.col("outcome") == o) if gt.height else gt, f"{o}: ATT(g, t) by start quarter (rows) and quarter"))
-        dyn = (agg.filter((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")).rename({"att": "estimate"})
-               if agg.height else agg)
-        stag.append(_ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start"))
-    stag.append(_table(agg.filter(pl.col("aggregation") != "dynamic") if agg.height else agg,
-                       ["outcome", "aggregation", "key", "att", "ci_lower", "ci_upper", "n_treated"]))
+        stag.append(
+            _heatmap(
+                gt.filter(pl.col("outcome") == o) if gt.height else gt,
+                f"{o}: ATT(g, t) by start quarter (rows) and quarter",
+            )
+        )
+        dyn = (
+            agg.filter((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")).rename(
+                {"att": "estimate"}
+            )
+            if agg.height
+            else agg
+        )
+        stag.append(
+            _ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start")
+        )
+    stag.append(
+        _table(
+            agg.filter(pl.col("aggregation") != "dynamic") if agg.height else agg,
+            ["outcome", "aggregation", "key", "att", "ci_lower", "ci_upper", "n_treated"],
+        )
+    )
     section("staggered", "Staggered adoption (Callaway & Sant'Anna)", "".join(stag))
 
     het = est.filter(pl.col("dimension") != "all") if est.height else est
@@ -258,20 +375,35 @@ def render_effect_report(inputs: ReportInputs, /, *, published: Controlled | Non
         for o in heads:
             rows = het.filter((pl.col("dimension") == dim) & (pl.col("outcome") == o)) if het.height else het
             if rows.height:
-                body.append(f"<h3>{_e(o)} by {_e(dim)}</h3>" + _ci_plot(rows.with_columns(pl.col("level").alias("x")), "x", f"{o} by {dim}", dim)
-                            + _table(rows, ["level", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"]))
-    section("heterogeneity", "Effects by sub-target-group, site, completion and start cohort",
-            "".join(body) or '<p class="na">Not available.</p>')
+                body.append(
+                    f"<h3>{_e(o)} by {_e(dim)}</h3>"
+                    + _ci_plot(rows.with_columns(pl.col("level").alias("x")), "x", f"{o} by {dim}", dim)
+                    + _table(
+                        rows, ["level", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"]
+                    )
+                )
+    section(
+        "heterogeneity",
+        "Effects by sub-target-group, site, completion and start cohort",
+        "".join(body) or '<p class="na">Not available.</p>',
+    )
 
     files = frame("submissions")
     prov_body = ""
     if files.height and "status" in files.columns:
         missing = files.filter(pl.col("status") != "ok")
         if missing.height:
-            prov_body += '<p class="warn">Submissions missing or failed (estimates exclude them):</p>' + _table(
-                missing, [c for c in ("site", "quarter", "file_name", "status", "reason") if c in files.columns])
+            prov_body += (
+                '<p class="warn">Submissions missing or failed (estimates exclude them):</p>'
+                + _table(
+                    missing,
+                    [c for c in ("site", "quarter", "file_name", "status", "reason") if c in files.columns],
+                )
+            )
         prov_body += "<p>Submissions received:</p>" + _table(
-            files, [c for c in ("site", "quarter", "file_name", "received_at", "status") if c in files.columns])
+            files,
+            [c for c in ("site", "quarter", "file_name", "received_at", "status") if c in files.columns],
+        )
     for name in ("rows_by_quarter", "rows_by_year", "rows_by_status"):
         if name in t:
             view = _view(published, name)
@@ -279,11 +411,26 @@ def render_effect_report(inputs: ReportInputs, /, *, published: Controlled | Non
     section("provenance", "Data provenance", prov_body or '<p class="na">Not available.</p>')
 
     audit = published.audit
-    loss = published.to_frame().filter(pl.col("cells") > 0).select(
-        "table", text=pl.format("{} of {} cells ({} %), {} of them by their own rule", pl.col("suppressed"), pl.col("cells"),
-                                (pl.col("share_suppressed") * 100).round(1), pl.col("primary")))
+    loss = (
+        published.to_frame()
+        .filter(pl.col("cells") > 0)
+        .select(
+            "table",
+            text=pl.format(
+                "{} of {} cells ({} %), {} of them by their own rule",
+                pl.col("suppressed"),
+                pl.col("cells"),
+                (pl.col("share_suppressed") * 100).round(1),
+                pl.col("primary"),
+            ),
+        )
+    )
     choices = "".join(f"<li>{_e(c)}</li>" for c in published.choices)
-    section("methods", "Methods", _METHODS + f"""
+    section(
+        "methods",
+        "Methods",
+        _METHODS
+        + f"""
 <p><b>Disclosure control.</b> Every number on this page and in the exported tables is a published cell of one
 controlled publication: the tables are declared with the role of each cell (person counts, shares and means with
 their n and numerator, magnitudes with their contributors, estimates with the persons behind them) and with the
@@ -294,24 +441,60 @@ quantity can be derived (linear and integer programming over all published cells
 and are left out of the plots; a mean is shown only with its n.</p>
 <p><b>Audit.</b> {_e(audit.summary())}.</p>
 {"<ul>" + choices + "</ul>" if choices else ""}
-<p>Cells suppressed per table:</p>{_table(loss, ["table", "text"], ["table", "suppressed"])}""")
+<p>Cells suppressed per table:</p>{_table(loss, ["table", "text"], ["table", "suppressed"])}""",
+    )
 
     if inputs.truth:
         rows = []
         for o, facts in inputs.truth.items():
             planted = facts.get("att_months_12_24")
-            for r in overall.filter((pl.col("outcome") == o) & (pl.col("design") != "naive_before_after")).iter_rows(named=True) if overall.height else []:
-                covered = None if r["ci_lower"] is None or planted is None else r["ci_lower"] <= planted <= r["ci_upper"]
-                rows.append({"outcome": o, "design": r["design"], "planted": planted, "estimate": r["estimate"],
-                             "ci_lower": r["ci_lower"], "ci_upper": r["ci_upper"],
-                             "covered": {True: "yes", False: "no", None: "-"}[covered]})
-        section("truth", "Mock world: estimates vs the planted effect", _table(pl.DataFrame(rows), ["outcome", "design", "planted", "estimate", "ci_lower", "ci_upper", "covered"]) if rows else '<p class="na">Not available.</p>')
+            for r in (
+                overall.filter(
+                    (pl.col("outcome") == o) & (pl.col("design") != "naive_before_after")
+                ).iter_rows(named=True)
+                if overall.height
+                else []
+            ):
+                covered = (
+                    None
+                    if r["ci_lower"] is None or planted is None
+                    else r["ci_lower"] <= planted <= r["ci_upper"]
+                )
+                rows.append(
+                    {
+                        "outcome": o,
+                        "design": r["design"],
+                        "planted": planted,
+                        "estimate": r["estimate"],
+                        "ci_lower": r["ci_lower"],
+                        "ci_upper": r["ci_upper"],
+                        "covered": {True: "yes", False: "no", None: "-"}[covered],
+                    }
+                )
+        section(
+            "truth",
+            "Mock world: estimates vs the planted effect",
+            _table(
+                pl.DataFrame(rows),
+                ["outcome", "design", "planted", "estimate", "ci_lower", "ci_upper", "covered"],
+            )
+            if rows
+            else '<p class="na">Not available.</p>',
+        )
     else:
         section("truth", "Planted truth", "<p>Real data: there is no planted truth to compare with.</p>")
 
-    section("run", "Run information", "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in sorted(inputs.run_info.items())) + "</dl>")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI effect report</title>'
-            f"<style>{_CSS}</style></head><body><h1>Critical Time Intervention: effect report</h1>{''.join(parts)}</body></html>\n")
+    section(
+        "run",
+        "Run information",
+        "<dl>"
+        + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in sorted(inputs.run_info.items()))
+        + "</dl>",
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI effect report</title>'
+        f"<style>{_CSS}</style></head><body><h1>Critical Time Intervention: effect report</h1>{''.join(parts)}</body></html>\n"
+    )
 
 
 _METHODS = """
