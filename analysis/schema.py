@@ -222,6 +222,10 @@ MATCHED_MEANS = pl.Schema(
         "event_time": pl.Int32,
         "mean": pl.Float64,
         "n": pl.Int64,  # persons observed at that event time
+        # who contributes to the mean (analysis.estimate.did.contributor_stats): disclosure control only
+        "n_positive": pl.Int64,
+        "n_full": pl.Int64,
+        "top2_share": pl.Float64,
     }
 )
 

@@ -1,12 +1,15 @@
 """Reports: the researchers' effect report and the data stewards' view (HTML plus machine-readable tables)."""
 
 import html
+import json
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
 from analysis.publish import effect_report, monitoring_page, som_report, steward_view
+from analysis.publish.disclosure import Rules
+from analysis.publish.output_check import output_bundle
 from analysis.publish.provenance import provenance
 from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.schema import HEADLINE_OUTCOMES
@@ -24,11 +27,23 @@ def _by_outcome(frame: pl.DataFrame | None) -> pl.DataFrame:
     return pl.DataFrame() if frame is None else frame.sort("outcome", maintain_order=True)
 
 
+#: Blocking check on the report: the attacker's audit of every published table together (issue #19).
+DISCLOSURE_AUDIT = "disclosure_audit"
+
+
+def disclosure_rules(code_lists: CodeLists) -> Rules:
+    """Read the disclosure rules from configuration table ``disclosure_rules`` (read here only)."""
+    return Rules.from_table(code_lists.table("disclosure_rules"))
+
+
 @dg.asset(
     group_name=REPORTING_GROUP,
     description="Self-contained HTML effect report for researchers (disclosure-controlled) and its tables "
                 "as CSV/parquet.",
     kinds={"html"},
+    check_specs=[dg.AssetCheckSpec(DISCLOSURE_AUDIT, asset="effect_report_html", blocking=True,
+                                   description="No count below 5 persons can be derived from all published tables "
+                                               "together (LP/MILP attack); nothing is written when it fails.")],
 )
 def effect_report_html(
     context: dg.AssetExecutionContext, layout: LayoutResource, code_lists: CodeLists, register_source: RegisterSource,
@@ -63,18 +78,41 @@ def effect_report_html(
     )
     if inputs.outcome_status.height:
         context.log.warning("outcomes without current estimates: " + ", ".join(inputs.outcome_status["outcome"]))
-    page = effect_report.render_effect_report(inputs)
-    write_text(layout.reports / "effect_report.html", page)
-    write_text(layout.reports / f"effect_report_{datetime.now(UTC).strftime('%Y-%m-%d')}.html", page)
-    for name, frame in {**effect_report.export_tables(inputs), **budget_tables}.items():
-        write_parquet(layout.report_tables / f"{name}.parquet", frame)
-        write_bytes(layout.report_tables / f"{name}.csv", csv_bytes(frame))
+    published = effect_report.publish(inputs, rules=disclosure_rules(code_lists))
+    audit, out, tables = published.audit, layout.reports, layout.report_tables
+    meta = {"disclosure_audit": audit.summary(), "cells_published": audit.cells_checked,
+            "cells_suppressed": audit.cells_suppressed,
+            "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"}
+    check = dg.AssetCheckResult(check_name=DISCLOSURE_AUDIT, passed=audit.passed,
+                                severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={"summary": audit.summary(),
+                                          "problems": "; ".join(audit.problems[:20]) or "none"})
+    if not audit.passed:  # nothing leaves: the previous report (if any) stays as it was
+        context.log.error("disclosure audit failed, report not written: " + "; ".join(audit.problems[:5]))
+        return dg.MaterializeResult(metadata=meta, check_results=[check])
+    page = effect_report.render_effect_report(inputs, published=published)
+    write_text(out / "effect_report.html", page)
+    write_text(out / f"effect_report_{datetime.now(UTC).strftime('%Y-%m-%d')}.html", page)
+    files = {"effect_report.html": (None, page.encode())}
+    for name, frame in {**effect_report.export_tables(published), **budget_tables}.items():
+        write_parquet(tables / f"{name}.parquet", frame)
+        write_bytes(tables / f"{name}.csv", csv_bytes(frame))
+        files |= {f"tables/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes())
+                  for ext in ("csv", "parquet")}
     if "som_effects" in budget_tables:
         write_bytes(layout.som_workbook, xlsx_bytes({"SØM effekter": budget_tables["som_effects"],
                                                      "Priser": budget_tables["som_prices"]}))
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(layout.reports / "effect_report.html")),
-                                          "estimates": inputs.estimates.height,
-                                          "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"})
+    for stale in tables.glob("*"):  # a table no longer published must not linger beside the new ones
+        if stale.is_file() and f"tables/{stale.name}" not in files:
+            stale.unlink()
+    bundle = output_bundle(published, files)
+    write_text(out / "output_checking.json", json.dumps(bundle, indent=1, ensure_ascii=False))
+    headline = published.frames["estimates"].filter((pl.col("dimension") == "all")
+                                                    & pl.col("outcome").is_in(HEADLINE_OUTCOMES))
+    meta |= {f"{r['design']}/{r['outcome']}": f"{r['estimate']:.4f}" for r in headline.iter_rows(named=True)
+             if r["estimate"] is not None}
+    path = dg.MetadataValue.path(str(out / "effect_report.html"))
+    return dg.MaterializeResult(metadata={"path": path, **meta}, check_results=[check])
 
 
 def _public_budget_section(budget: pl.DataFrame | None, effects: pl.DataFrame | None,

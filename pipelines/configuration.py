@@ -196,6 +196,14 @@ class _AnySite(tuple):
 _ANY_SITE = _AnySite()
 
 
+def _rule_row(row: dict) -> list[str]:
+    try:
+        value = float(row["value"] or "")
+    except ValueError:
+        return [f"value {row['value']!r} of rule {row['rule']!r} is not a number"]
+    return [] if value >= 0 else [f"value {value} of rule {row['rule']!r} is negative"]
+
+
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     """What a configuration table must look like."""
@@ -230,4 +238,6 @@ TABLES: dict[str, TableSpec] = {
     "report_labels": TableSpec(("kind", "key", "label", "unit"), (), _no_row_check,
                                "the effect report's words: labels and units of outcomes, designs, sub-groups "
                                "and column headers", _labels_table),
+    "disclosure_rules": TableSpec(("rule", "value", "description"), ("rule",), _rule_row,
+                                  "disclosure-control thresholds (analysis.publish.disclosure.Rules)"),
 }

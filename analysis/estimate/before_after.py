@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from analysis.estimate.did import contributor_stats
 from analysis.estimate.inference import z_critical
 
 
@@ -17,7 +18,7 @@ from analysis.estimate.inference import z_critical
 class BeforeAfterResult:
     """Means by event time and the naive post-minus-pre contrasts, each with its n."""
 
-    by_event_time: pl.DataFrame  # outcome, event_time, mean, se, ci_lower, ci_upper, n
+    by_event_time: pl.DataFrame  # outcome, event_time, mean, se, ci_lower, ci_upper, n, contributor stats
     contrasts: pl.DataFrame  # outcome, contrast, estimate, se, ci_lower, ci_upper, n
     window: tuple[int, int]  # event months around the start
     alpha: float
@@ -80,7 +81,9 @@ def before_after(
     for outcome in outcomes:
         y = pl.col(outcome).cast(pl.Float64)
         frames.append(
-            rows.group_by("event_time").agg(mean=y.mean(), sd=y.std(), n=pl.len().cast(pl.Int64))
+            rows.group_by("event_time")
+            .agg(mean=y.mean(), sd=y.std(), n=pl.len().cast(pl.Int64))
+            .join(contributor_stats(rows, by=("event_time",), value=y), on="event_time", how="left", validate="1:1")
             .with_columns(outcome=pl.lit(outcome), se=pl.col("sd") / pl.col("n").sqrt())
         )
         for label, (post, pre) in CONTRASTS.items():
@@ -96,7 +99,7 @@ def before_after(
     by_time = (
         pl.concat(frames)
         .with_columns(ci_lower=pl.col("mean") - z * pl.col("se"), ci_upper=pl.col("mean") + z * pl.col("se"))
-        .select("outcome", "event_time", "mean", "se", "ci_lower", "ci_upper", "n")
+        .select("outcome", "event_time", "mean", "se", "ci_lower", "ci_upper", "n", "n_positive", "n_full", "top2_share")
         .sort("outcome", "event_time")
     )
     table = pl.DataFrame(contrasts, schema={"outcome": pl.String, "contrast": pl.String,

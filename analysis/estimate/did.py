@@ -453,18 +453,44 @@ def subgroup_did(stacked: pl.DataFrame, outcome: str, groups: pl.DataFrame, dime
                              post=post, pre=pre, alpha=alpha)
 
 
+def contributor_stats(rows: pl.DataFrame, /, *, by: Sequence[str], value: pl.Expr) -> pl.DataFrame:
+    """Disclosure statistics of a mean per ``by`` group: who contributes to its numerator.
+
+    ``rows`` hold one or more rows per person; ``value`` is a person's contribution on a row (the outcome,
+    times the matching weight for weighted means). Contributions are summed per person first. Returns
+    ``by`` plus ``n_positive`` (persons with a contribution above 0), ``n_full`` (persons at 1 or more: for
+    a share or 0/1 outcome, those fully "with" it) and ``top2_share`` (the two largest contributions over
+    the total of all, null when the total is 0): the inputs of the threshold, complement and (n, k)
+    dominance rules of :mod:`analysis.publish.disclosure`.
+    """
+    # sums in sorted order: the same bits on every run (group order is not fixed)
+    person = rows.group_by(*by, "person_id").agg(c=value.fill_null(0.0).sort().sum(), y=value.fill_null(0.0).max())
+    total = pl.col("c").abs().sort().sum()
+    return person.group_by(*by).agg(
+        n_positive=(pl.col("c") > 0).sum().cast(pl.Int64),
+        n_full=(pl.col("y") >= 1).sum().cast(pl.Int64),
+        top2_share=pl.when(total > 0).then(pl.col("c").abs().top_k(2).sort().sum() / total),
+    )
+
+
 def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl.DataFrame:
-    """Raw weighted means by event time for participants and comparisons (analysis.schema.MATCHED_MEANS)."""
+    """Raw weighted means by event time for participants and comparisons (analysis.schema.MATCHED_MEANS).
+
+    Each row also carries :func:`contributor_stats` (weighted contributions for the comparisons).
+    """
     frames = []
     for outcome in outcomes:
         y = pl.col(outcome).cast(pl.Float64)
+        observed = stacked.filter(y.is_not_null())
+        stats = contributor_stats(observed, by=("treated", "event_time"), value=y * pl.col("weight"))
         frames.append(
             stacked.group_by("treated", "event_time")
             .agg(mean=(y * pl.col("weight")).sum() / pl.col("weight").filter(y.is_not_null()).sum(),
                  n=pl.col("person_id").n_unique().cast(pl.Int64))
+            .join(stats, on=["treated", "event_time"], how="left", validate="1:1")
             .with_columns(outcome=pl.lit(outcome),
                           group=pl.when(pl.col("treated") == 1).then(pl.lit("participants"))
                           .otherwise(pl.lit("comparisons")))
         )
-    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean",
-                                    "n").sort("outcome", "group", "event_time")
+    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean", "n",
+                                    "n_positive", "n_full", "top2_share").sort("outcome", "group", "event_time")

@@ -1,7 +1,9 @@
 """The researchers' effect report: one self-contained, deterministic HTML file with inline SVG plots.
 
-Every count and estimate passes disclosure control (analysis.publish.sdc) before it is drawn or printed; the same
-controlled tables are returned by :func:`export_tables` for the CSV/parquet files beside the HTML.
+Nothing here reads an uncontrolled number: :func:`publish` declares the run's tables
+(analysis.publish.cti_tables) and controls them jointly (analysis.publish.disclosure); every table, plot,
+export (:func:`export_tables`) and metadata value is taken from that one :class:`Controlled` publication.
+Suppressed cells print as "x" and are left out of the plots.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import html
 import io
 import re
-from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -17,77 +18,43 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from analysis.publish.sdc import MIN_CELL, display_table, format_count, suppress_estimates  # noqa: E402
+from analysis.publish.cti_tables import ReportInputs, declare  # noqa: E402
+from analysis.publish.disclosure import Controlled, Rules, control  # noqa: E402
+
+__all__ = ["SECTIONS", "ReportInputs", "export_tables", "publish", "render_effect_report"]
 
 _RC = {"svg.hashsalt": "cti", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72}
-SECTIONS = ("summary", "event-study", "raw-means", "balance", "staggered", "heterogeneity", "public-budget",
-            "monitoring", "provenance", "methods", "truth", "run")
+SECTIONS = (
+    "summary",
+    "event-study",
+    "raw-means",
+    "balance",
+    "staggered",
+    "heterogeneity",
+    "public-budget",
+    "monitoring",
+    "provenance",
+    "methods",
+    "truth",
+    "run",
+)
+#: Count columns printed with a thousands separator.
+_COUNTS = ("n", "n_treated", "n_controls", "rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")
 
 
-@dataclass(frozen=True, slots=True)
-class ReportInputs:
-    """Tables of one run (analysis.schema effect contracts); any may be empty."""
-
-    estimates: pl.DataFrame
-    event_study: pl.DataFrame
-    matched_means: pl.DataFrame
-    balance: pl.DataFrame
-    group_time: pl.DataFrame
-    aggregates: pl.DataFrame
-    before_after: pl.DataFrame
-    provenance: pl.DataFrame  # site, quarter, file_name, received_at, rows_in, rows_clean, rows_quarantined, rows_duplicate, status, reason
-    run_info: dict[str, str] = field(default_factory=dict)
-    truth: dict | None = None
-    #: One row per planned outcome that is not current: outcome, status ("failed"/"missing"), reason.
-    outcome_status: pl.DataFrame = field(default_factory=pl.DataFrame)
-    headline_outcomes: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
-    #: Pre-rendered bodies of the public-budget (SØM) and monitoring sections (analysis.publish.som_report,
-    #: analysis.publish.monitoring_page); empty: the section says it is not available.
-    public_budget_section: str = ""
-    monitoring_section: str = ""
+def publish(inputs: ReportInputs, /, *, rules: Rules | None = None) -> Controlled:
+    """Return the run's published cells after joint disclosure control (with the audit result attached)."""
+    return control(declare(inputs), rules=rules or Rules())
 
 
-_BEFORE_AFTER = pl.Schema({"outcome": pl.String, "event_time": pl.Int32, "mean": pl.Float64, "se": pl.Float64,
-                           "ci_lower": pl.Float64, "ci_upper": pl.Float64, "n": pl.Int64})
-
-
-def _or_empty(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """A missing table (no columns) becomes an empty frame of its contract, so every section can filter it."""
-    return frame if frame.width else pl.DataFrame(schema=schema)
-
-
-def export_tables(inputs: ReportInputs) -> dict[str, pl.DataFrame]:
-    """The disclosure-controlled tables exactly as the report shows them (suppressed values are null)."""
-    from analysis.schema import (
-        BALANCE,
-        EFFECT_ESTIMATES,
-        EVENT_STUDY,
-        GROUP_TIME_ATT,
-        MATCHED_MEANS,
-        STAGGERED_AGGREGATES,
-    )
-
-    inputs = ReportInputs(
-        estimates=_or_empty(inputs.estimates, EFFECT_ESTIMATES), event_study=_or_empty(inputs.event_study, EVENT_STUDY),
-        matched_means=_or_empty(inputs.matched_means, MATCHED_MEANS), balance=_or_empty(inputs.balance, BALANCE),
-        group_time=_or_empty(inputs.group_time, GROUP_TIME_ATT), aggregates=_or_empty(inputs.aggregates, STAGGERED_AGGREGATES),
-        before_after=_or_empty(inputs.before_after, _BEFORE_AFTER), provenance=inputs.provenance,
-    )
-    est = ("estimate", "se", "ci_lower", "ci_upper")
-    out = {
-        "estimates": suppress_estimates(inputs.estimates, n_columns=["n_treated", "n_controls"], value_columns=[*est, "mde"],
-                                        optional=["n_controls"]),
-        "event_study": suppress_estimates(inputs.event_study, n_columns=["n_treated", "n_controls"], value_columns=est),
-        "matched_means": suppress_estimates(inputs.matched_means, n_columns=["n"], value_columns=["mean"]),
-        "group_time": suppress_estimates(inputs.group_time, n_columns=["n_treated"], value_columns=["att", "se", "ci_lower", "ci_upper"]),
-        "aggregates": suppress_estimates(inputs.aggregates, n_columns=["n_treated"], value_columns=["att", "se", "ci_lower", "ci_upper"]),
-        "before_after": suppress_estimates(inputs.before_after, n_columns=["n"], value_columns=["mean", "se", "ci_lower", "ci_upper"]),
-        "balance": inputs.balance,
-    }
-    if inputs.provenance.height and "rows_in" in inputs.provenance.columns:
-        out["provenance"] = display_table(
-            inputs.provenance.with_columns(pl.col("rows_in").fill_null(0)), rows="site", columns="quarter", count="rows_in"
-        )
+def export_tables(
+    published: Controlled | ReportInputs, /, *, rules: Rules | None = None
+) -> dict[str, pl.DataFrame]:
+    """Return the published tables as the report shows them (suppressed cells null and named)."""
+    if isinstance(published, ReportInputs):
+        published = publish(published, rules=rules)
+    out = {name: published.export(name) for name in published.frames}
+    out["disclosure_control"] = published.to_frame()
     return out
 
 
@@ -103,7 +70,7 @@ def _svg(fig: plt.Figure) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'\s(xmlns(:xlink)?)="[^"]*"', "", text)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     text = text.replace("xlink:href", "href")
@@ -111,27 +78,39 @@ def _svg(fig: plt.Figure) -> str:
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    return "<5" if value is None else f"{value:.{digits}f}"
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _table(frame: pl.DataFrame, columns: list[str], headers: list[str] | None = None, counts: tuple[str, ...] = ()) -> str:
+def _count(value: object) -> str:
+    return f"{int(value):,}".replace(",", " ")
+
+
+def _view(published: Controlled, name: str, rows: pl.Expr | None = None) -> pl.DataFrame:
+    """Return a published table with a ``<column>__x`` flag column per controlled column (to print "x")."""
+    frame, mask = published.frames.get(name, pl.DataFrame()), published.masks.get(name, pl.DataFrame())
+    if not frame.height:
+        return frame
+    both = pl.concat([frame, mask.rename({c: f"{c}__x" for c in mask.columns})], how="horizontal")
+    return both.filter(rows) if rows is not None else both
+
+
+def _table(frame: pl.DataFrame, columns: list[str], headers: list[str] | None = None) -> str:
     if not frame.height:
         return '<p class="na">Not available for this run.</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in (headers or columns))
     body = []
-    flags = frame["suppressed"].to_list() if "suppressed" in frame.columns else [False] * frame.height
-    for row, hidden in zip(frame.select(columns).iter_rows(named=True), flags, strict=True):
+    for row in frame.iter_rows(named=True):
         cells = []
         for c in columns:
-            v = row[c]
-            if hidden and (v is None or c in counts):
-                cells.append("<5")
-            elif c in counts:
-                cells.append("" if v is None else format_count(v))
-            elif isinstance(v, float):
-                cells.append(_num(v))
+            v = row.get(c)
+            if row.get(f"{c}__x"):
+                cells.append("x")
             elif v is None:
                 cells.append("–")
+            elif c in _COUNTS or isinstance(v, int) and not isinstance(v, bool):
+                cells.append(_count(v))
+            elif isinstance(v, float):
+                cells.append(_num(v))
             else:
                 cells.append(str(v))
         body.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr>")
@@ -146,8 +125,10 @@ def _ci_plot(frame: pl.DataFrame, x: str, title: str, xlabel: str) -> str:
         fig, ax = plt.subplots(figsize=(6.4, 2.6))
         xs, ys = shown[x].to_list(), shown["estimate"].to_list()
         lo, hi = shown["ci_lower"].to_list(), shown["ci_upper"].to_list()
-        err = [[y - (a if a is not None else y) for y, a in zip(ys, lo, strict=True)],
-               [(b if b is not None else y) - y for y, b in zip(ys, hi, strict=True)]]
+        err = [
+            [y - (a if a is not None else y) for y, a in zip(ys, lo, strict=True)],
+            [(b if b is not None else y) - y for y, b in zip(ys, hi, strict=True)],
+        ]
         ax.errorbar(xs, ys, yerr=err, fmt="o", ms=3, lw=0.8, color="#1f4e79")
         ax.axhline(0, color="#888", lw=0.6)
         if x == "event_time":
@@ -221,70 +202,193 @@ figure.plot{margin:.5rem 0}figure.plot svg{max-width:100%;height:auto}.warn{colo
 """
 
 
-def render_effect_report(inputs: ReportInputs) -> str:
-    """Render the report (deterministic: the same inputs give the same bytes)."""
-    t = export_tables(inputs)
-    est = t["estimates"]
+def render_effect_report(
+    inputs: ReportInputs, /, *, published: Controlled | None = None, rules: Rules | None = None
+) -> str:
+    """Render the report from the controlled publication (deterministic: same inputs, same bytes).
+
+    ``inputs`` gives only what is not a number of the run (headline outcomes, run information, outcome
+    status, the mock world's planted truth); every count and estimate comes from ``published``.
+    """
+    if published is None:
+        published = publish(inputs, rules=rules)
+    t = published.frames
     parts: list[str] = []
 
     def section(key: str, title: str, body: str) -> None:
         parts.append(f'<section id="{key}"><h2>{_e(title)}</h2>{body}</section>')
 
+    def frame(name: str) -> pl.DataFrame:
+        return t.get(name, pl.DataFrame())
+
+    heads = list(inputs.headline_outcomes)
+    est = _view(published, "estimates")
     overall = est.filter(pl.col("dimension") == "all") if est.height else est
-    headline = overall.filter(pl.col("outcome").is_in(list(inputs.headline_outcomes))) if overall.height else overall
+    headline = overall.filter(pl.col("outcome").is_in(heads)) if overall.height else overall
     status = inputs.outcome_status
     failed = ""
     if status.height:
-        failed = ('<p class="warn">Outcomes without current estimates in this run (their partition failed or never '
-                  'ran; rerun them from the Dagster UI):</p>' + _table(status, ["outcome", "status", "reason"]))
-    section("summary", "Headline effects", failed + _table(
-        headline, ["outcome", "design", "window", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde", "pretrend_p"],
-        ["outcome", "design", "window (months)", "estimate", "95% CI low", "95% CI high", "n treated", "n controls", "MDE", "pre-trend p"],
-        counts=("n_treated", "n_controls"),
-    ) + "<p>All outcomes:</p>" + _table(overall, ["outcome", "design", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"],
-                                        counts=("n_treated", "n_controls")))
+        failed = (
+            '<p class="warn">Outcomes without current estimates in this run (their partition failed or never '
+            "ran; rerun them from the Dagster UI):</p>" + _table(status, ["outcome", "status", "reason"])
+        )
+    section(
+        "summary",
+        "Headline effects",
+        failed
+        + _table(
+            headline,
+            [
+                "outcome",
+                "design",
+                "window",
+                "estimate",
+                "ci_lower",
+                "ci_upper",
+                "n_treated",
+                "n_controls",
+                "mde",
+                "pretrend_p",
+            ],
+            [
+                "outcome",
+                "design",
+                "window (months)",
+                "estimate",
+                "95% CI low",
+                "95% CI high",
+                "n treated",
+                "n controls",
+                "MDE",
+                "pre-trend p",
+            ],
+        )
+        + "<p>All outcomes:</p>"
+        + _table(
+            overall,
+            ["outcome", "design", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"],
+        ),
+    )
 
-    es = t["event_study"]
-    section("event-study", "Event study on the matched sample", "".join(
-        _ci_plot(es.filter(pl.col("outcome") == o), "event_time", f"{o}: effect by month from start (ref. -1)", "months from start")
-        for o in inputs.headline_outcomes) if es.height else '<p class="na">Not available.</p>')
+    es = frame("event_study")
+    section(
+        "event-study",
+        "Event study on the matched sample",
+        "".join(
+            _ci_plot(
+                es.filter(pl.col("outcome") == o),
+                "event_time",
+                f"{o}: effect by month from start (ref. -1)",
+                "months from start",
+            )
+            for o in heads
+        )
+        if es.height
+        else '<p class="na">Not available.</p>',
+    )
 
-    mm, ba = t["matched_means"], t["before_after"]
+    mm, ba = frame("matched_means"), frame("before_after")
     raw = []
-    for o in inputs.headline_outcomes:
-        frame = mm.filter(pl.col("outcome") == o)
-        raw.append(_lines_plot(frame, {"participants": "participants", "comparisons": "matched comparisons"}, f"{o}: raw means"))
-        naive = ba.filter(pl.col("outcome") == o).select(pl.lit("participants").alias("group"), "event_time", "mean")
-        raw.append(_lines_plot(naive, {"participants": "participants (naive before/after)"}, f"{o}: naive before/after (the Ashenfelter dip)"))
+    for o in heads:
+        raw.append(
+            _lines_plot(
+                mm.filter(pl.col("outcome") == o) if mm.height else mm,
+                {"participants": "participants", "comparisons": "matched comparisons"},
+                f"{o}: raw means",
+            )
+        )
+        naive = (
+            ba.filter(pl.col("outcome") == o).select(
+                pl.lit("participants").alias("group"), "event_time", "mean"
+            )
+            if ba.height
+            else ba
+        )
+        raw.append(
+            _lines_plot(
+                naive,
+                {"participants": "participants (naive before/after)"},
+                f"{o}: naive before/after (the Ashenfelter dip)",
+            )
+        )
     section("raw-means", "Participants vs matched comparisons by month from start", "".join(raw))
 
-    bal = t["balance"]
-    worst = float(bal["smd_after"].abs().max()) if bal.height else None
-    note = "" if worst is None else (f'<p class="{"warn" if worst >= 0.1 else ""}">Largest |SMD| after matching: {worst:.3f} '
-                                     f'({"above" if worst >= 0.1 else "below"} the 0.1 threshold).</p>')
-    section("balance", "Covariate balance (love plot)", note + _love_plot(bal) + _table(
-        bal, ["covariate", "mean_treated", "mean_control_before", "mean_control_after", "smd_before", "smd_after", "var_ratio_after"]))
+    bal = _view(published, "balance")
+    shown = bal.drop_nulls("smd_after") if bal.height else bal
+    worst = float(shown["smd_after"].abs().max()) if shown.height else None
+    note = (
+        ""
+        if worst is None
+        else (
+            f'<p class="{"warn" if worst >= 0.1 else ""}">Largest |SMD| after matching: {worst:.3f} '
+            f"({'above' if worst >= 0.1 else 'below'} the 0.1 threshold).</p>"
+        )
+    )
+    section(
+        "balance",
+        "Covariate balance (love plot)",
+        note
+        + _love_plot(shown)
+        + _table(
+            bal,
+            [
+                "covariate",
+                "n_treated",
+                "mean_treated",
+                "mean_control_before",
+                "mean_control_after",
+                "smd_before",
+                "smd_after",
+                "var_ratio_after",
+            ],
+        ),
+    )
 
-    gt, agg = t["group_time"], t["aggregates"]
+    gt, agg = frame("group_time"), _view(published, "aggregates")
     stag = []
-    for o in inputs.headline_outcomes:
-        stag.append(_heatmap(gt.filter(pl.col("outcome") == o), f"{o}: ATT(g, t) by start quarter (rows) and quarter"))
-        dyn = agg.filter((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")).rename({"att": "estimate"})
-        stag.append(_ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start"))
-    stag.append(_table(agg.filter(pl.col("aggregation") != "dynamic") if agg.height else agg,
-                       ["outcome", "aggregation", "key", "att", "ci_lower", "ci_upper", "n_treated"], counts=("n_treated",)))
+    for o in heads:
+        stag.append(
+            _heatmap(
+                gt.filter(pl.col("outcome") == o) if gt.height else gt,
+                f"{o}: ATT(g, t) by start quarter (rows) and quarter",
+            )
+        )
+        dyn = (
+            agg.filter((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")).rename(
+                {"att": "estimate"}
+            )
+            if agg.height
+            else agg
+        )
+        stag.append(
+            _ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start")
+        )
+    stag.append(
+        _table(
+            agg.filter(pl.col("aggregation") != "dynamic") if agg.height else agg,
+            ["outcome", "aggregation", "key", "att", "ci_lower", "ci_upper", "n_treated"],
+        )
+    )
     section("staggered", "Staggered adoption (Callaway & Sant'Anna)", "".join(stag))
 
     het = est.filter(pl.col("dimension") != "all") if est.height else est
     body = []
     for dim in ("delmaalgruppe", "site", "completed", "start_cohort"):
-        for o in inputs.headline_outcomes:
+        for o in heads:
             rows = het.filter((pl.col("dimension") == dim) & (pl.col("outcome") == o)) if het.height else het
             if rows.height:
-                body.append(f"<h3>{_e(o)} by {_e(dim)}</h3>" + _ci_plot(rows.with_columns(pl.col("level").alias("x")), "x", f"{o} by {dim}", dim)
-                            + _table(rows, ["level", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"], counts=("n_treated", "n_controls")))
-    section("heterogeneity", "Effects by sub-target-group, site, completion and start cohort",
-            "".join(body) or '<p class="na">Not available.</p>')
+                body.append(
+                    f"<h3>{_e(o)} by {_e(dim)}</h3>"
+                    + _ci_plot(rows.with_columns(pl.col("level").alias("x")), "x", f"{o} by {dim}", dim)
+                    + _table(
+                        rows, ["level", "estimate", "ci_lower", "ci_upper", "n_treated", "n_controls", "mde"]
+                    )
+                )
+    section(
+        "heterogeneity",
+        "Effects by sub-target-group, site, completion and start cohort",
+        "".join(body) or '<p class="na">Not available.</p>',
+    )
 
     # public budget (SØM) and programme monitoring: rendered by their own modules
     na = '<p class="na">Not available for this run.</p>'
@@ -292,21 +396,116 @@ def render_effect_report(inputs: ReportInputs) -> str:
             inputs.public_budget_section or na)
     section("monitoring", "Programme monitoring", inputs.monitoring_section or na)
 
-    prov = inputs.provenance if "status" in inputs.provenance.columns else pl.DataFrame()
-    missing = prov.filter(pl.col("status") != "ok") if prov.height else prov
+    files = frame("submissions")
     prov_body = ""
-    if missing.height:
-        prov_body += '<p class="warn">Submissions missing or failed (estimates exclude them):</p>' + _table(
-            missing, ["site", "quarter", "file_name", "status", "reason"])
-    if prov.height:
-        detail = prov.with_columns([pl.col(c).map_elements(format_count, return_dtype=pl.String)
-                                    for c in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")])
-        prov_body += "<p>Rows received by site and quarter:</p>" + _table(t["provenance"], t["provenance"].columns)
-        prov_body += "<p>Each submission:</p>" + _table(detail, ["site", "quarter", "file_name", "received_at", "rows_in", "rows_clean",
-                                                                 "rows_quarantined", "rows_duplicate", "status"])
+    if files.height and "status" in files.columns:
+        missing = files.filter(pl.col("status") != "ok")
+        if missing.height:
+            prov_body += (
+                '<p class="warn">Submissions missing or failed (estimates exclude them):</p>'
+                + _table(
+                    missing,
+                    [c for c in ("site", "quarter", "file_name", "status", "reason") if c in files.columns],
+                )
+            )
+        prov_body += "<p>Submissions received:</p>" + _table(
+            files,
+            [c for c in ("site", "quarter", "file_name", "received_at", "status") if c in files.columns],
+        )
+    for name in ("rows_by_quarter", "rows_by_year", "rows_by_status"):
+        if name in t:
+            view = _view(published, name)
+            prov_body += f"<p>{_e(published.titles[name])}:</p>" + _table(view, t[name].columns)
     section("provenance", "Data provenance", prov_body or '<p class="na">Not available.</p>')
 
-    section("methods", "Methods", f"""
+    audit = published.audit
+    loss = (
+        published.to_frame()
+        .filter(pl.col("cells") > 0)
+        .select(
+            "table",
+            text=pl.format(
+                "{} of {} cells ({} %), {} of them by their own rule",
+                pl.col("suppressed"),
+                pl.col("cells"),
+                (pl.col("share_suppressed") * 100).round(1),
+                pl.col("primary"),
+            ),
+        )
+    )
+    choices = "".join(f"<li>{_e(c)}</li>" for c in published.choices)
+    section(
+        "methods",
+        "Methods",
+        _METHODS
+        + f"""
+<p><b>Disclosure control.</b> Every number on this page and in the exported tables is a published cell of one
+controlled publication: the tables are declared with the role of each cell (person counts, shares and means with
+their n and numerator, magnitudes with their contributors, estimates with the persons behind them) and with the
+identities that tie them together within and across tables (margins, rows in = clean + quarantined + duplicates,
+overall n = the sum of the sub-groups, the naive and the matched samples month by month, mean x n = numerator).
+Suppressed: {_e(published.rules.describe())}; then, jointly over all tables, further cells so that no small
+quantity can be derived (linear and integer programming over all published cells). Suppressed cells print as x
+and are left out of the plots; a mean is shown only with its n.</p>
+<p><b>Audit.</b> {_e(audit.summary())}.</p>
+{"<ul>" + choices + "</ul>" if choices else ""}
+<p>Cells suppressed per table:</p>{_table(loss, ["table", "text"], ["table", "suppressed"])}""",
+    )
+
+    if inputs.truth:
+        rows = []
+        for o, facts in inputs.truth.items():
+            planted = facts.get("att_months_12_24")
+            for r in (
+                overall.filter(
+                    (pl.col("outcome") == o) & (pl.col("design") != "naive_before_after")
+                ).iter_rows(named=True)
+                if overall.height
+                else []
+            ):
+                covered = (
+                    None
+                    if r["ci_lower"] is None or planted is None
+                    else r["ci_lower"] <= planted <= r["ci_upper"]
+                )
+                rows.append(
+                    {
+                        "outcome": o,
+                        "design": r["design"],
+                        "planted": planted,
+                        "estimate": r["estimate"],
+                        "ci_lower": r["ci_lower"],
+                        "ci_upper": r["ci_upper"],
+                        "covered": {True: "yes", False: "no", None: "-"}[covered],
+                    }
+                )
+        section(
+            "truth",
+            "Mock world: estimates vs the planted effect",
+            _table(
+                pl.DataFrame(rows),
+                ["outcome", "design", "planted", "estimate", "ci_lower", "ci_upper", "covered"],
+            )
+            if rows
+            else '<p class="na">Not available.</p>',
+        )
+    else:
+        section("truth", "Planted truth", "<p>Real data: there is no planted truth to compare with.</p>")
+
+    section(
+        "run",
+        "Run information",
+        "<dl>"
+        + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in sorted(inputs.run_info.items()))
+        + "</dl>",
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI effect report</title>'
+        f"<style>{_CSS}</style></head><body><h1>Critical Time Intervention: effect report</h1>{''.join(parts)}</body></html>\n"
+    )
+
+
+_METHODS = """
 <p><b>Naive before/after.</b> Participants' outcomes by month relative to their first CTI start. Outcomes fall in
 the months before a critical transition and partly recover afterwards whatever happens (the Ashenfelter dip), so
 the naive post-minus-dip contrast overstates the effect; it is shown only to motivate the comparison group.</p>
@@ -330,24 +529,4 @@ all pre-period coefficients. The pooled DiD compares months 12..24 with the whol
 quarter: each start quarter is compared with its own never-treated matched comparisons only (matching weights,
 doubly robust, one quarter of anticipation: the transition quarter), and the stacks are aggregated together with
 standard errors clustered by person; the pooled effect is the dynamic aggregation over quarters 4..8 after start.</p>
-<p><b>Power.</b> MDE = 2.80 x standard error (80% power, 5% two-sided test).</p>
-<p><b>Disclosure control.</b> Counts of 1..{MIN_CELL - 1} persons are shown as &lt;5 and estimates on fewer than
-{MIN_CELL} persons are removed; in two-way tables further cells are suppressed (x) so that no small cell can be
-derived from the totals (checked by linear programming).</p>""")
-
-    if inputs.truth:
-        rows = []
-        for o, facts in inputs.truth.items():
-            planted = facts.get("att_months_12_24")
-            for r in overall.filter((pl.col("outcome") == o) & (pl.col("design") != "naive_before_after")).iter_rows(named=True) if overall.height else []:
-                covered = None if r["ci_lower"] is None or planted is None else r["ci_lower"] <= planted <= r["ci_upper"]
-                rows.append({"outcome": o, "design": r["design"], "planted": planted, "estimate": r["estimate"],
-                             "ci_lower": r["ci_lower"], "ci_upper": r["ci_upper"],
-                             "covered": {True: "yes", False: "no", None: "-"}[covered]})
-        section("truth", "Mock world: estimates vs the planted effect", _table(pl.DataFrame(rows), ["outcome", "design", "planted", "estimate", "ci_lower", "ci_upper", "covered"]) if rows else '<p class="na">Not available.</p>')
-    else:
-        section("truth", "Planted truth", "<p>Real data: there is no planted truth to compare with.</p>")
-
-    section("run", "Run information", "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in sorted(inputs.run_info.items())) + "</dl>")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CTI effect report</title>'
-            f"<style>{_CSS}</style></head><body><h1>Critical Time Intervention: effect report</h1>{''.join(parts)}</body></html>\n")
+<p><b>Power.</b> MDE = 2.80 x standard error (80% power, 5% two-sided test).</p>"""
