@@ -12,13 +12,15 @@ from datetime import date
 
 import polars as pl
 
+from analysis.ingest.rules import CPR_REPLACEMENT_DAY_OFFSET
+
 _WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 
 
 def _birth_date(digits: pl.Expr) -> pl.Expr:
     """Birth date of a 10-digit string expression (null when DDMMYY is no date under the century rule)."""
     day = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
-    day = pl.when(day > 60).then(day - 60).otherwise(day)
+    day = pl.when(day > CPR_REPLACEMENT_DAY_OFFSET).then(day - CPR_REPLACEMENT_DAY_OFFSET).otherwise(day)
     month = digits.str.slice(2, 2).cast(pl.Int32, strict=False)
     yy = digits.str.slice(4, 2).cast(pl.Int32, strict=False)
     d7 = digits.str.slice(6, 1).cast(pl.Int32, strict=False)
