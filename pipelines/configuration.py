@@ -204,6 +204,29 @@ def _rule_row(row: dict) -> list[str]:
     return [] if value >= 0 else [f"value {value} of rule {row['rule']!r} is negative"]
 
 
+_FEEDBACK_SETTINGS = ("contact", "deadline_days_after_quarter", "staff_language")
+
+
+def _feedback_row(row: dict) -> list[str]:
+    setting, value = (row["setting"] or "").strip(), (row["value"] or "").strip()
+    if setting.startswith("deadline:"):
+        quarter = setting.split(":", 1)[1]
+        out = [] if re.fullmatch(r"\d{4}Q[1-4]", quarter) else [
+            f"{setting!r}: a deadline override is named deadline:YYYYQn (e.g. deadline:2026Q4)"]
+        if _date(value) is None:
+            out.append(f"{setting} value {value!r} is not a date (YYYY-MM-DD)")
+        return out
+    if setting not in _FEEDBACK_SETTINGS:
+        return [f"unknown setting {setting!r}; known: {', '.join(_FEEDBACK_SETTINGS)} and deadline:YYYYQn"]
+    if setting == "contact" and not value:
+        return ["contact is empty: the cover sheet of every feedback file shows it"]
+    if setting == "deadline_days_after_quarter" and not (value.isdigit() and 0 <= int(value) <= 92):
+        return [f"deadline_days_after_quarter {value!r} must be a whole number of days, 0-92"]
+    if setting == "staff_language" and value not in ("da", "en"):
+        return [f"staff_language {value!r} must be da or en (the file sent to a site is Danish either way)"]
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     """What a configuration table must look like."""
@@ -240,4 +263,7 @@ TABLES: dict[str, TableSpec] = {
                                "and column headers", _labels_table),
     "disclosure_rules": TableSpec(("rule", "value", "description"), ("rule",), _rule_row,
                                   "disclosure-control thresholds (analysis.publish.disclosure.Rules)"),
+    "feedback": TableSpec(("setting", "value"), ("setting",), _feedback_row,
+                          "the sites' feedback: contact line, delivery deadline (days after the quarter, or "
+                          "deadline:YYYYQn overrides) and the staff language of the steward view (da/en)"),
 }

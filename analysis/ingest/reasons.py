@@ -36,7 +36,8 @@ FIELDS = {
              "end_date": ("slutdatoen", "slutdato"), "delmaalgruppe": ("delmålgruppen", "delmålgruppe"),
              "completed": ("feltet 'Gennemført'", "gennemført (ja/nej)")},
     ENGLISH: {"cpr": ("the CPR number", "CPR number"), "start_date": ("the start date", "start date"),
-              "end_date": ("the end date", "end date"), "delmaalgruppe": ("the delmålgruppe code", "delmålgruppe"),
+              "end_date": ("the end date", "end date"),
+              "delmaalgruppe": ("the delmålgruppe code", "delmålgruppe"),
               "completed": ("the completed flag", "completed (yes/no)")},
 }
 #: The header a site should use for each column (the mock world's and most sites' spelling).
@@ -83,25 +84,27 @@ def quarter_name(label: str, /, *, language: str) -> str:
 
 
 def next_quarter(label: str, /) -> str:
-    """The quarter after ``label``."""
+    """Return the quarter after ``label``."""
     year, number = int(label[:4]), int(label[-1])
     return f"{year + number // 4}Q{number % 4 + 1}"
 
 
-# --- where a row and a cell are, as the site sees them ----------------------------------------------------------
+# --- where a row and a cell are, as the site sees them ------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """The site's header row and where each canonical column is in it (``RawSubmission.header``/``positions``)."""
+    """The site's header row and where each canonical column is in it (from ``RawSubmission``)."""
 
     header: tuple[str, ...] = ()
     positions: Mapping[str, int] = field(default_factory=dict)
 
     def header_of(self, column: str, /) -> str | None:
+        """Return the site's own header text of ``column`` (None when the file has no such column)."""
         position = self.positions.get(column)
         return self.header[position] if position is not None and position < len(self.header) else None
 
     def letter_of(self, column: str, /) -> str | None:
+        """Return Excel's column letter of ``column`` in the site's file."""
         position = self.positions.get(column)
         return None if position is None else column_letter(position)
 
@@ -116,7 +119,7 @@ def column_letter(position: int, /) -> str:
 
 
 def site_line(row: Mapping, /) -> int | None:
-    """The number the site sees: CSV line or sheet row (None for rows read before locations were kept)."""
+    """Return the number the site sees: CSV line or sheet row (None for rows read before they were kept)."""
     for key in ("file_line", "sheet_row"):
         if row.get(key) is not None:
             return int(row[key])
@@ -148,7 +151,7 @@ def _in_cell(row: Mapping, column: str, columns: Columns | None, language: str) 
 
 
 def cell_refs(row: Mapping, reasons: Sequence[str], columns: Columns | None, /) -> str:
-    """The cells to correct, e.g. ``B17, C17`` (empty when the columns are unknown)."""
+    """List the cells to correct, e.g. ``B17, C17`` (empty when the columns are unknown)."""
     if columns is None or site_line(row) is None:
         return ""
     wanted = []
@@ -167,7 +170,8 @@ def cell_refs(row: Mapping, reasons: Sequence[str], columns: Columns | None, /) 
 
 
 _REASON_COLUMNS = {
-    "cpr_wrong_length": ("cpr",), "cpr_invalid_date": ("cpr",), "end_before_start": ("start_date", "end_date"),
+    "cpr_wrong_length": ("cpr",), "cpr_invalid_date": ("cpr",),
+    "end_before_start": ("start_date", "end_date"),
     "start_in_future": ("start_date",), "course_too_long": ("start_date", "end_date"),
     "unknown_delmaalgruppe": ("delmaalgruppe",), "completed_unparseable": ("completed",),
     "duplicate_in_file": ("cpr", "start_date"),
@@ -179,7 +183,7 @@ def _unreadable_date(row: Mapping, column: str) -> bool:
     return row.get(column) is not None and row.get(parsed) is None
 
 
-# --- dates: why a text is not a date ---------------------------------------------------------------------------
+# --- dates: why a text is not a date ------------------------------------------------------------------------
 
 _DMY = re.compile(r"(\d{1,2})([-./])(\d{1,2})\2(\d{1,4})")
 _YMD = re.compile(r"(\d{4})([-./])(\d{1,2})\2(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?")
@@ -275,7 +279,7 @@ def _excel_range(language: str) -> str:
 
 
 def date_formats(language: str, /) -> str:
-    """The date formats read, from ``rules.DATE_FORMATS``: ``DD-MM-ÅÅÅÅ, DD.MM.ÅÅÅÅ, ...``."""
+    """Name the date formats read, from ``rules.DATE_FORMATS``: ``DD-MM-ÅÅÅÅ, DD.MM.ÅÅÅÅ, ...``."""
     year = "ÅÅÅÅ" if language == DANISH else "YYYY"
     shown = []
     for fmt in rules.DATE_FORMATS:
@@ -293,8 +297,8 @@ _DATE_TEXTS = {
         "month_first": ("{Name} '{text}'{cell} har måneden før dagen (der er ingen måned {month}).",
                         "Skriv dagen først: {suggestion} (DD-MM-ÅÅÅÅ)."),
         "two_digit_year": ("{Name} '{text}'{cell} kan ikke læses: året står med to cifre, og {month_days}.",
-                           "Skriv datoen med firecifret årstal som DD-MM-ÅÅÅÅ, fx 15-03-2024, og kontrollér dag "
-                           "og måned."),
+                           "Skriv datoen med firecifret årstal som DD-MM-ÅÅÅÅ, fx 15-03-2024, og kontrollér "
+                           "dag og måned."),
         "bad_year": ("{Name} '{text}'{cell} har årstallet {year}, som ikke kan være rigtigt.",
                      "Skriv året med fire cifre, fx 2024."),
         "number": ("{Name} '{text}'{cell} er et tal og ikke en dato.{serial}",
@@ -302,8 +306,8 @@ _DATE_TEXTS = {
         "no_separators": ("{Name} '{text}'{cell} står uden skilletegn, så dag, måned og år kan ikke skelnes "
                           "sikkert.", "Skriv datoen med bindestreger: {suggestion}."),
         "unknown_format": ("{Name} '{text}'{cell} kan ikke læses som en dato{meant}.",
-                           "Skriv kun datoen, som DD-MM-ÅÅÅÅ; ord som 'primo' og tegn som '?' kan ikke læses. "
-                           "Vi kan læse {formats} og Excel-datoer."),
+                           "Skriv kun datoen, som DD-MM-ÅÅÅÅ; ord som 'primo' og tegn som '?' kan ikke "
+                           "læses. Vi kan læse {formats} og Excel-datoer."),
         "serial": " Læst som Excel-datotal er det {serial_date}, uden for {excel_range}.",
         "meant": " (mente I {suggestion}?)",
     },
@@ -313,14 +317,14 @@ _DATE_TEXTS = {
         "month_first": ("{Name} '{text}'{cell} has the month before the day (there is no month {month}).",
                         "Write the day first: {suggestion} (DD-MM-YYYY)."),
         "two_digit_year": ("{Name} '{text}'{cell} cannot be read: the year has two digits and {month_days}.",
-                           "Write the date with a four-digit year as DD-MM-YYYY, e.g. 15-03-2024, and check the "
-                           "day and month."),
+                           "Write the date with a four-digit year as DD-MM-YYYY, e.g. 15-03-2024, and check "
+                           "the day and month."),
         "bad_year": ("{Name} '{text}'{cell} has the year {year}, which cannot be right.",
                      "Write the year with four digits, e.g. 2024."),
         "number": ("{Name} '{text}'{cell} is a number, not a date.{serial}",
                    "Format the cell as a date in Excel, or write the date as DD-MM-YYYY."),
-        "no_separators": ("{Name} '{text}'{cell} has no separators, so day, month and year cannot be told apart "
-                          "safely.", "Write the date with hyphens: {suggestion}."),
+        "no_separators": ("{Name} '{text}'{cell} has no separators, so day, month and year cannot be told "
+                          "apart safely.", "Write the date with hyphens: {suggestion}."),
         "unknown_format": ("{Name} '{text}'{cell} cannot be read as a date{meant}.",
                            "Write only the date, as DD-MM-YYYY; words such as 'primo' and marks such as '?' "
                            "cannot be read. Readable: {formats} and Excel dates."),
@@ -371,7 +375,8 @@ def _codes_text(codes: pl.DataFrame | None, language: str, *, on: date | None = 
             continue
         until = ""
         if end and on is None:
-            until = f", til og med {format_date(end)}" if language == DANISH else f", until {format_date(end)}"
+            until = (f", til og med {format_date(end)}" if language == DANISH
+                     else f", until {format_date(end)}")
         label = (row.get("label") or "").strip()
         items.append(f"{row['code']}: {label}{until}" if label else f"{row['code']}{until}")
     return "; ".join(items) if items else ("ingen" if language == DANISH else "none")
@@ -403,17 +408,17 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
             "cpr_wrong_length": ReasonText(
                 "CPR-nummer med forkert antal cifre",
                 "Et CPR-nummer har 10 cifre (DDMMÅÅ-XXXX), med eller uden bindestreg.",
-                "Ret CPR-nummeret, så det har 10 cifre. Formatér kolonnen som tekst i Excel, så et foranstillet "
-                "0 ikke forsvinder."),
+                "Ret CPR-nummeret, så det har 10 cifre. Formatér kolonnen som tekst i Excel, så et "
+                "foranstillet 0 ikke forsvinder."),
             "cpr_invalid_date": ReasonText(
                 "CPR-nummer uden gyldig fødselsdato",
-                f"De første 6 cifre i et CPR-nummer er fødselsdatoen (DDMMÅÅ); erstatningsnumre, hvor dagen er "
-                f"lagt {replacement} til, godtages.",
+                "De første 6 cifre i et CPR-nummer er fødselsdatoen (DDMMÅÅ); erstatningsnumre, hvor dagen "
+                f"er lagt {replacement} til, godtages.",
                 "Ret CPR-nummeret; kontrollér især, om to cifre er byttet om."),
             "date_unparseable": ReasonText(
                 "Dato kan ikke læses",
-                f"Datoer skrives som {date_formats(language)}; år med to cifre læses som 20ÅÅ, og Excel-datoer "
-                f"godtages fra {_excel_range(language)}.",
+                f"Datoer skrives som {date_formats(language)}; år med to cifre læses som 20ÅÅ, og "
+                f"Excel-datoer godtages fra {_excel_range(language)}.",
                 "Skriv datoen som DD-MM-ÅÅÅÅ, fx 15-03-2024."),
             "end_before_start": ReasonText(
                 "Slutdato før startdato",
@@ -421,14 +426,14 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
                 "Ret start- eller slutdatoen; kontrollér, om de er byttet om."),
             "start_in_future": ReasonText(
                 "Startdato efter kvartalets udløb",
-                "Et forløb indberettes i det kvartal, hvor det starter, eller senere: startdatoen må ikke ligge "
-                "efter kvartalets sidste dag.",
+                "Et forløb indberettes i det kvartal, hvor det starter, eller senere: startdatoen må ikke "
+                "ligge efter kvartalets sidste dag.",
                 "Ret startdatoen, eller indberet forløbet i det kvartal, hvor det starter."),
             "course_too_long": ReasonText(
                 "Forløbet er for langt",
-                f"Et CTI-forløb varer {rules.COURSE_MONTHS} måneder. Forløb på op til {rules.MAX_COURSE_MONTHS} "
-                f"måneder godtages (én fase på {rules.COURSE_TOLERANCE_MONTHS} måneder ekstra); et længere "
-                f"forløb er oftest en datofejl, fx et forkert årstal.",
+                f"Et CTI-forløb varer {rules.COURSE_MONTHS} måneder. Forløb på op til "
+                f"{rules.MAX_COURSE_MONTHS} måneder godtages (én fase på {rules.COURSE_TOLERANCE_MONTHS} "
+                "måneder ekstra); et længere forløb er oftest en datofejl, fx et forkert årstal.",
                 "Kontrollér start- og slutdatoen. Er forløbet virkelig så langt, så skriv til os."),
             "unknown_delmaalgruppe": ReasonText(
                 "Ukendt delmålgruppe",
@@ -437,8 +442,8 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
                 "Brug en kode fra kodelisten, som gælder på startdatoen."),
             "completed_unparseable": ReasonText(
                 "Gennemført er hverken ja eller nej",
-                f"Gennemført angives som ja ({', '.join(yes[:4])}) eller nej ({', '.join(no[:3])}) og står tom, "
-                f"mens forløbet er i gang.",
+                f"Gennemført angives som ja ({', '.join(yes[:4])}) eller nej ({', '.join(no[:3])}) og står "
+                "tom, mens forløbet er i gang.",
                 "Skriv Ja eller Nej."),
             "duplicate_in_file": ReasonText(
                 "Borgeren står flere gange",
@@ -458,7 +463,8 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
         "cpr_wrong_length": ReasonText(
             "CPR number has the wrong length",
             "A CPR number has 10 digits (DDMMYY-SSSS), with or without the hyphen.",
-            "Correct the CPR number to 10 digits. Format the column as text in Excel so a leading 0 is kept."),
+            "Correct the CPR number to 10 digits. Format the column as text in Excel so a leading 0 is "
+            "kept."),
         "cpr_invalid_date": ReasonText(
             "CPR number is not a valid date",
             f"The first 6 digits of a CPR number are the birth date (DDMMYY); replacement numbers with "
@@ -466,8 +472,8 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
             "Correct the CPR number; check for two swapped digits."),
         "date_unparseable": ReasonText(
             "Date cannot be read",
-            f"Dates are written as {date_formats(language)}; two-digit years are read as 20YY, and Excel dates "
-            f"are accepted from {_excel_range(language)}.",
+            f"Dates are written as {date_formats(language)}; two-digit years are read as 20YY, and Excel "
+            f"dates are accepted from {_excel_range(language)}.",
             "Write the date as DD-MM-YYYY, e.g. 15-03-2024."),
         "end_before_start": ReasonText(
             "End date before start date",
@@ -480,9 +486,9 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
             "Correct the start date, or report the course in the quarter it starts."),
         "course_too_long": ReasonText(
             "Course too long",
-            f"A CTI course lasts {rules.COURSE_MONTHS} months. Courses of up to {rules.MAX_COURSE_MONTHS} months "
-            f"are accepted (one more phase of {rules.COURSE_TOLERANCE_MONTHS} months); a longer one is most often "
-            f"a date error such as a wrong year.",
+            f"A CTI course lasts {rules.COURSE_MONTHS} months. Courses of up to {rules.MAX_COURSE_MONTHS} "
+            f"months are accepted (one more phase of {rules.COURSE_TOLERANCE_MONTHS} months); a longer one "
+            "is most often a date error such as a wrong year.",
             "Check the start and end dates. If the course really is that long, write to us."),
         "unknown_delmaalgruppe": ReasonText(
             "Unknown delmålgruppe",
@@ -491,12 +497,13 @@ def reason_texts(language: str, /, *, codes: pl.DataFrame | None = None) -> dict
             "Use a code from the code list that is valid on the start date."),
         "completed_unparseable": ReasonText(
             "Completed is not yes/no",
-            f"Completed is yes ({', '.join(yes[:4])}) or no ({', '.join(no[:3])}), and empty while the course "
-            f"is ongoing.",
+            f"Completed is yes ({', '.join(yes[:4])}) or no ({', '.join(no[:3])}), and empty while the "
+            "course is ongoing.",
             "Write Ja or Nej."),
         "duplicate_in_file": ReasonText(
             "Same person twice in the file",
-            "Each person and start date may appear once in the file. Identical rows are removed automatically.",
+            "Each person and start date may appear once in the file. Identical rows are removed "
+            "automatically.",
             "Keep one row with the right content and delete the others."),
         "not_a_data_row": ReasonText(
             "Totals row",
@@ -526,7 +533,8 @@ def _months_between(start: date, end: date) -> int:
 _ROW_TEXTS = {
     DANISH: {
         "missing_required_field": "{Name}{cell} er {empty}.",
-        "cpr_wrong_length": "CPR-nummeret{cell_cpr} har {digits} cifre; det skal have 10 (DDMMÅÅ-XXXX).{nine}",
+        "cpr_wrong_length": "CPR-nummeret{cell_cpr} har {digits} cifre; det skal have 10 "
+                            "(DDMMÅÅ-XXXX).{nine}",
         "nine": " Et foranstillet 0 mangler måske, men med 0 foran er de første 6 cifre ikke en dato.",
         "cpr_invalid_date": "De første 6 cifre i CPR-nummeret{cell_cpr} er ikke en gyldig fødselsdato{why}.",
         "no_month": ": måned {month} findes ikke", "no_day": ": dag {day} findes ikke",
@@ -536,8 +544,8 @@ _ROW_TEXTS = {
         "course_too_long": "Forløbet varer fra {start}{cell_start} til {end}{cell_end}, {months} måneder; et "
                            "CTI-forløb varer {nominal} måneder, og vi godtager op til {maximum}.",
         "code_unknown": "Delmålgruppen '{code}'{cell_code} findes ikke på kodelisten.",
-        "code_not_valid": "Koden '{code}'{cell_code} gælder kun for forløb, der starter {span}; forløbet starter "
-                          "{start}.",
+        "code_not_valid": "Koden '{code}'{cell_code} gælder kun for forløb, der starter {span}; forløbet "
+                          "starter {start}.",
         "span": "fra {valid_from}", "span_to": " til og med {valid_to}",
         "start_early": "Er startdatoen rigtig? (Et år med to cifre som '24-03-15' læses som 24-03-2015.)",
         "code_advice": "Brug en kode, der gælder på startdatoen: {valid}.",
@@ -552,26 +560,28 @@ _ROW_TEXTS = {
     },
     ENGLISH: {
         "missing_required_field": "{Name}{cell} is {empty}.",
-        "cpr_wrong_length": "The CPR number{cell_cpr} has {digits} digits; it must have 10 (DDMMYY-SSSS).{nine}",
+        "cpr_wrong_length": "The CPR number{cell_cpr} has {digits} digits; it must have 10 "
+                            "(DDMMYY-SSSS).{nine}",
         "nine": " A leading 0 may be missing, but with a 0 in front the first 6 digits are no date.",
         "cpr_invalid_date": "The first 6 digits of the CPR number{cell_cpr} are not a valid birth date{why}.",
         "no_month": ": there is no month {month}", "no_day": ": there is no day {day}",
         "no_such_day": ": that day does not exist",
         "end_before_start": "The end date {end}{cell_end} is before the start date {start}{cell_start}.",
         "start_in_future": "The start date {start}{cell_start} is after the quarter's last day{quarter_end}.",
-        "course_too_long": "The course runs from {start}{cell_start} to {end}{cell_end}, {months} months; a CTI "
-                           "course lasts {nominal} months and up to {maximum} are accepted.",
+        "course_too_long": "The course runs from {start}{cell_start} to {end}{cell_end}, {months} months; a "
+                           "CTI course lasts {nominal} months and up to {maximum} are accepted.",
         "code_unknown": "The delmålgruppe '{code}'{cell_code} is not on the code list.",
-        "code_not_valid": "The code '{code}'{cell_code} is only valid for courses starting {span}; this course "
-                          "starts {start}.",
+        "code_not_valid": "The code '{code}'{cell_code} is only valid for courses starting {span}; this "
+                          "course starts {start}.",
         "span": "from {valid_from}", "span_to": " until {valid_to}",
         "start_early": "Is the start date right? (A two-digit year such as '24-03-15' reads as 24-03-2015.)",
         "code_advice": "Use a code valid on the start date: {valid}.",
         "no_code": "No code is valid on the start date {start}; check the start date.",
         "completed_unparseable": "'{completed}'{cell_completed} is neither yes nor no.",
-        "duplicate_in_file": "The same CPR number and start date also appear on {unit} {others} with different "
+        "duplicate_in_file": "The same CPR number and start date also appear on {unit} {others} with "
+                             "different content.",
+        "duplicate_unknown": "The same CPR number and start date appear more than once, with different "
                              "content.",
-        "duplicate_unknown": "The same CPR number and start date appear more than once, with different content.",
         "line": "line", "row": "row", "lines": "lines", "rows": "rows",
         "not_a_data_row": "The row is a totals or summary row ('{first}'), not a course.",
         "fill": "Fill in the {fields}.", "and": " and ",
@@ -593,7 +603,8 @@ def _cpr_date_problem(cpr: str, words: Mapping[str, str]) -> str:
     return words["no_such_day"]
 
 
-def _code_sentences(row: Mapping, values: dict, codes: pl.DataFrame | None, language: str) -> tuple[list, str]:
+def _code_sentences(row: Mapping, values: dict, codes: pl.DataFrame | None,
+                    language: str) -> tuple[list[str], str]:
     words = _ROW_TEXTS[language]
     code, start = values["code"], row.get("start_parsed")
     known = None
@@ -615,8 +626,50 @@ def _code_sentences(row: Mapping, values: dict, codes: pl.DataFrame | None, lang
     return sentences, words["code_advice"].format(valid=valid)
 
 
-def row_text(row: Mapping, /, *, language: str, columns: Columns | None = None, codes: pl.DataFrame | None = None,
-             quarter_end: date | None = None) -> RowText:
+def _join_numbers(numbers: list[int], word: str) -> str:
+    listed = [str(n) for n in numbers]
+    return listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + word + listed[-1]
+
+
+def _special(reason: str, row: Mapping, values: dict, columns: Columns | None, codes: pl.DataFrame | None,
+             language: str) -> tuple[list[str], str | None] | None:
+    """Sentences and advice of the reasons whose wording depends on the row; None for the plain ones."""
+    words, fields = _ROW_TEXTS[language], FIELDS[language]
+    cpr = str(row.get("cpr") or "")
+    if reason == "missing_required_field":
+        empty = [c for c in ("cpr", "start_date", "delmaalgruppe") if row.get(c) is None]
+        empty_word = {c: ("tomt" if c == "cpr" else "tom") if language == DANISH else "empty" for c in empty}
+        sentences = [words[reason].format(Name=_cap(fields[c][0]), cell=_in_cell(row, c, columns, language),
+                                          empty=empty_word[c]) for c in empty]
+        return sentences, words["fill"].format(fields=words["and"].join(fields[c][1] for c in empty))
+    if reason == "cpr_wrong_length":
+        digits = len(re.sub(r"\D", "", cpr))
+        nine = words["nine"] if digits == 9 else ""
+        return [words[reason].format(**values, digits=digits, nine=nine)], None
+    if reason == "cpr_invalid_date":
+        return [words[reason].format(**values, why=_cpr_date_problem(cpr, words))], None
+    if reason == "date_unparseable":
+        found = [_date_sentence(row, c, columns, language) for c in ("start_date", "end_date")
+                 if _unreadable_date(row, c)]
+        return [message for message, _ in found], " ".join(hint for _, hint in found)
+    if reason == "unknown_delmaalgruppe":
+        return _code_sentences(row, values, codes, language)
+    if reason == "duplicate_in_file":
+        others = sorted(int(n) for n in (row.get("duplicate_lines") or []))
+        if not others:
+            return [words["duplicate_unknown"]], None
+        unit = ("rows" if len(others) > 1 else "row") if row.get("sheet") else ("lines" if len(others) > 1
+                                                                                 else "line")
+        return [words[reason].format(unit=words[unit], others=_join_numbers(others, words["and"]))], None
+    if reason == "not_a_data_row":
+        first = next((str(row[c]) for c in ("cpr", "start_date", "end_date", "delmaalgruppe", "completed")
+                      if row.get(c)), "")
+        return [words[reason].format(first=first)], None
+    return None
+
+
+def row_text(row: Mapping, /, *, language: str, columns: Columns | None = None,
+             codes: pl.DataFrame | None = None, quarter_end: date | None = None) -> RowText:
     """Label, message, advice and cells of one quarantine row.
 
     ``row`` holds the raw text columns (``cpr``, ``start_date``, ...), ``reasons``, the parsed dates
@@ -629,52 +682,25 @@ def row_text(row: Mapping, /, *, language: str, columns: Columns | None = None, 
     values = {f"cell_{key}": _in_cell(row, column, columns, language) for key, column in
               (("cpr", "cpr"), ("start", "start_date"), ("end", "end_date"), ("code", "delmaalgruppe"),
                ("completed", "completed"))}
-    values |= {"start": format_date(start), "end": format_date(end), "code": str(row.get("delmaalgruppe") or ""),
-               "completed": row.get("completed") or "", "nominal": rules.COURSE_MONTHS,
-               "maximum": rules.MAX_COURSE_MONTHS, "quarter_end": f" ({format_date(quarter_end)})" if quarter_end
-               else "", "months": _months_between(start, end) if start and end else ""}
+    values |= {"start": format_date(start), "end": format_date(end), "completed": row.get("completed") or "",
+               "code": str(row.get("delmaalgruppe") or ""), "nominal": rules.COURSE_MONTHS,
+               "maximum": rules.MAX_COURSE_MONTHS,
+               "months": _months_between(start, end) if start and end else "",
+               "quarter_end": f" ({format_date(quarter_end)})" if quarter_end else ""}
     messages: list[str] = []
     advice: list[str] = []
     for reason in reasons:
-        hint = texts[reason].advice if reason in texts else ""
-        if reason == "missing_required_field":
-            empty = [c for c in ("cpr", "start_date", "delmaalgruppe") if row.get(c) is None]
-            for column in empty:
-                name = FIELDS[language][column][0]
-                word = ("tomt" if column == "cpr" else "tom") if language == DANISH else "empty"
-                messages.append(words[reason].format(Name=_cap(name), cell=_in_cell(row, column, columns, language),
-                                                     empty=word))
-            hint = words["fill"].format(fields=words["and"].join(FIELDS[language][c][1] for c in empty))
-        elif reason == "cpr_wrong_length":
-            digits = len(re.sub(r"\D", "", str(row.get("cpr") or "")))
-            messages.append(words[reason].format(**values, digits=digits, nine=words["nine"] if digits == 9 else ""))
-        elif reason == "cpr_invalid_date":
-            messages.append(words[reason].format(**values, why=_cpr_date_problem(str(row.get("cpr") or ""), words)))
-        elif reason == "date_unparseable":
-            found = [_date_sentence(row, c, columns, language) for c in ("start_date", "end_date")
-                     if _unreadable_date(row, c)]
-            messages += [message for message, _ in found]
-            hint = " ".join(h for _, h in found)
-        elif reason == "unknown_delmaalgruppe":
-            sentences, hint = _code_sentences(row, values, codes, language)
-            messages += sentences
-        elif reason == "duplicate_in_file":
-            others = sorted(int(n) for n in (row.get("duplicate_lines") or []))
-            unit = words[("rows" if len(others) > 1 else "row") if row.get("sheet") else
-                         ("lines" if len(others) > 1 else "line")]
-            listed = [str(n) for n in others]
-            shown = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + words["and"] + listed[-1] if listed \
-                else ""
-            messages.append(words[reason].format(unit=unit, others=shown) if others else words["duplicate_unknown"])
-        elif reason == "not_a_data_row":
-            first = next((str(row[c]) for c in ("cpr", "start_date", "end_date", "delmaalgruppe", "completed")
-                          if row.get(c)), "")
-            messages.append(words[reason].format(first=first))
+        special = _special(reason, row, values, columns, codes, language)
+        if special is not None:
+            sentences, hint = special
         elif reason in words:
-            messages.append(words[reason].format(**values))
+            sentences, hint = [words[reason].format(**values)], None
         else:
-            messages.append(words["unknown"].format(reason=reason))
+            sentences, hint = [words["unknown"].format(reason=reason)], None
+        messages += sentences
+        hint = hint if hint is not None else (texts[reason].advice if reason in texts else "")
         if hint:
             advice.append(hint)
     labels = "; ".join(texts[r].label if r in texts else r for r in reasons)
-    return RowText(labels, " ".join(messages), " ".join(dict.fromkeys(advice)), cell_refs(row, reasons, columns))
+    return RowText(labels, " ".join(messages), " ".join(dict.fromkeys(advice)),
+                   cell_refs(row, reasons, columns))
