@@ -29,8 +29,8 @@ from analysis.ingest.submissions import LOCATION_COLUMNS
 from analysis.schema import SUBMISSION_COLUMNS
 
 #: Columns the quarantine carries besides the raw text, so a message can be written in any language later:
-#: where the row is (``LOCATION_COLUMNS``), the dates as parsed (null when unreadable), the normalised CPR and,
-#: for ``duplicate_in_file``, the site-facing line numbers of the other rows with that CPR and start.
+#: where the row is (``LOCATION_COLUMNS``), the dates as parsed (null when unreadable), the normalised CPR
+#: and, for ``duplicate_in_file``, the site-facing line numbers of the other rows with that CPR and start.
 QUARANTINE_EXTRA = {**LOCATION_COLUMNS, "start_parsed": pl.Date, "end_parsed": pl.Date, "cpr_norm": pl.String,
                     "duplicate_lines": pl.List(pl.Int64)}
 
@@ -56,7 +56,8 @@ def parse_dates(column: str) -> pl.Expr:
     four_digit_year = text.str.contains(r"(^\d{4}[-.])|([-./]\d{4}$)|(^\d{4}-\d{2}-\d{2}[T ])")
     parsed = [pl.when(four_digit_year).then(text.str.to_date(fmt, strict=False)) for fmt in DATE_FORMATS]
     short = [
-        pl.when(text.str.contains(r"^\d{1,2}[-./]\d{1,2}[-./]\d{2}$")).then(text.str.to_date(fmt, strict=False))
+        pl.when(text.str.contains(r"^\d{1,2}[-./]\d{1,2}[-./]\d{2}$"))
+        .then(text.str.to_date(fmt, strict=False))
         for fmt in SHORT_DATE_FORMATS
     ]
     serial = text.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
@@ -100,7 +101,8 @@ def validate_rows(
     if missing:
         raise ValueError(f"validate_rows needs columns {missing}; read the file with read_submission first")
     rows_in = raw.height
-    where = [pl.col(c).cast(t) if c in raw.columns else pl.lit(None, t).alias(c) for c, t in LOCATION_COLUMNS.items()]
+    where = [pl.col(c).cast(t) if c in raw.columns else pl.lit(None, t).alias(c)
+             for c, t in LOCATION_COLUMNS.items()]
     frame = raw.select("source_row", *where, *SUBMISSION_COLUMNS).sort("source_row")
     first = frame.select(pl.struct(SUBMISSION_COLUMNS).is_first_distinct()).to_series()
     duplicates_removed = int((~first).sum())
@@ -133,25 +135,30 @@ def validate_rows(
         & (pl.len().over("cpr_norm", "start") > 1)
     )
     line = pl.coalesce("file_line", "sheet_row", "source_row")
-    others = pl.when(key_dup).then(line.implode().over("cpr_norm", "start").list.set_difference(pl.concat_list(line)))
+    others = pl.when(key_dup).then(
+        line.implode().over("cpr_norm", "start").list.set_difference(pl.concat_list(line)))
     reasons = pl.concat_list(
         pl.col("cpr_issue"),
-        pl.when(pl.col("start_date").is_null() | pl.col("delmaalgruppe").is_null()).then(pl.lit("missing_required_field")),
+        pl.when(pl.col("start_date").is_null() | pl.col("delmaalgruppe").is_null())
+        .then(pl.lit("missing_required_field")),
         pl.when(
             (pl.col("start_date").is_not_null() & pl.col("start").is_null())
             | (pl.col("end_date").is_not_null() & pl.col("end").is_null())
         ).then(pl.lit("date_unparseable")),
         pl.when(pl.col("end") < pl.col("start")).then(pl.lit("end_before_start")),
         pl.when(pl.col("start") > pl.lit(today)).then(pl.lit("start_in_future")),
-        pl.when(pl.col("end") > pl.col("start").dt.offset_by(f"{max_course_months}mo")).then(pl.lit("course_too_long")),
+        pl.when(pl.col("end") > pl.col("start").dt.offset_by(f"{max_course_months}mo"))
+        .then(pl.lit("course_too_long")),
         pl.when(pl.col("delmaalgruppe").is_not_null() & pl.col("start").is_not_null() & ~valid_code).then(
             pl.lit("unknown_delmaalgruppe")
         ),
-        pl.when(pl.col("_done").is_not_null() & pl.col("completed_flag").is_null()).then(pl.lit("completed_unparseable")),
+        pl.when(pl.col("_done").is_not_null() & pl.col("completed_flag").is_null())
+        .then(pl.lit("completed_unparseable")),
         pl.when(key_dup).then(pl.lit("duplicate_in_file")),
     ).list.drop_nulls().list.unique().list.sort()
     frame = frame.with_columns(
-        reasons=pl.when(pl.col("_totals")).then(pl.lit(["not_a_data_row"], dtype=pl.List(pl.String))).otherwise(reasons),
+        reasons=pl.when(pl.col("_totals")).then(pl.lit(["not_a_data_row"], dtype=pl.List(pl.String)))
+        .otherwise(reasons),
         duplicate_lines=others.list.sort(),
     )
     bad = frame.filter(pl.col("reasons").list.len() > 0)
@@ -163,17 +170,18 @@ def validate_rows(
         warnings=pl.col("cpr_warning"),
     ).with_columns(quarter=pl.lit(quarter), site=pl.lit(site))
     quarantine = bad.select(
-        "source_row", *SUBMISSION_COLUMNS, "reasons", *LOCATION_COLUMNS, start_parsed="start", end_parsed="end",
-        cpr_norm="cpr_norm", duplicate_lines="duplicate_lines",
+        "source_row", *SUBMISSION_COLUMNS, "reasons", *LOCATION_COLUMNS, start_parsed="start",
+        end_parsed="end", cpr_norm="cpr_norm", duplicate_lines="duplicate_lines",
     )
     quarantine = quarantine.with_columns(
-        message=_messages(quarantine, codes=codes, quarter_end=today), quarter=pl.lit(quarter), site=pl.lit(site)
+        message=_messages(quarantine, codes=codes, quarter_end=today), quarter=pl.lit(quarter),
+        site=pl.lit(site),
     )
     return Validated(clean, quarantine, duplicates_removed, rows_in)
 
 
 def _messages(bad: pl.DataFrame, /, *, codes: pl.DataFrame, quarter_end: date) -> pl.Series:
-    """The English sentence for the steward: where the row is, what is wrong, what to do (``reasons``)."""
+    """Word each row in English for the steward: where it is, what is wrong, what to do (``reasons``)."""
     sentences = []
     # dates outside Python's range never reach here: parse_dates keeps only years 1900-2100
     for row in bad.iter_rows(named=True):
