@@ -425,7 +425,8 @@ def remember(previous: pl.DataFrame | None, inputs: FeedbackInputs, /, *,
 class Feedback:
     """The current feedback of every site, with status and since (``new``/``outstanding``) on each item.
 
-    ``rounds`` is the memory with the round's counts; ``state`` is what to remember for the next run.
+    ``state`` is what to remember for the next run; ``rounds`` lists every site's rounds
+    (:func:`feedback_rounds`).
     """
 
     rows: pl.DataFrame
@@ -436,6 +437,7 @@ class Feedback:
     submissions: pl.DataFrame
     overview: pl.DataFrame
     state: pl.DataFrame
+    rounds: pl.DataFrame
     columns: Mapping[str, texts.Columns]
     sites: pl.DataFrame
     codes: pl.DataFrame
@@ -517,7 +519,7 @@ def build_feedback(inputs: FeedbackInputs, /, *, key: bytes, previous_state: pl.
         rows=_attach(items.rows, current), files=_attach(items.files, current),
         conflicts=_attach(items.conflicts, current), unlinked=_attach(items.unlinked, current),
         unreadable=_attach(items.unreadable, current), submissions=_submissions(inputs), overview=overview,
-        state=state, columns=_columns_of(received), sites=inputs.sites, codes=inputs.codes,
+        state=state, rounds=schedule, columns=_columns_of(received), sites=inputs.sites, codes=inputs.codes,
     )
 
 
