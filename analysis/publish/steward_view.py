@@ -492,7 +492,7 @@ def _site_section(feedback: Feedback, described: Described, checks: pl.DataFrame
         parts.append(_items_html(described, checks, site, pl.lit(True), language=language))
     counted = feedback.state.filter(pl.col("site") == site).group_by("round").agg(
         *((pl.col("status") == s).sum().cast(pl.Int64).alias(s) for s in (NEW, OUTSTANDING, RESOLVED)))
-    every = pl.concat([feedback.rounds.filter(pl.col("site") == site).select("round"), counted.select("round")])
+    every = pl.concat([_mine(feedback.rounds, site).select("round"), counted.select("round")])
     rounds = every.unique().join(counted, on="round", how="left", validate="1:1").with_columns(
         pl.col(NEW, OUTSTANDING, RESOLVED).fill_null(0))
     rounds = rounds.sort("round", descending=True).with_columns(
