@@ -256,13 +256,15 @@ def test_an_unreadable_file_is_explained_in_danish_and_remembered_until_a_readab
 
 
 def test_a_wrong_column_name_is_one_item_for_every_quarter_it_touches() -> None:
-    header = "CPR-nr.;Startdato;Afslutning;Delmålgruppe;Gennemført"  # 'Afslutning' is no known end-date header
-    files = [(quarter, "aarhus", "aarhus.csv", (header + "\r\n610190-1235;15-01-2024;10-06-2024;GRL;Ja\r\n")
-              .encode("cp1252"), when)
-             for quarter, when in (("2024Q1", "2024-04-20T00:00:00+00:00"), ("2024Q2", "2024-07-20T00:00:00+00:00"))]
+    header = "CPR-nr.;Startdato;Afslutning;Delmålgruppe;Gennemført"  # no known end-date header
+    content = (header + "\r\n610190-1235;15-01-2024;10-06-2024;GRL;Ja\r\n").encode("cp1252")
+    files = [(quarter, "aarhus", "aarhus.csv", content, when) for quarter, when in (
+        ("2024Q1", "2024-04-20T00:00:00+00:00"), ("2024Q2", "2024-07-20T00:00:00+00:00"))]
     feedback = build_feedback(ingest(files), key=KEY, previous_state=None)
     (item,) = describe(feedback, language="da", restricted=False).files.rows(named=True)
-    assert item["label"] == "Kolonne mangler" and item["status"] == "outstanding" and item["since"] == "2024Q1"
+    assert item["label"] == "Kolonne mangler"
+    assert item["status"] == "outstanding" and item["since"] == "2024Q1"
     assert "ingen kolonne for slutdato" in item["message"] and "'Afslutning'" in item["message"]
     assert "alle forløb står, som om de stadig var i gang" in item["message"]
-    assert item["advice"] == "Giv kolonnen overskriften 'Slutdato', og send filerne for 2024K1–2024K2 igen."
+    assert item["advice"] == ("Giv kolonnen overskriften 'Slutdato', og send filerne for 2024K1–2024K2 "
+                              "igen.")
