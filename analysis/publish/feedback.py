@@ -22,7 +22,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -533,3 +533,21 @@ def mask_text(text: str | None, /) -> str:
     if text is None:
         return ""
     return re.sub(r"\d{6}[- ]?\d{1,4}|\d{6,}", lambda m: re.sub(r"\d", "9", m[0]), text)
+
+
+def masked(feedback: Feedback, /) -> Feedback:
+    """``feedback`` with the text a site wrote besides its values masked too: file names, sheet titles.
+
+    For the general (non-restricted) outputs; :func:`analysis.publish.feedback_text.describe` masks the CPR
+    numbers and the messages.
+    """
+    def text(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+        return frame.with_columns(pl.col(c).map_elements(mask_text, return_dtype=pl.String)
+                                  for c in columns if c in frame.columns)
+
+    return replace(
+        feedback, rows=text(feedback.rows, ("filename", "sheet")),
+        files=text(feedback.files, ("filename", "example", "columns")),
+        conflicts=text(feedback.conflicts, ("courses",)), unlinked=text(feedback.unlinked, ("course",)),
+        submissions=text(feedback.submissions, ("filename",)),
+    )

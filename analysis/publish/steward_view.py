@@ -29,6 +29,7 @@ from analysis.publish.feedback import (
     Feedback,
     FeedbackSettings,
     local_time,
+    masked,
     quarter_code,
 )
 from analysis.publish.feedback_text import ITEM_TEXTS, Described, describe
@@ -589,16 +590,17 @@ def steward_outputs(feedback: Feedback, checks: pl.DataFrame, /, *, settings: Fe
     stamp = now.isoformat(timespec="seconds")
     pages, workbooks = {}, []
     for restricted in (False, True):
-        described = describe(feedback, language=staff, restricted=restricted)
+        shown = feedback if restricted else masked(feedback)
+        described = describe(shown, language=staff, restricted=restricted)
         when = local_time(stamp, language=staff)
-        pages[restricted] = render_steward_page(feedback, described, checks, restricted=restricted,
+        pages[restricted] = render_steward_page(shown, described, checks, restricted=restricted,
                                                 language=staff, generated_at=when, settings=settings)
         for language in dict.fromkeys((DANISH, staff)):
-            described = describe(feedback, language=language, restricted=restricted)
+            described = describe(shown, language=language, restricted=restricted)
             for site in sites:
                 if not _mine(feedback.submissions, site).height:
                     continue
-                sheets = feedback_sheets(feedback, described, site, language=language, restricted=restricted,
+                sheets = feedback_sheets(shown, described, site, language=language, restricted=restricted,
                                          settings=settings, generated_at=local_time(stamp, language=language))
                 workbooks.append(SiteWorkbook(site, language, restricted, xlsx_bytes(sheets),
                                               csv_bytes(sheets[SHEETS[language]["rows"]])))

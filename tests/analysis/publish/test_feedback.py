@@ -5,6 +5,7 @@ table there says which row is which.
 """
 
 import io
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -31,9 +32,10 @@ from analysis.publish.feedback import (
 )
 from analysis.publish.feedback_text import describe
 from analysis.publish.safe_export import xlsx_bytes
-from analysis.publish.steward_view import SHEETS, feedback_sheets
+from analysis.publish.steward_view import SHEETS, feedback_sheets, steward_outputs
 from pipelines.audit import cpr_like
 
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ROUND_2 = "2024-07-01"  # after the 2024Q1 files, before the 2024Q2 ones
 ROUND_3 = "2024-10-01"
 
@@ -268,3 +270,15 @@ def test_a_wrong_column_name_is_one_item_for_every_quarter_it_touches() -> None:
     assert "alle forløb står, som om de stadig var i gang" in item["message"]
     assert item["advice"] == ("Giv kolonnen overskriften 'Slutdato', og send filerne for 2024K1–2024K2 "
                               "igen.")
+
+
+def test_the_general_version_masks_a_cpr_in_a_file_name_too() -> None:
+    named = [(q, s, "aarhus_6101901235.csv" if f == "aarhus.csv" else f, c, w)
+             for q, s, f, c, w in DELIVERIES]
+    feedback = build_feedback(ingest(named), key=KEY, previous_state=None)
+    general = steward_outputs(feedback, pl.DataFrame(), settings=FeedbackSettings(), now=NOW,
+                              sites=["aarhus"])
+    texts = _workbook_texts(general.workbooks[0].xlsx) + [general.pages[False]]
+    assert cpr_like("\n".join(texts)) == [] and any("aarhus_9999999999.csv" in t for t in texts)
+    restricted = next(b for b in general.workbooks if b.restricted)
+    assert any("aarhus_6101901235.csv" in t for t in _workbook_texts(restricted.xlsx))
