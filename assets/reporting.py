@@ -10,6 +10,7 @@ import polars as pl
 from analysis.publish import effect_report, feedback, monitoring_page, som_report, steward_view
 from analysis.publish.disclosure import Rules
 from analysis.publish.output_check import output_bundle
+from analysis.publish.monitoring import Targets
 from analysis.publish.provenance import provenance
 from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.schema import HEADLINE_OUTCOMES
@@ -167,7 +168,14 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
 
     The feedback memory (``layout.feedback_state``) is read, brought up to date and written back.
     """
-    settings = feedback.FeedbackSettings.from_table(code_lists.table("feedback"))
+    sites = code_lists.site_ids()
+    try:  # the deadline is monitoring's delivery_days; a broken targets table must not stop the feedback
+        targets = Targets.from_table(code_lists.table("monitoring_targets"), sites=sites)
+    except ValueError as error:
+        context.log.warning(f"no delivery deadline on the feedback: {error}")
+        targets = None
+    settings = feedback.FeedbackSettings.from_tables(code_lists.table("feedback"), targets=targets,
+                                                     sites=sites)
     checks = steward_view.steward_checks(latest_check_evaluations(context.instance), assets=STEWARD_ASSETS,
                                          danish=steward_checks_da.DANISH)
     pseudonyms = pseudonymised_courses["pseudonym"].unique().implode()
@@ -179,7 +187,7 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
     previous = pl.read_parquet(layout.feedback_state) if layout.feedback_state.exists() else None
     result = feedback.build_feedback(inputs, key=pseudonym_key.secret(), previous_state=previous)
     outputs = steward_view.steward_outputs(result, checks, settings=settings, now=datetime.now(UTC),
-                                           sites=code_lists.site_ids())
+                                           sites=sites)
     for restricted, page in outputs.pages.items():
         write_text(layout.steward_reports(restricted=restricted) / "steward_view.html", page)
     for book in outputs.workbooks:

@@ -25,7 +25,8 @@ from analysis.ingest import pseudonym
 from analysis.ingest.courses import consolidate_courses
 from analysis.ingest.submissions import columns_record, read_submission
 from analysis.ingest.validate import validate_rows
-from analysis.publish.feedback import FeedbackInputs
+from analysis.publish.feedback import FeedbackInputs, FeedbackSettings
+from analysis.publish.monitoring import Targets
 from pipelines.configuration import ConfigDir
 
 KEY = b"test-key-" + b"0123456789abcdef" * 3
@@ -92,6 +93,16 @@ _FILES = files()
 AARHUS_Q1, AARHUS_Q1_CORRECTED, AARHUS_Q2, AARHUS_Q3 = (_FILES[k] for k in (
     "aarhus_q1", "aarhus_q1_corrected", "aarhus_q2", "aarhus_q3"))
 ODENSE_Q1 = _FILES["odense_q1"]
+def settings(targets: pl.DataFrame | None = None, /, **feedback: str) -> FeedbackSettings:
+    """The packaged feedback settings (``feedback`` replaces the rows); deadlines from ``targets``."""
+    table = CONFIG.table("feedback")
+    if feedback:
+        table = pl.DataFrame({"setting": list(feedback), "value": list(feedback.values())})
+    plan = Targets.from_table(CONFIG.table("monitoring_targets") if targets is None else targets,
+                              sites=("aarhus", "odense"))
+    return FeedbackSettings.from_tables(table, targets=plan, sites=("aarhus", "odense"))
+
+
 SITES = pl.DataFrame({"site": ["aarhus", "odense"], "name": ["Aarhus Kommune", "Odense Kommune"],
                       "kom": ["751", "461"], "joined": ["2024-01-01", "2024-01-01"]})
 

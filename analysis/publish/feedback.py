@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from analysis.ingest import reasons as texts
 from analysis.ingest.courses import consolidate_courses, course_ids
 from analysis.ingest.submissions import LOCATION_COLUMNS
 from analysis.ingest.validate import QUARANTINE_EXTRA
+from analysis.publish.monitoring import Targets
 from analysis.schema import SUBMISSION_COLUMNS
 
 DANISH, ENGLISH = texts.DANISH, texts.ENGLISH
@@ -48,30 +49,37 @@ _MESSAGE = b"cti-feedback:v1:"
 
 @dataclass(frozen=True, slots=True)
 class FeedbackSettings:
-    """The ``feedback`` configuration table: contact line, delivery deadlines, staff language."""
+    """The ``feedback`` configuration table (contact line, staff language) and the delivery deadline.
+
+    The deadline is the one programme monitoring measures lateness by: ``delivery_days`` of
+    ``monitoring_targets.csv`` (per site, else each_site, else programme; see
+    ``analysis.publish.monitoring.Targets.bound``), so the cover sheet and the monitoring page agree.
+    ``delivery_days`` maps a site to its days after the quarter's end (a site without one: no deadline).
+    """
 
     contact: str = "CTI-datateamet, Social- og Boligstyrelsen"
-    deadline_days: int = 20
     staff_language: str = DANISH
-    deadlines: Mapping[str, date] = field(default_factory=dict)
+    delivery_days: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_table(cls, table: pl.DataFrame, /) -> FeedbackSettings:
-        """Read ``setting``/``value`` rows (``deadline:2026Q4`` rows override one quarter's deadline)."""
+    def from_tables(cls, table: pl.DataFrame, /, *, targets: Targets | None = None,
+                    sites: Sequence[str] = ()) -> FeedbackSettings:
+        """Read the ``feedback`` table's ``setting``/``value`` rows and each site's deadline (``targets``)."""
         values = {row["setting"]: (row["value"] or "").strip() for row in table.iter_rows(named=True)}
-        overrides = {k.split(":", 1)[1]: date.fromisoformat(v) for k, v in values.items()
-                     if k.startswith("deadline:")}
         language = values.get("staff_language", DANISH) or DANISH
         if language not in texts.LANGUAGES:
             raise ValueError(f"staff_language must be da or en, not {language!r}; fix feedback.csv")
-        return cls(values.get("contact") or cls.contact, int(values.get("deadline_days_after_quarter") or 20),
-                   language, overrides)
+        days = {}
+        for site in sites if targets is not None else ():
+            high = targets.bound("delivery_days", site)[1]
+            if high is not None:
+                days[site] = int(high)
+        return cls(values.get("contact") or cls.contact, language, days)
 
-    def deadline(self, quarter: str, /) -> date:
-        """Return when the file for ``quarter`` must have arrived: its last day plus the configured days."""
-        if quarter in self.deadlines:
-            return self.deadlines[quarter]
-        return texts.quarter_bounds(quarter)[1] + timedelta(days=self.deadline_days)
+    def deadline(self, quarter: str, site: str, /) -> date | None:
+        """Return when ``site``'s file for ``quarter`` must have arrived (None: no deadline configured)."""
+        days = self.delivery_days.get(site)
+        return None if days is None else texts.quarter_bounds(quarter)[1] + timedelta(days=days)
 
 
 # --- small helpers ------------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ _WORDS = {DANISH: {"nothing": "Intet at rette.", "none": "Ingen",
                                "eller en teksteditor (overskriftsrækken er nummer 1).",
                    "deadline": "Frist for næste fil",
                    "deadline_text": "Filen for {quarter} skal være modtaget senest {day}.",
+                   "no_deadline": "Fristen for filen for {quarter} oplyses af Social- og Boligstyrelsen.",
                    "cpr": "CPR-numre",
                    "cpr_masked": "CPR-numre er skjult i denne udgave (som 999999-9999); find rækken ud fra "
                                  "fil og linje/række.",
@@ -127,6 +128,7 @@ _WORDS = {DANISH: {"nothing": "Intet at rette.", "none": "Ingen",
                                 "the old one for the quarter. Line/row is the number Excel or a text editor "
                                 "shows (the header row is number 1).", "deadline": "Next file due",
                     "deadline_text": "The file for {quarter} is due by {day}.", "cpr": "CPR numbers",
+                    "no_deadline": "No deadline is configured for the file for {quarter} (delivery_days).",
                     "cpr_masked": "CPR numbers are masked in this version (as 999999-9999); find the row by "
                                   "file and line/row.",
                     "cpr_raw": "This version holds CPR numbers: send it only by secure e-mail.",
@@ -220,9 +222,11 @@ def _cover(feedback: Feedback, described: Described, site: str, *, language: str
     lines.append((words["how"], words["how_text"].format(example=example)))
     if round_label:
         upcoming = texts.next_quarter(round_label)
+        due = settings.deadline(upcoming, site)
+        quarter = texts.quarter_name(upcoming, language=language)
         lines.append((words["deadline"], words["deadline_text"].format(
-            quarter=texts.quarter_name(upcoming, language=language),
-            day=texts.long_date(settings.deadline(upcoming), language=language))))
+            quarter=quarter, day=texts.long_date(due, language=language)) if due
+            else words["no_deadline"].format(quarter=quarter)))
     lines.append((words["cpr"], words["cpr_raw"] if restricted else words["cpr_masked"]))
     lines.append((words["contact"], settings.contact))
     head = HEADERS[language]
@@ -459,8 +463,10 @@ def _site_meta(feedback: Feedback, site: str, *, language: str, settings: Feedba
     round_label = _round_of(feedback, site)
     if round_label:
         upcoming = texts.next_quarter(round_label)
-        day = texts.long_date(settings.deadline(upcoming), language=language)
-        meta.append(page["deadline"].format(quarter=quarter_code(upcoming, language=language), day=day))
+        due = settings.deadline(upcoming, site)
+        if due is not None:
+            day = texts.long_date(due, language=language)
+            meta.append(page["deadline"].format(quarter=quarter_code(upcoming, language=language), day=day))
     meta.append(page["workbook"].format(site=site))
     counts = _counts(feedback, site)
     summary = page["counts"].format(**{k: counts[k] or 0 for k in (NEW, OUTSTANDING, RESOLVED)})
@@ -517,7 +523,8 @@ def _overview(feedback: Feedback, language: str, settings: FeedbackSettings) -> 
                       "round": quarter_code(row["round"], language=language), "new": row["new"],
                       "outstanding": row["outstanding"],
                       "oldest": quarter_code(row["oldest"], language=language), "resolved": row["resolved"],
-                      "deadline": texts.format_date(settings.deadline(upcoming)) if upcoming else "",
+                      "deadline": texts.format_date(settings.deadline(upcoming, row["site"])) if upcoming
+                      else "",
                       "missing": row["missing"]})
     return pl.DataFrame(shown)
 

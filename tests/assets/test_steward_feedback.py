@@ -120,7 +120,7 @@ def test_new_outstanding_and_corrected_across_three_rounds(rounds) -> None:
     cover = _cover(snapshots[2]["aarhus"][True])
     assert cover["Rettet siden sidste tilbagemelding"] == "1 række og 1 problem med filen – tak"
     assert cover["Frist for næste fil"] == ("Filen for 4. kvartal 2024 skal være modtaget senest "
-                                           "20. januar 2025.")
+                                           "30. januar 2025.")
     conflicts = snapshots[2]["aarhus"][True]["Forløbskonflikter"].iter_rows(min_row=2)
     assert [row[0].value for row in conflicts] == ["Udestående"]
     unlinked = [(r[0].value, r[1].value)

@@ -14,10 +14,12 @@ from deliveries import (
     AARHUS_Q1_CORRECTED,
     AARHUS_Q2,
     AARHUS_Q3,
+    CONFIG,
     DELIVERIES,
     KEY,
     ODENSE_Q1,
     ingest,
+    settings,
     until,
 )
 from openpyxl import load_workbook
@@ -36,6 +38,7 @@ from analysis.publish.steward_view import SHEETS, feedback_sheets, steward_outpu
 from pipelines.audit import cpr_like
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SETTINGS = settings()
 ROUND_2 = "2024-07-01"  # after the 2024Q1 files, before the 2024Q2 ones
 ROUND_3 = "2024-10-01"
 
@@ -169,11 +172,12 @@ def test_the_general_version_masks_cpr_everywhere(rounds) -> None:
 
 def test_the_cover_sheet_says_what_is_new_outstanding_the_deadline_and_the_contact(rounds) -> None:
     _, _, third = rounds
-    settings = FeedbackSettings.from_table(pl.DataFrame({
-        "setting": ["contact", "deadline_days_after_quarter", "deadline:2024Q4"],
-        "value": ["Mette Hansen, cti@example.dk", "20", "2025-01-27"]}))
+    targets = pl.concat([CONFIG.table("monitoring_targets"), pl.DataFrame(
+        [{"measure": "delivery_days", "scope": "aarhus", "delmaalgruppe": "*", "min": None, "max": "27",
+          "unit": "days", "source": "test: aarhus has its own deadline"}])], how="diagonal")
+    custom = settings(targets, contact="Mette Hansen, cti@example.dk", staff_language="da")
     sheets = feedback_sheets(third, describe(third, language="da", restricted=True), "aarhus", language="da",
-                             restricted=True, settings=settings, generated_at="01-12-2026 kl. 10.00")
+                             restricted=True, settings=custom, generated_at="01-12-2026 kl. 10.00")
     cover = dict(sheets["Forside"].rows())
     assert cover["Nyt siden sidste tilbagemelding"] == "1 række (status 'Ny')"
     assert cover["Stadig udestående"].startswith("2 rækker og 1 forløbskonflikt")
@@ -183,13 +187,15 @@ def test_the_cover_sheet_says_what_is_new_outstanding_the_deadline_and_the_conta
                                            "27. januar 2025.")
     assert cover["Kontakt"] == "Mette Hansen, cti@example.dk"
     assert "sikker e-mail" in cover["CPR-numre"]
-    assert FeedbackSettings().deadline("2025Q1").isoformat() == "2025-04-20"
+    assert SETTINGS.deadline("2025Q1", "aarhus").isoformat() == "2025-04-30"  # delivery_days 30
+    assert custom.deadline("2025Q1", "odense").isoformat() == "2025-04-30"
+    assert FeedbackSettings().deadline("2025Q1", "aarhus") is None
 
 
 def test_a_recurring_totals_row_is_said_once_on_the_cover_not_per_row(rounds) -> None:
     _, second, _ = rounds
     sheets = feedback_sheets(second, describe(second, language="da", restricted=False), "aarhus",
-                             language="da", restricted=False, settings=FeedbackSettings(), generated_at="t")
+                             language="da", restricted=False, settings=SETTINGS, generated_at="t")
     rows = sheets["Rækker der skal rettes"]
     assert not rows["Fejl"].str.contains("Sumrække").any() and rows.height == 3
     recurring = [text for topic, text in sheets["Forside"].rows() if topic.startswith("Gennemgående problem")]
@@ -199,7 +205,7 @@ def test_a_recurring_totals_row_is_said_once_on_the_cover_not_per_row(rounds) ->
 def test_the_english_variant_is_one_switch_away(rounds) -> None:
     _, _, third = rounds
     sheets = feedback_sheets(third, describe(third, language="en", restricted=False), "aarhus", language="en",
-                             restricted=False, settings=FeedbackSettings(), generated_at="t")
+                             restricted=False, settings=SETTINGS, generated_at="t")
     assert list(sheets) == list(SHEETS["en"].values())
     assert sheets["Rows to correct"]["What is wrong"][0].startswith("The start date '31-02-24' in cell B3")
 
@@ -219,13 +225,13 @@ def test_the_danish_workbook_holds_no_english_and_the_check_would_catch_some(rou
     for site in ("aarhus", "odense"):
         for restricted in (False, True):
             sheets = feedback_sheets(third, describe(third, language="da", restricted=restricted), site,
-                                     language="da", restricted=restricted, settings=FeedbackSettings(),
+                                     language="da", restricted=restricted, settings=SETTINGS,
                                      generated_at=local_time("2026-12-01T09:00:00+00:00", language="da"))
             texts = _workbook_texts(xlsx_bytes(sheets))
             found = [w for text in texts for w in english_in(text, allowed=names)]
             assert found == [], (site, found)
     english = feedback_sheets(third, describe(third, language="en", restricted=False), "aarhus",
-                              language="en", restricted=False, settings=FeedbackSettings(), generated_at="t")
+                              language="en", restricted=False, settings=SETTINGS, generated_at="t")
     texts = _workbook_texts(xlsx_bytes(english))
     caught = {w.lower() for text in texts for w in english_in(text, allowed=names)}
     assert {"the", "date", "rows", "file"} <= caught
@@ -249,7 +255,7 @@ def test_an_unreadable_file_is_explained_in_danish_and_remembered_until_a_readab
     assert item["message"] == ("Excel-filen odense.xlsx kunne ikke åbnes; den er måske beskadiget eller ikke "
                                "en rigtig .xlsx-fil.") and item["status"] == "new"
     sheets = feedback_sheets(told, describe(told, language="da", restricted=False), "odense", language="da",
-                             restricted=False, settings=FeedbackSettings(), generated_at="t")
+                             restricted=False, settings=SETTINGS, generated_at="t")
     assert any(topic == "Ulæselig fil (2024K2)" for topic, _ in sheets["Forside"].rows())
     later = build_feedback(ingest(), key=KEY, previous_state=told.state)  # next round: the file was readable
     assert later.unreadable.height == 0
@@ -276,7 +282,7 @@ def test_the_general_version_masks_a_cpr_in_a_file_name_too() -> None:
     named = [(q, s, "aarhus_6101901235.csv" if f == "aarhus.csv" else f, c, w)
              for q, s, f, c, w in DELIVERIES]
     feedback = build_feedback(ingest(named), key=KEY, previous_state=None)
-    general = steward_outputs(feedback, pl.DataFrame(), settings=FeedbackSettings(), now=NOW,
+    general = steward_outputs(feedback, pl.DataFrame(), settings=SETTINGS, now=NOW,
                               sites=["aarhus"])
     texts = _workbook_texts(general.workbooks[0].xlsx) + [general.pages[False]]
     assert cpr_like("\n".join(texts)) == [] and any("aarhus_9999999999.csv" in t for t in texts)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-from deliveries import KEY, ingest
+from deliveries import KEY, ingest, settings
 from language import english_in
 from openpyxl import load_workbook
 
-from analysis.publish.feedback import FeedbackSettings, build_feedback
+from analysis.publish.feedback import build_feedback
 from analysis.publish.feedback_text import describe
 from analysis.publish.steward_view import render_steward_page, steward_checks, steward_outputs
 from expectations.steward import DANISH as DANISH_CHECKS
@@ -36,7 +36,7 @@ def _page(feedback, *, restricted: bool, language: str = "da") -> str:
     checks = steward_checks(CHECKS, assets=STEWARD_ASSETS, danish=DANISH_CHECKS)
     return render_steward_page(feedback, describe(feedback, language=language, restricted=restricted), checks,
                                restricted=restricted, language=language, generated_at="01-12-2026 kl. 10.00",
-                               settings=FeedbackSettings())
+                               settings=settings())
 
 
 def test_only_checks_a_steward_can_act_on_with_site_and_quarter_from_the_partition() -> None:
@@ -56,7 +56,7 @@ def test_each_site_shows_its_current_quarter_first_and_folds_the_history(feedbac
     assert "31-02-24" in aarhus[current:older]  # the new row of the current quarter
     assert "primo 05/2024" in aarhus[older:history] and "ZZ9" in aarhus[older:history]
     assert "Tilbagemeldinger pr. kvartal" in aarhus[history:]
-    assert "Frist for næste fil (2024K4): 20. januar 2025" in aarhus
+    assert "Frist for næste fil (2024K4): 30. januar 2025" in aarhus
     odense = page.split('id="site-odense">')[1].split("</section>")[0]
     assert "Ikke fundet i befolkningsregistret" in odense and "arket &#x27;Forløb&#x27;, række 3" in odense
 
@@ -87,11 +87,12 @@ def test_the_danish_page_reads_danish_and_the_english_one_is_a_switch(feedback) 
 
 def test_outputs_are_danish_for_the_site_with_an_english_staff_copy_on_the_switch(feedback) -> None:
     now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    danish = steward_outputs(feedback, pl.DataFrame(), settings=FeedbackSettings(), now=now,
+    danish = steward_outputs(feedback, pl.DataFrame(), settings=settings(), now=now,
                              sites=["aarhus", "odense", "randers"])
     assert {(b.site, b.language, b.restricted) for b in danish.workbooks} == {
         (s, "da", r) for s in ("aarhus", "odense") for r in (False, True)}  # randers is not in this world
-    staff = steward_outputs(feedback, pl.DataFrame(), settings=FeedbackSettings(staff_language="en"), now=now,
+    english = settings(staff_language="en", contact="x")
+    staff = steward_outputs(feedback, pl.DataFrame(), settings=english, now=now,
                             sites=["aarhus", "odense"])
     assert {b.language for b in staff.workbooks} == {"da", "en"}
     assert "CTI data steward view" in staff.pages[False]
