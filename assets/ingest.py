@@ -68,7 +68,8 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
         except submissions.SubmissionError as error:
             if latest:  # the file that counts is unreadable: fail this partition with the steward's message
                 raise dg.Failure(description=str(error), metadata={
-                    "file": receipt.filename, "sha256": receipt.sha256, "reason": error.reason, **error.details,
+                    "file": receipt.filename, "sha256": receipt.sha256, "reason": error.reason,
+                    **error.details,
                 }) from None
             files.append({**tags, "size_bytes": receipt.size_bytes, "readable": False, "note": str(error)})
             continue

@@ -197,9 +197,10 @@ def _targets_and_course_rule(frame: pl.DataFrame) -> list[tuple[int | None, str]
     plan = Targets.from_table(frame, sites=_ANY_SITE)
     if (plan.planned_months, plan.phase_months) != (rules.COURSE_MONTHS, rules.COURSE_TOLERANCE_MONTHS):
         out.append((None, f"planned_months {plan.planned_months} and phase_months {plan.phase_months} differ "
-                          f"from the quarantine rule (courses of {rules.COURSE_MONTHS} months accepted up to "
-                          f"{rules.MAX_COURSE_MONTHS}: one more phase, analysis/ingest/rules.py); change both "
-                          "together, or monitoring and the feedback to sites disagree on a course's length"))
+                          f"from the quarantine rule (courses of {rules.COURSE_MONTHS} months accepted up "
+                          f"to {rules.MAX_COURSE_MONTHS}: one more phase, analysis/ingest/rules.py); change "
+                          "both together, or monitoring and the feedback to sites disagree on a course's "
+                          "length"))
     return out
 
 

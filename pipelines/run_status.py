@@ -28,7 +28,7 @@ class PartitionFailure:
     partition: str
     run_id: str
     message: str
-    #: The failure's metadata as text (e.g. an unreadable file's ``reason``, ``filename``), for feedback texts.
+    #: The failure's metadata as text (an unreadable file's ``reason``, ``filename``), for feedback texts.
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -38,7 +38,8 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, 
         if data is not None and data.error is not None:
             user = data.user_failure_data
             message = (user.description if user and user.description else data.error.message).strip()
-            metadata = {k: str(getattr(v, "value", v)) for k, v in (user.metadata or {}).items()} if user else {}
+            pairs = (user.metadata or {}).items() if user else ()
+            metadata = {k: str(getattr(v, "value", v)) for k, v in pairs}
             return message, metadata
     return "the run failed before a step started (see the run in the Dagster UI)", {}
 
@@ -81,8 +82,10 @@ def outcome_status(instance: dg.DagsterInstance, estimates: pl.DataFrame, /) -> 
 
 
 def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
-    """Submission partitions whose latest ingest run failed: quarter label, site, run id, message, and the
-    ``SubmissionError`` reason and details (JSON) the failure carries, so the feedback can word it in Danish.
+    """List the submission partitions whose latest ingest run failed.
+
+    Columns: quarter label, site, run id, message, and the ``SubmissionError`` reason and details (JSON) the
+    failure carries, so the feedback can word it in Danish.
     """
     rows = []
     for key, failure in failed_partitions(instance, job_name=INGEST_JOB).items():

@@ -29,7 +29,7 @@ class Consolidated:
 
 
 def course_ids(frame: pl.DataFrame, /) -> pl.Series:
-    """The stable ``course_id`` of each row: a hash of (pseudonym, site, start date), no CPR in it."""
+    """Return the stable ``course_id`` of each row: a hash of (pseudonym, site, start date), no CPR."""
     keys = frame.select(pl.format("{}|{}|{}", "pseudonym", "site", "start_date")).to_series()
     return pl.Series("course_id", [hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys.to_list()],
                      dtype=pl.String)

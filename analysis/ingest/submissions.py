@@ -290,7 +290,7 @@ def read_submission(content: bytes, /, *, filename: str) -> RawSubmission:
 
 
 def columns_record(raw: RawSubmission, /) -> str:
-    """The file's header row and column positions as JSON, for the feedback (``received_files.columns``).
+    """Return the file's header row and column positions as JSON (``received_files.columns``).
 
     Header cells the reader did not recognise are kept so the site can be told what it called a column,
     with any run of 6 or more digits masked: a header cell is file content and could hold a CPR number.

@@ -64,9 +64,10 @@ def test_excel_with_a_guide_sheet_first_and_real_dates() -> None:
     })
     raw = read_submission(content, filename="odense.xlsx")
     assert raw.sheet == "Forløb" and raw.blank_lines_skipped == 1
-    assert raw.rows.row(0, named=True) | {} == {"source_row": 1, "file_line": None, "sheet": "Forløb", "sheet_row": 2,
-                                               "cpr": "6101901235", "start_date": "2024-02-01",
-                                               "end_date": None, "delmaalgruppe": "GRL", "completed": None}
+    assert raw.rows.row(0, named=True) | {} == {"source_row": 1, "file_line": None, "sheet": "Forløb",
+                                               "sheet_row": 2, "cpr": "6101901235",
+                                               "start_date": "2024-02-01", "end_date": None,
+                                               "delmaalgruppe": "GRL", "completed": None}
 
 
 @pytest.mark.parametrize(
@@ -151,7 +152,8 @@ def test_csv_rows_carry_the_line_the_site_sees() -> None:
                "630190-1235;primo 12/2025;;GRL;\r\n").encode("utf-8")
     raw = read_submission(content, filename="aarhus.csv")
     assert raw.rows["source_row"].to_list() == [1, 2, 3, 4]  # the pipeline's numbering is unchanged
-    expected = [_line_of(content, cpr) for cpr in ("610190-1235", "710285-2346", "620190-1235", "630190-1235")]
+    cprs = ("610190-1235", "710285-2346", "620190-1235", "630190-1235")
+    expected = [_line_of(content, cpr) for cpr in cprs]
     assert raw.rows["file_line"].to_list() == expected == [4, 6, 8, 10]
     assert raw.rows["sheet"].null_count() == 4 and raw.rows["sheet_row"].null_count() == 4
     assert raw.rows["delmaalgruppe"][2] == "PS\x0cY"  # one row, not two
@@ -167,7 +169,8 @@ def test_xlsx_rows_carry_sheet_and_excel_row_on_a_sheet_that_is_not_the_first() 
     book.active.append(["Udfyld arket 'Forløb'. Én række pr. borger."])
     sheet = book.create_sheet("Forløb")
     # four empty rows above the header, and the table starts in column B
-    for column, header in zip("BCDEF", ("CPR", "Startdato", "Slutdato", "Delmålgruppe", "Gennemført"), strict=True):
+    headers = ("CPR", "Startdato", "Slutdato", "Delmålgruppe", "Gennemført")
+    for column, header in zip("BCDEF", headers, strict=True):
         sheet[f"{column}5"] = header
     sheet.append([None, "610190-1235", "01-02-2024", None, "GRL", None])  # row 6
     sheet.append([])  # row 7 blank
@@ -188,7 +191,8 @@ def test_xlsx_rows_carry_sheet_and_excel_row_on_a_sheet_that_is_not_the_first() 
 def test_unreadable_files_say_why_in_a_reason_code() -> None:
     with pytest.raises(SubmissionError) as error:
         read_submission(b"Navn;Dato\r\nPeter;1\r\n", filename="a.csv")
-    assert error.value.reason == "header_columns_missing" and error.value.details["missing"] == "cpr,start_date,delmaalgruppe"
+    assert error.value.reason == "header_columns_missing"
+    assert error.value.details["missing"] == "cpr,start_date,delmaalgruppe"
     with pytest.raises(SubmissionError) as error:
         read_submission(_xlsx({"Ark1": [["Navn", "Dato"], ["Peter", 1]]}), filename="b.xlsx")
     assert error.value.reason == "header_columns_missing" and error.value.details["sheet"] == "Ark1"

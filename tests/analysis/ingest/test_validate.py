@@ -99,11 +99,13 @@ def test_the_course_length_rule_is_the_constant_the_texts_quote() -> None:
     start = date(2024, 2, 1)
     at_limit = date(start.year + (start.month + rules.MAX_COURSE_MONTHS - 1) // 12,
                     (start.month + rules.MAX_COURSE_MONTHS - 1) % 12 + 1, 1)
-    ok = _validate({**GOOD, "end_date": at_limit.strftime("%d-%m-%Y"), "completed": "Ja"}, today=date(2025, 12, 31))
+    ok = _validate({**GOOD, "end_date": at_limit.strftime("%d-%m-%Y"), "completed": "Ja"},
+                   today=date(2025, 12, 31))
     over = _validate({**GOOD, "end_date": "02-" + at_limit.strftime("%m-%Y"), "completed": "Ja"},
                      today=date(2025, 12, 31))
     assert ok.clean.height == 1 and over.quarantine["reasons"].to_list() == [["course_too_long"]]
-    assert rules.COURSE_MONTHS == 9 and rules.MAX_COURSE_MONTHS == rules.COURSE_MONTHS + rules.COURSE_TOLERANCE_MONTHS
+    assert rules.COURSE_MONTHS == 9
+    assert rules.MAX_COURSE_MONTHS == rules.COURSE_MONTHS + rules.COURSE_TOLERANCE_MONTHS
     for language in reasons.LANGUAGES:
         rule = reasons.reason_texts(language)["course_too_long"].rule
         assert f"{rules.COURSE_MONTHS} " in rule and f"{rules.MAX_COURSE_MONTHS} " in rule
@@ -112,14 +114,17 @@ def test_the_course_length_rule_is_the_constant_the_texts_quote() -> None:
 
 def test_quarantine_keeps_where_the_site_sees_the_row_and_the_message_says_it() -> None:
     frame = pl.DataFrame({"source_row": [1, 2, 3], "file_line": [2, 4, 5], "sheet": [None, None, None],
-                          "sheet_row": [None, None, None], "cpr": ["610190-1235", "710285-2346", "710285-2346"],
-                          "start_date": ["01-02-2024", "31-02-2024", "01-03-2024"], "end_date": [None, None, None],
+                          "sheet_row": [None, None, None],
+                          "cpr": ["610190-1235", "710285-2346", "710285-2346"],
+                          "start_date": ["01-02-2024", "31-02-2024", "01-03-2024"],
+                          "end_date": [None, None, None],
                           "delmaalgruppe": ["GRL", "GRL", "GRL"], "completed": [None, None, None]},
                          schema_overrides={"sheet": pl.String, "sheet_row": pl.Int64, "end_date": pl.String,
                                            "completed": pl.String})
     result = validate_rows(frame, quarter="2024Q1", site="aarhus", codes=CODES, today=date(2024, 3, 31))
     row = result.quarantine.row(0, named=True)
-    assert (row["file_line"], row["source_row"], row["start_parsed"], row["cpr_norm"]) == (4, 2, None, "7102852346")
+    found = (row["file_line"], row["source_row"], row["start_parsed"], row["cpr_norm"])
+    assert found == (4, 2, None, "7102852346")
     assert row["message"].startswith("Line 4: The start date '31-02-2024' is not a date that exists")
     assert result.clean.select("source_row", "file_line").rows() == [(1, 2), (3, 5)]
 

@@ -1,4 +1,4 @@
-"""Effect report and spreadsheet-safe exports on small synthetic tables (the steward view: test_steward_view.py)."""
+"""Effect report and spreadsheet-safe exports on small synthetic tables (steward view: test_steward_view)."""
 
 import csv
 import io
