@@ -9,8 +9,8 @@ import polars as pl
 
 from analysis.publish import effect_report, feedback, monitoring_page, som_report, steward_view
 from analysis.publish.disclosure import Rules
-from analysis.publish.output_check import output_bundle
 from analysis.publish.monitoring import Targets
+from analysis.publish.output_check import output_bundle
 from analysis.publish.provenance import provenance
 from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.schema import HEADLINE_OUTCOMES
