@@ -26,7 +26,7 @@ VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
 RECEIVED_SCHEMA = {
     "sha256": pl.String, "filename": pl.String, "received": pl.String, "version": pl.Int32, "superseded": pl.Boolean,
     "size_bytes": pl.Int64, "readable": pl.Boolean, "encoding": pl.String, "delimiter": pl.String, "sheet": pl.String,
-    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String,
+    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String, "columns": pl.String,
 }
 
 
@@ -67,12 +67,16 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
             raw = submissions.read_submission(receipt.content(), filename=receipt.filename)
         except submissions.SubmissionError as error:
             if latest:  # the file that counts is unreadable: fail this partition with the steward's message
-                raise dg.Failure(description=str(error), metadata={"file": receipt.filename, "sha256": receipt.sha256}) from None
+                raise dg.Failure(description=str(error), metadata={
+                    "file": receipt.filename, "sha256": receipt.sha256, "reason": error.reason,
+                    **error.details,
+                }) from None
             files.append({**tags, "size_bytes": receipt.size_bytes, "readable": False, "note": str(error)})
             continue
         files.append({**tags, "size_bytes": receipt.size_bytes, "readable": True, "encoding": raw.encoding,
                       "delimiter": raw.delimiter, "sheet": raw.sheet, "rows_read": raw.rows.height,
-                      "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes)})
+                      "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes),
+                      "columns": submissions.columns_record(raw)})
         frames.append(raw.rows.with_columns(
             sha256=pl.lit(receipt.sha256), filename=pl.lit(receipt.filename), received=pl.lit(receipt.received),
             version=pl.lit(version, dtype=pl.Int32), superseded=pl.lit(not latest),

@@ -9,6 +9,7 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/assets/...                        assets that hold raw CPR (raw submissions, quarantine)
     restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
     restricted/reports/                          steward view and feedback with raw CPR
+    restricted/feedback/feedback_state.parquet   what feedback each site got, round by round (no CPR)
     reports/                                     effect report, its tables, general steward view, feedback,
                                                  monitoring page (public), SØM workbook
     restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
@@ -98,9 +99,15 @@ class Places:
         """Where the steward view and the feedback files go (the restricted version shows raw CPR)."""
         return self.restricted / "reports" if restricted else self.reports
 
-    def feedback_dir(self, *, restricted: bool) -> Path:
-        """Per-site feedback files (the restricted ones show raw CPR)."""
-        return self.steward_reports(restricted=restricted) / "feedback"
+    def feedback_dir(self, *, restricted: bool, language: str = "da") -> Path:
+        """Return where the sites' feedback workbooks go (Danish; SBST's English copies: ``en/``)."""
+        base = self.steward_reports(restricted=restricted) / "feedback"
+        return base if language == "da" else base / language
+
+    @property
+    def feedback_state(self) -> Path:
+        """Return the memory of the feedback each site got, round and item (fingerprints, no CPR)."""
+        return self.restricted / "feedback" / "feedback_state.parquet"
 
     def monitoring_page(self, *, restricted: bool) -> Path:
         """Return the monitoring page: public (disclosure-controlled) or internal (exact, restricted)."""
@@ -135,7 +142,7 @@ class Places:
     def derived(self) -> tuple[Path, ...]:
         """Return the outputs a new mock world removes."""
         return (self.root / "assets", self.restricted / "assets", self.received, self.inbox, self.reports,
-                self.restricted / "reports")
+                self.restricted / "reports", self.feedback_state.parent)
 
     # --- operation ------------------------------------------------------------------------------------------
     @property

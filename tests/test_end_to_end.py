@@ -128,6 +128,26 @@ def test_steward_views_and_feedback(full_run) -> None:
     assert cpr_like(general) == [] and cpr_like(restricted)  # raw CPR only in the restricted version
     assert "http://" not in general and "https://" not in general
     assert list((data / "reports" / "feedback").glob("*.xlsx"))
+    assert "balance_after_matching" not in general and "T00:00:00+00:00" not in general  # steward checks only
+    assert (data / "restricted" / "feedback" / "feedback_state.parquet").exists()
+
+
+def test_every_site_workbook_is_danish(full_run) -> None:
+    from language import english_in
+    from openpyxl import load_workbook
+
+    from analysis.ingest.submissions import HEADER_VARIANTS
+
+    data, _ = full_run
+    books = sorted((data / "restricted" / "reports" / "feedback").glob("*.xlsx"))
+    assert len(books) == 7
+    for path in books:
+        book = load_workbook(path)
+        assert book.sheetnames[0] == "Forside"
+        cells = [c.value for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+        # the site's own header names (e.g. 'cpr_nr') are quoted in the messages
+        allowed = [path.stem, *(v for variants in HEADER_VARIANTS.values() for v in variants)]
+        assert [w for v in cells if v for w in english_in(str(v), allowed=allowed)] == [], path.name
 
 
 def test_monitoring_reconciles_and_its_public_page_publishes_no_small_count(full_run) -> None:

@@ -28,9 +28,12 @@ class Consolidated:
     submission_log: pl.DataFrame
 
 
-def _course_id(frame: pl.DataFrame) -> pl.Series:
+def course_ids(frame: pl.DataFrame, /) -> pl.Series:
+    """Return the stable ``course_id`` of each row: a hash of (pseudonym, site, start date), no CPR."""
     keys = frame.select(pl.format("{}|{}|{}", "pseudonym", "site", "start_date")).to_series()
-    return pl.Series("course_id", [hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys.to_list()], dtype=pl.String)
+    return pl.Series("course_id", [hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys.to_list()],
+                     dtype=pl.String)
+
 
 
 def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | None = None) -> Consolidated:
@@ -82,7 +85,7 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
         last_reported=pl.col("quarter").max(),
         _groups=pl.col("delmaalgruppe").n_unique(),
     )
-    courses = courses.with_columns(_course_id(courses))
+    courses = courses.with_columns(course_ids(courses))
     conflicts = _conflicts(courses)
     out = courses.select([pl.col(c).cast(t) for c, t in COURSES.items()]).sort("pseudonym", "site", "start_date")
     return Consolidated(out, conflicts, log)

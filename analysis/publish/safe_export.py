@@ -39,7 +39,7 @@ def csv_bytes(frame: pl.DataFrame, /, *, separator: str = ";") -> bytes:
 def xlsx_bytes(sheets: dict[str, pl.DataFrame], /) -> bytes:
     """One sheet per frame; every string cell stored as text (never a formula); byte-identical on rerun."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font
 
     book = Workbook()
     book.remove(book.active)
@@ -61,6 +61,10 @@ def xlsx_bytes(sheets: dict[str, pl.DataFrame], /) -> bytes:
         for column in sheet.columns:
             width = max((len(str(c.value)) for c in column if c.value is not None), default=8)
             sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 8), 60)
+            # long text wraps inside its column instead of hiding under the next one; rows read from the top
+            alignment = Alignment(wrap_text=width > 58, vertical="top")
+            for cell in column[1:]:
+                cell.alignment = alignment
         sheet.freeze_panes = "A2"
     buf = io.BytesIO()
     book.save(buf)
