@@ -31,10 +31,22 @@ contact details), so setting the effects to zero changes nothing but the partici
 from analysis.mockworld.inbox import BAD_KINDS, RESUBMISSION, submissions
 from analysis.mockworld.model import emergency_rates, labour_probabilities
 from analysis.mockworld.registers import cpr_key, register_year
-from analysis.mockworld.truth import truth
-from analysis.mockworld.world import CHUNK, PlantedEffects, SubmissionFile, World, WorldConfig, build_world
+from analysis.mockworld.truth import effects_truth, truth
+from analysis.mockworld.world import (
+    CHUNK,
+    ENROLMENT_MODES,
+    GENERATOR_VERSION,
+    OUTCOME_MODEL_FIELDS,
+    PlantedEffects,
+    SubmissionFile,
+    World,
+    WorldConfig,
+    build_world,
+    with_outcome_model,
+)
 
 __all__ = [
-    "BAD_KINDS", "CHUNK", "RESUBMISSION", "PlantedEffects", "SubmissionFile", "World", "WorldConfig", "build_world",
-    "cpr_key", "emergency_rates", "labour_probabilities", "register_year", "submissions", "truth",
+    "BAD_KINDS", "CHUNK", "ENROLMENT_MODES", "GENERATOR_VERSION", "OUTCOME_MODEL_FIELDS", "RESUBMISSION",
+    "PlantedEffects", "SubmissionFile", "World", "WorldConfig", "build_world", "cpr_key", "effects_truth",
+    "emergency_rates", "labour_probabilities", "register_year", "submissions", "truth", "with_outcome_model",
 ]

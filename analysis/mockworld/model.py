@@ -47,10 +47,13 @@ def _treatment(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
 
 def _dip_shape(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
     """Crisis profile in [0, 1]: deepens over the 12 months before the crisis, then partly recovers."""
-    e = months[None, :] - world.person["crisis_month"][idx][:, None]
+    # A lookup by event month (clipped to -13..12, where the profile is flat), with the same arithmetic as
+    # the closed form: before = (e + 13) / 12 on -12..-1, after = 1 - recovery_share * min(e / 12, 1).
+    e = np.arange(-13, 13)
     before = np.where((e >= -12) & (e < 0), (e + 13) / 12.0, 0.0)
-    recovered = world.config.recovery_share * np.clip(e / 12.0, 0, 1)
-    return before + np.where(e >= 0, 1.0 - recovered, 0.0)
+    table = before + np.where(e >= 0, 1.0 - world.config.recovery_share * np.clip(e / 12.0, 0, 1), 0.0)
+    offset = months[None, :] - world.person["crisis_month"][idx][:, None]
+    return table[np.clip(offset, -13, 12) + 13]
 
 
 def _on_disability(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
@@ -118,3 +121,8 @@ def emergency_rates(world: World, idx: np.ndarray, months: np.ndarray) -> dict[s
     )
     rate1 = rate0 * np.clip(1 + world.config.effects.emergency_rel * _treatment(world, idx, months), 0, None)
     return {"em0": rate0, "em1": rate1}
+
+
+def psych_rates(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """Expected psychiatric admissions per month (no planted effect), before the crisis's own admission."""
+    return np.exp(-6.5 + 1.1 * world.person["z"][idx][:, None] + 1.2 * _dip_shape(world, idx, months))
