@@ -37,6 +37,8 @@ def _treatment(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
     part = world.participants
     row = world.person["part_row"][idx]
     treated = row >= 0
+    if not treated.any():  # no participant among these persons (most chunks, and any comparison pool)
+        return np.zeros((len(idx), len(months)))
     safe = np.maximum(row, 0)
     start = np.where(treated, part["start_month"].to_numpy()[safe] if part.height else 0, _NEVER)
     mult = np.where(treated, part["multiplier"].to_numpy()[safe] if part.height else 0.0, 0.0)

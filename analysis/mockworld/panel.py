@@ -160,17 +160,22 @@ def outcome_panel(
             ym = year_months[keep]
             columns = slice(int(ym[0] - lo), int(ym[-1] - lo) + 1)  # the year's months are contiguous
             grid = (slice(None) if rows.size == idx.size else rows, columns)
-            ss, employed, earnings = (a[within][:, keep] for a in labour_states(world, sub, year_months,
-                                                                                generator("labour", 0)))
-            kind = benefit_kinds(world, sub, year_months, generator("labour", 10_000))[within][:, keep]
+            everyone, whole_year = within.size == sub.size, bool(keep.all())
+
+            def pick(a: np.ndarray) -> np.ndarray:  # the requested persons' kept months (no copy if all)
+                a = a if everyone else a[within]
+                return a if whole_year else a[:, keep]
+
+            ss, employed, earnings = (pick(a) for a in labour_states(world, sub, year_months, generator("labour", 0)))
+            kind = pick(benefit_kinds(world, sub, year_months, generator("labour", 10_000)))
             out["self_support"][grid] = ss
             for code, name in enumerate(BENEFIT_FAMILIES, start=1):
                 out[name][grid] = ~ss & (kind == code)
             out["employed"][grid] = employed
             out["earnings"][grid] = np.where(employed, np.round(earnings, 0), 0.0)
             emergency, psych, _ = health_counts(world, sub, year_months, generator("health", 0))
-            out["emergency_contacts"][grid] = emergency[within][:, keep]
-            psych = psych[within][:, keep]
+            out["emergency_contacts"][grid] = pick(emergency)
+            psych = pick(psych)
             out["psych_admissions"][grid] = psych
             out["bed_days"][grid] = _bed_days(world, world.person["PNR"][sub[within]], ym, psych)
             who, exit_month = stay_exits(world, sub, ym)
@@ -235,9 +240,8 @@ def _bed_days(world: World, pnr: np.ndarray, months: np.ndarray, psych: np.ndarr
     rows_p, rows_m = np.repeat(rows_p, reps), np.repeat(rows_m, reps)
     nth = np.arange(rows_p.size) - np.repeat(np.cumsum(reps) - reps, reps)
     days = psych_stay_days(world, pnr[rows_p], months[rows_m], nth)
-    out = np.zeros(psych.shape, dtype=np.int64)
-    np.add.at(out, (rows_p, rows_m), days)
-    return out
+    cells = np.bincount(rows_p * psych.shape[1] + rows_m, weights=days, minlength=psych.size)
+    return cells.reshape(psych.shape).astype(np.int64)
 
 
 def _edu_levels(world: World, idx: np.ndarray, year: int, months: np.ndarray, hfaudd_levels: pl.DataFrame) -> np.ndarray:
