@@ -228,8 +228,8 @@ def aggte(
 
 
 #: Settings every stack of :func:`stack_results` must share.
-_STACK_SETTINGS = ("outcome", "covariates", "control_group", "method", "anticipation", "base_period", "alpha",
-                   "bootstrap")
+_STACK_SETTINGS = ("outcome", "covariates", "control_group", "method", "anticipation", "base_period",
+                   "base_window", "alpha", "bootstrap")
 
 
 def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True,
@@ -246,7 +246,7 @@ def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True
     ----------
     results
         ``att_gt`` results on the same periods, with disjoint cohorts and the same settings (outcome,
-        covariates, control group, method, anticipation, base period, alpha, bootstrap).
+        covariates, control group, method, anticipation, base period and window, alpha, bootstrap).
     cluster
         Sum influence functions over appearances of the same unit id in several stacks (a comparison
         person matched to participants of two cohorts), i.e. cluster by unit. With False, appearances are
