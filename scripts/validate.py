@@ -187,7 +187,7 @@ def _headline(panel, design, participants, *, outcomes):
         pooled = did.pooled_did(stacked, outcome, post=effects.POST_WINDOW)
         rows.append({"design": "matched_did", "outcome": outcome, **_pick(pooled), "pretrend_p": study.pretrend_p,
                      "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
-        _, _, row = effects.staggered_effects(effects.quarterly_panel(sub, design.units, outcome), outcome)
+        row = effects.staggered_effects(effects.cohort_panel(sub, design.units, outcome), outcome)
         rows.append({"design": "staggered_att", "outcome": outcome, **_pick(row), "pretrend_p": None,
                      "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
     return rows
