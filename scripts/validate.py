@@ -74,9 +74,10 @@ PANEL_FIRST_MONTH = date(2021, 1, 1)
 
 
 def _config_tables() -> dict:
-    from pipelines.resources import read_config
+    from pipelines.configuration import ConfigDir
 
-    return {name: read_config(name) for name in ("sites", "delmaalgrupper", "dream_codes", "hfaudd_levels")}
+    tables = ConfigDir()  # the packaged configuration: the sites and code lists the mock world is built on
+    return {name: tables.table(name) for name in ("sites", "delmaalgrupper", "dream_codes", "hfaudd_levels")}
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -141,7 +142,7 @@ def replicate(seed: int, settings: dict) -> list[dict]:
             pool_ids = np.setdiff1d(world_panel.transition_pool(world, participants["start_month"]), ids)
             pool = world_panel.outcome_panel(world, pool_ids, stream=1, **panel_kw)
             persons = world_panel.person_attributes(world, np.concatenate([ids, pool_ids]))
-            panel = pl.concat([pool, own]).sort("person_id", "month")
+            panel = pool.merge_sorted(own, key="person_id")  # both by person and month, persons disjoint
             design = _match(panel, participants, persons)
             keep = design.units["person_id"].unique()
             shared[dgp] = {"pool": pool.filter(pl.col("person_id").is_in(keep.implode())), "design": design,
@@ -151,7 +152,7 @@ def replicate(seed: int, settings: dict) -> list[dict]:
                 raise RuntimeError(f"scenario {name}: participants' pre-start rows differ from the scenario "
                                    "that made the shared match; the effect must not reach before the start")
         state = shared[dgp]
-        panel = pl.concat([state["pool"], own]).sort("person_id", "month")
+        panel = state["pool"].merge_sorted(own, key="person_id")
         truth = mockworld.effects_truth(world)
         for row in _headline(panel, state["design"], participants, outcomes=HEADLINE):
             analysed = mockworld.effects_truth(world, persons=row.pop("analysed"))
@@ -185,8 +186,10 @@ def _headline(panel, design, participants, *, outcomes):
         stacked = matching.stacked_panel(sub, design.units, outcomes=[outcome])
         study = did.event_study(stacked, outcome)
         pooled = did.pooled_did(stacked, outcome, post=effects.POST_WINDOW)
+        binned = study.pretrend_test(did.PRETREND_BINS)[2]
         rows.append({"design": "matched_did", "outcome": outcome, **_pick(pooled), "pretrend_p": study.pretrend_p,
-                     "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
+                     "pretrend_binned_p": binned, "max_abs_smd": smd, "unmatched_share": unmatched,
+                     "analysed": treated})
         row = effects.staggered_effects(effects.cohort_panel(sub, design.units, outcome), outcome)
         rows.append({"design": "staggered_att", "outcome": outcome, **_pick(row), "pretrend_p": None,
                      "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
@@ -266,6 +269,8 @@ def summarise(records: list[dict], /) -> list[dict]:
             "rejection": rejected, "rejection_mc_se": math.sqrt(rejected * (1 - rejected) / n) if n else None,
             "se_ratio": _mean([r["se"] for r in ok]) / sd if sd else None,
             "pretrend_rejection": _mean([float(p < 0.05) for p in pre]) if pre else None,
+            "pretrend_binned_rejection": _mean([float(r["pretrend_binned_p"] < 0.05) for r in ok
+                                                if r.get("pretrend_binned_p") is not None]) if pre else None,
             "max_abs_smd": _mean([r["max_abs_smd"] for r in ok if r.get("max_abs_smd") is not None]),
             "unmatched_share": _mean([r["unmatched_share"] for r in ok if r.get("unmatched_share") is not None]),
             "n_treated": _mean([r["n_treated"] for r in ok]),
