@@ -1,4 +1,4 @@
-"""The Monte Carlo harness's code path at a small scale, so it cannot rot (its figures are printed, not asserted)."""
+"""The Monte Carlo harness's code path at a small scale, so it cannot rot (figures printed, not asserted)."""
 
 import importlib.util
 import json
@@ -27,7 +27,9 @@ def test_smoke_run_writes_every_cell_and_the_targets(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "validate" / "validate_latest.json").read_text())
     validate = _module()
     cells = {(c["scenario"], c["design"], c["outcome"]) for c in report["cells"]}
-    assert cells == {(s, d, o) for s in ("default", "placebo") for d in validate.DESIGNS for o in validate.HEADLINE}
+    scenarios = ("default", "placebo")
+    expected = {(s, d, o) for s in scenarios for d in validate.DESIGNS for o in validate.HEADLINE}
+    assert cells == expected
     assert all(c["replications"] == 2 and c["estimated"] >= 1 for c in report["cells"])
     assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])
     names = " ".join(t["name"] for t in report["targets"])
@@ -49,8 +51,8 @@ def _record(scenario: str, estimate: float, truth: float, half: float = 0.01, **
 
 def test_summary_figures_are_the_monte_carlo_definitions() -> None:
     validate = _module()
-    records = [_record("default", 0.05 + d, 0.04, pretrend_p=p) for d, p in ((0.0, 0.5), (0.02, 0.01), (-0.005, 0.2),
-                                                                          (0.015, 0.9))]
+    draws = ((0.0, 0.5), (0.02, 0.01), (-0.005, 0.2), (0.015, 0.9))
+    records = [_record("default", 0.05 + d, 0.04, pretrend_p=p) for d, p in draws]
     records += [_record("placebo", e, 0.0) for e in (0.0, 0.02, -0.001, 0.004)]
     cells = {c["scenario"]: c for c in validate.summarise(records)}
     default, placebo = cells["default"], cells["placebo"]

@@ -56,7 +56,8 @@ class EventStudyResult:
     #: coefficients' influences is their clustered covariance, so stacking them by person across outcomes
     #: gives the joint covariance of several outcomes' event studies (as Stata's ``suest`` does).
     influence: pl.DataFrame | None = None
-    times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)  # coefficients' times
+    # the coefficients' event times, estimates and clustered covariance (pretrend_test)
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     params: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)  # clustered covariance
 
@@ -75,9 +76,9 @@ class EventStudyResult:
         if bins is None:
             rows = np.eye(self.times.size)[pre]
         else:
-            rows = np.array([((self.times >= lo) & (self.times <= hi) & pre) / max(
-                int(((self.times >= lo) & (self.times <= hi) & pre).sum()), 1) for lo, hi in bins], dtype=float)
-            rows = rows[rows.sum(axis=1) > 0]
+            inside = np.array([(self.times >= lo) & (self.times <= hi) & pre for lo, hi in bins], dtype=float)
+            inside = inside[inside.sum(axis=1) > 0]
+            rows = inside / inside.sum(axis=1, keepdims=True)
         return wald(rows @ self.params, rows @ self.cov @ rows.T)
 
 

@@ -183,7 +183,8 @@ def cohort_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> p
         .join(sum_by(eligible, ["person_id", "stack"], "weight"), on=["person_id", "stack"], validate="1:1")
     )
     months = (
-        panel.select("person_id", period=month_index("month").cast(pl.Int64), value=pl.col(outcome).cast(pl.Float64))
+        panel.select("person_id", period=month_index("month").cast(pl.Int64),
+                     value=pl.col(outcome).cast(pl.Float64))
         .join(members.select("person_id").unique(), on="person_id", how="semi")
     )
     return (
@@ -233,7 +234,8 @@ def staggered_effects(stacks: pl.DataFrame, outcome: str, /, *, alpha: float = 0
         try:
             results.append(att_gt(frame, unit="person_id", period="period", cohort="cohort", outcome=outcome,
                                   control_group="never_treated", method="dr", alpha=alpha, weights=weights,
-                                  anticipation=anticipation, base_period="universal", base_window=base_window))
+                                  anticipation=anticipation, base_period="universal",
+                                  base_window=base_window))
         except ValueError as error:  # e.g. a start month without its base window inside the panel
             skipped.append(f"stack {stack}: {error}")
     if not results:

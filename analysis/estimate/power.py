@@ -53,7 +53,7 @@ def power_at(effect: float, se: float, /, *, alpha: float = 0.05) -> float:
 
 
 def scale_se(se: float, n_from: int, n_to: int, /) -> float:
-    """The standard error ``se`` of an estimate on ``n_from`` participants, projected to ``n_to`` of them.
+    """Project the standard error ``se`` of an estimate on ``n_from`` participants to ``n_to`` of them.
 
     ``se * sqrt(n_from / n_to)``: what the same design would give the real programme's sample when the
     figure comes from another size (e.g. a mock world with population-proportional take-up).
@@ -90,9 +90,9 @@ class PowerStatement:
         """One row with every field."""
         return pl.DataFrame([{f: getattr(self, f) for f in self.__slots__}],
                             schema={"outcome": pl.String, "design": pl.String, "n_treated": pl.Int64,
-                                    "se": pl.Float64, "mde": pl.Float64, "alpha": pl.Float64, "power": pl.Float64,
-                                    "effect": pl.Float64, "power_at_effect": pl.Float64, "detectable": pl.Boolean,
-                                    "sentence": pl.String})
+                                    "se": pl.Float64, "mde": pl.Float64, "alpha": pl.Float64,
+                                    "power": pl.Float64, "effect": pl.Float64, "power_at_effect": pl.Float64,
+                                    "detectable": pl.Boolean, "sentence": pl.String})
 
 
 def power_statement(outcome: str, se: float, n_treated: int, /, *, design: str, effect: float | None = None,
@@ -133,10 +133,12 @@ def power_statement(outcome: str, se: float, n_treated: int, /, *, design: str, 
     reach = power_at(effect, se, alpha=alpha) if se > 0 else 1.0
     detectable = abs(effect) >= mde
     if detectable:
-        sentence = (f"{where} can detect {effect_label} on {outcome} ({effect:.3g}): its minimum detectable effect "
-                    f"is {mde:.3g} {terms}, and it finds {effect_label} significant with probability {reach:.2f}.")
+        sentence = (f"{where} can detect {effect_label} on {outcome} ({effect:.3g}): its minimum detectable "
+                    f"effect is {mde:.3g} {terms}, and it finds {effect_label} significant with probability "
+                    f"{reach:.2f}.")
     else:
         sentence = (f"{where} cannot reliably detect {effect_label} on {outcome} ({effect:.3g}): its minimum "
-                    f"detectable effect is {mde:.3g} {terms}, and it would find {effect_label} significant with "
-                    f"probability {reach:.2f} only.")
-    return PowerStatement(outcome, design, n_treated, se, mde, alpha, power, float(effect), reach, detectable, sentence)
+                    f"detectable effect is {mde:.3g} {terms}, and it would find {effect_label} significant "
+                    f"with probability {reach:.2f} only.")
+    return PowerStatement(outcome, design, n_treated, se, mde, alpha, power, float(effect), reach, detectable,
+                          sentence)

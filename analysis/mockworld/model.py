@@ -126,5 +126,5 @@ def emergency_rates(world: World, idx: np.ndarray, months: np.ndarray) -> dict[s
 
 
 def psych_rates(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
-    """Expected psychiatric admissions per month (no planted effect), before the crisis's own admission."""
+    """Return expected psychiatric admissions per month (no planted effect; the crisis's own comes on top)."""
     return np.exp(-6.5 + 1.1 * world.person["z"][idx][:, None] + 1.2 * _dip_shape(world, idx, months))

@@ -55,8 +55,8 @@ def transition_pool(world: World, start_months: pl.Series | list[date], /) -> np
     The same persons as ``analysis.linkage.population.transition_pool`` finds in the stays register: every
     crisis leaves one discharge, in the month before the crisis.
     """
-    starts = np.unique([_month_index(d) for d in (start_months.to_list() if isinstance(start_months, pl.Series)
-                                                  else start_months)])
+    days = start_months.to_list() if isinstance(start_months, pl.Series) else start_months
+    starts = np.unique([_month_index(d) for d in days])
     crisis = world.person["crisis_month"]
     last = _month_index(world.config.reference_date)
     first = _month_index(date(world.config.first_year, 1, 1))
@@ -65,7 +65,7 @@ def transition_pool(world: World, start_months: pl.Series | list[date], /) -> np
 
 
 def person_attributes(world: World, persons: np.ndarray, /) -> pl.DataFrame:
-    """``analysis.estimate.matching.person_attributes`` of ``persons`` (PNR) from the world's person arrays."""
+    """Return ``analysis.estimate.matching.person_attributes`` of ``persons`` (PNR) from the world."""
     p = world.person
     idx = np.unique(np.asarray(persons, dtype=np.int64))
     _check_persons(world, idx)
@@ -127,12 +127,13 @@ def outcome_panel(
         raise ValueError(f"stream must be a non-negative integer, got {stream!r}")
     cfg = world.config
     lo, hi = _month_index(first_month), _month_index(last_month)
-    span = (_month_index(date(cfg.first_year, 1, 1)), _month_index(min(date(cfg.last_year, 12, 1), cfg.reference_date)))
+    span = (_month_index(date(cfg.first_year, 1, 1)),
+            _month_index(min(date(cfg.last_year, 12, 1), cfg.reference_date)))
     if first_month.day != 1 or last_month.day != 1 or not span[0] <= lo <= hi <= span[1]:
         raise ValueError(
             f"first_month and last_month must be first days of months with {_month_start_text(span[0])} <= "
-            f"first_month <= last_month <= {_month_start_text(span[1])} (the registers' span), got {first_month} "
-            f"and {last_month}"
+            f"first_month <= last_month <= {_month_start_text(span[1])} (the registers' span), got "
+            f"{first_month} and {last_month}"
         )
     idx = np.unique(np.asarray(persons, dtype=np.int64))
     _check_persons(world, idx)
@@ -160,13 +161,16 @@ def outcome_panel(
             ym = year_months[keep]
             columns = slice(int(ym[0] - lo), int(ym[-1] - lo) + 1)  # the year's months are contiguous
             grid = (slice(None) if rows.size == idx.size else rows, columns)
-            everyone, whole_year = within.size == sub.size, bool(keep.all())
+            rows_of = None if within.size == sub.size else within  # None: every person drawn is requested
+            months_of = None if keep.all() else keep
 
-            def pick(a: np.ndarray) -> np.ndarray:  # the requested persons' kept months (no copy if all)
-                a = a if everyone else a[within]
-                return a if whole_year else a[:, keep]
+            def pick(a: np.ndarray, rows_of=rows_of, months_of=months_of) -> np.ndarray:
+                """Return the requested persons' kept months of a drawn state (no copy when it is all)."""
+                a = a if rows_of is None else a[rows_of]
+                return a if months_of is None else a[:, months_of]
 
-            ss, employed, earnings = (pick(a) for a in labour_states(world, sub, year_months, generator("labour", 0)))
+            labour = labour_states(world, sub, year_months, generator("labour", 0))
+            ss, employed, earnings = (pick(a) for a in labour)
             kind = pick(benefit_kinds(world, sub, year_months, generator("labour", 10_000)))
             out["self_support"][grid] = ss
             for code, name in enumerate(BENEFIT_FAMILIES, start=1):
@@ -222,10 +226,11 @@ def _draw_sets(world: World, idx: np.ndarray, year: int, draws: str, stream: int
         yield inside, chunk_idx, idx[inside] - chunk_idx[0], registers
 
 
-def _enrolled(rows: np.ndarray, begin: np.ndarray, end: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
+def _enrolled(rows: np.ndarray, begin: np.ndarray, end: np.ndarray, lo: int, hi: int,
+              out: np.ndarray) -> None:
     """Mark the months whose first day a spell covers (the linkage's ``enrolled``), inside ``lo..hi``."""
     first = begin.astype("datetime64[M]").astype(np.int64) - (_EPOCH_MONTH - 1970 * 12)
-    first = first + (begin != begin.astype("datetime64[M]").astype("datetime64[D]"))  # not the 1st: next month
+    first = first + (begin != begin.astype("datetime64[M]").astype("datetime64[D]"))  # not the 1st: next one
     last = end.astype("datetime64[M]").astype(np.int64) - (_EPOCH_MONTH - 1970 * 12)
     first, last = np.maximum(first, lo), np.minimum(last, hi)
     for row, a, b in zip(rows, first, last, strict=True):
@@ -244,8 +249,9 @@ def _bed_days(world: World, pnr: np.ndarray, months: np.ndarray, psych: np.ndarr
     return cells.reshape(psych.shape).astype(np.int64)
 
 
-def _edu_levels(world: World, idx: np.ndarray, year: int, months: np.ndarray, hfaudd_levels: pl.DataFrame) -> np.ndarray:
-    """The education register's level of ``year`` where its valid-from date has passed, else 0."""
+def _edu_levels(world: World, idx: np.ndarray, year: int, months: np.ndarray,
+                hfaudd_levels: pl.DataFrame) -> np.ndarray:
+    """Return the education register's level of ``year`` where its valid-from date has passed, else 0."""
     p = world.person
     level_of = dict(zip(hfaudd_levels["hfaudd"].cast(pl.String).to_list(),
                         hfaudd_levels["level"].cast(pl.Int64).to_list(), strict=True))

@@ -61,7 +61,7 @@ def labour_states(world: World, idx: np.ndarray, months: np.ndarray, rng: np.ran
 
 
 def benefit_kinds(world: World, idx: np.ndarray, months: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Benefit family (1 UI, 2 social assistance, 3 sickness, 4 disability) of each person-month if on benefits.
+    """Return the benefit family (1 UI, 2 social assistance, 3 sickness, 4 disability) of each person-month.
 
     Around a crisis, benefit months are mostly social assistance; short sickness spells interrupt others.
     Draws two uniforms per cell from ``rng`` (the registers then draw the code within the family from it).
@@ -84,7 +84,8 @@ def health_counts(world: World, idx: np.ndarray, months: np.ndarray, rng: np.ran
     p = world.person
     shape = (len(idx), len(months))
     uniforms = rng.random((3, *shape))
-    emergency = _poisson(uniforms[0], emergency_rates(world, idx, months)["em1"])  # em1 == em0 but for the treated
+    # em1 == em0 for everyone but treated participants
+    emergency = _poisson(uniforms[0], emergency_rates(world, idx, months)["em1"])
     psych = _poisson(uniforms[2], psych_rates(world, idx, months))
     marker = (months[None, :] - p["crisis_month"][idx][:, None]) == -1
     psych_kind = (p["crisis_kind"][idx] == "PSY")[:, None]
@@ -92,7 +93,7 @@ def health_counts(world: World, idx: np.ndarray, months: np.ndarray, rng: np.ran
 
 
 def psych_stay_days(world: World, pnr: np.ndarray, month: np.ndarray, nth: np.ndarray) -> np.ndarray:
-    """Bed days of the ``nth`` psychiatric admission of person ``pnr`` in month index ``month`` (geometric, mean 14)."""
+    """Return the bed days of the ``nth`` psychiatric admission of ``pnr`` in ``month`` (geometric)."""
     u = _uniform_hash(world.config.seed, pnr, month, nth, np.full(len(pnr), 1))
     return np.ceil(np.log1p(-u) / np.log1p(-1 / 14)).clip(1).astype(np.int64)
 
@@ -110,7 +111,7 @@ def enrolment_spells(world: World, year: int, idx: np.ndarray, rng: np.random.Ge
 
 
 def stay_exits(world: World, idx: np.ndarray, months: np.ndarray):
-    """Positions in ``idx`` with a stay discharge in ``months`` (the month before the crisis) and its month."""
+    """Return positions in ``idx`` with a stay discharge in ``months`` (the month before a crisis), and it."""
     exit_month = world.person["crisis_month"][idx] - 1
     who = np.flatnonzero(np.isin(exit_month, months))
     return who, exit_month[who]
@@ -346,7 +347,7 @@ def _enrolment(world, year, chunk, idx):
 
 
 def _stays(world, year, chunk, idx):
-    """The institution stay each crisis ends: discharged in the last ten days of the month before the crisis.
+    """Return the institution stay each crisis ends, discharged in the last ten days of the month before it.
 
     Randomness is a counter-based hash of the person, so adding this register changed no other register.
     """
@@ -355,14 +356,16 @@ def _stays(world, year, chunk, idx):
     pnr, kind = p["PNR"][idx][who], p["crisis_kind"][idx][who]
     u_day, u_length = (_uniform_hash(world.config.seed, pnr, np.full(len(pnr), 60 + j)) for j in range(2))
     month_days = (_month_dates(month + 1) - _month_dates(month)).astype(np.int64)
-    discharge = _month_dates(month) + (month_days - 1 - (u_day * 10).astype(np.int64)).astype("timedelta64[D]")
+    last_days = (month_days - 1 - (u_day * 10).astype(np.int64)).astype("timedelta64[D]")
+    discharge = _month_dates(month) + last_days
     discharge = np.minimum(discharge, np.datetime64(world.config.reference_date, "D"))
     mean = np.select([kind == k for k in _CRISIS_KINDS], [_STAY_MEAN_DAYS[k] for k in _CRISIS_KINDS], 60)
     length = np.ceil(np.log1p(-u_length) / np.log1p(-1 / mean)).clip(1).astype(np.int64)  # geometric
     return pl.DataFrame(
         {
             "PNR": pnr,
-            "OPHOLD_TYPE": np.select([kind == k for k in _CRISIS_KINDS], [_STAY_TYPE[k] for k in _CRISIS_KINDS], "BOF"),
+            "OPHOLD_TYPE": np.select([kind == k for k in _CRISIS_KINDS],
+                                     [_STAY_TYPE[k] for k in _CRISIS_KINDS], "BOF"),
             "INDDATO": discharge - length.astype("timedelta64[D]"),
             "UDDATO": discharge,
         },

@@ -48,7 +48,7 @@ def _profile(world: World, idx: np.ndarray, anchor: np.ndarray, months: np.ndarr
 
 
 def effects_truth(world: World, /, *, persons: np.ndarray | None = None) -> dict[str, dict]:
-    """The ``effects`` section of :func:`truth`: realised effects on the treated by outcome.
+    """Return the ``effects`` section of :func:`truth`: realised effects on the treated by outcome.
 
     ``persons`` (PNR values) restricts it to some participants, e.g. those an estimator kept (the ATT on the
     matched); others in ``persons`` are ignored. Cheap (participants only), unlike the whole :func:`truth`,

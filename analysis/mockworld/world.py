@@ -84,7 +84,8 @@ class PlantedEffects:
             _check_range(name, getattr(self, name), 0.0, 10.0)
         for code, value in self.delmaalgruppe_multiplier.items():
             if not isinstance(code, str) or not code:
-                raise ValueError(f"delmaalgruppe_multiplier keys must be delmålgruppe codes (text), got {code!r}")
+                raise ValueError(f"delmaalgruppe_multiplier keys must be delmålgruppe codes (text), "
+                                 f"got {code!r}")
             _check_range(f"delmaalgruppe_multiplier[{code!r}]", value, 0.0, 10.0)
 
     def to_mapping(self) -> dict:
@@ -107,11 +108,11 @@ class WorldConfig:
     The programme: each site enrols the crisis persons of its municipality who take CTI up (probability by
     kind of transition and background, ``take_up*``), from the month it joined. With ``enrolment="capacity"``
     (default) a site takes at most ``site_capacity`` of them per calendar quarter (its CTI workers' caseload;
-    ``site_capacity_overrides`` by site name; a site's first, partial quarter gets its share of months), chosen
-    at random among those who would take it up, so the programme has its real size (about 700 participants
-    over 2024-2026 with the seven sites of ``pipelines/config/sites.csv``) whatever the population size. With
-    ``enrolment="population"`` everyone who takes it up is enrolled: take-up then scales with the site
-    municipalities' population (about 26,000 participants at 5.9 million persons).
+    ``site_capacity_overrides`` by site name; a site's first, partial quarter gets its share of months),
+    chosen at random among those who would take it up, so the programme has its real size (about 700
+    participants over 2024-2026 with the seven sites of ``pipelines/config/sites.csv``) whatever the
+    population size. With ``enrolment="population"`` everyone who takes it up is enrolled: take-up then
+    scales with the site municipalities' population (about 26,000 participants at 5.9 million persons).
     """
 
     persons: int = 100_000
@@ -158,12 +159,12 @@ class WorldConfig:
             raise ValueError(f"effects must be PlantedEffects, got {type(self.effects).__name__}")
 
     def to_mapping(self) -> dict:
-        """Every field, nested (``effects``), as plain JSON-able values: the inverse of :meth:`from_mapping`."""
+        """Return every field, nested (``effects``), as plain JSON-able values (see :meth:`from_mapping`)."""
         return _to_mapping(self)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping, /) -> WorldConfig:
-        """A configuration from a (possibly partial) nested mapping, e.g. a parsed config file or CLI options.
+        """Build a configuration from a (possibly partial) nested mapping: a parsed config file, CLI options.
 
         Missing fields keep their defaults; ``effects`` is a mapping of :class:`PlantedEffects` fields and
         ``reference_date`` a date or ``YYYY-MM-DD`` text. ``WorldConfig.from_mapping(c.to_mapping()) == c``.
@@ -193,7 +194,7 @@ class WorldConfig:
 
 
 def _check_range(name: str, value, low, high) -> None:
-    """Raise a ValueError unless ``value`` is a finite number (an int when the bounds are) in ``[low, high]``."""
+    """Raise a ValueError unless ``value`` is a finite number (an int for int bounds) in ``[low, high]``."""
     integer = isinstance(low, int) and isinstance(high, int)
     kind = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind + (np.integer, np.floating)) or (
@@ -227,7 +228,8 @@ _FIELD_KINDS = {"int": int, "float": float, "str": str, "date": date}
 
 def _from_mapping(cls, mapping: Mapping, where: str):
     if not isinstance(mapping, Mapping):
-        raise ValueError(f"{where} settings must be a mapping of field names to values, got {type(mapping).__name__}")
+        raise ValueError(f"{where} settings must be a mapping of field names to values, "
+                         f"got {type(mapping).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in mapping if k not in fields)
     if unknown:
@@ -307,24 +309,27 @@ OUTCOME_MODEL_FIELDS = ("effects", "dip_logit", "recovery_share")
 
 
 def with_outcome_model(world: World, config: WorldConfig, /) -> World:
-    """The same people, participants and courses under another outcome model (effects, dip, recovery).
+    """Return the same people, participants and courses under another outcome model (effects, dip, recovery).
 
     Equal to ``build_world(config, ...)`` when ``config`` differs from ``world.config`` only in
     :data:`OUTCOME_MODEL_FIELDS` (``build_world`` draws nothing from them; only the participants' effect
     multipliers are recomputed), at no cost: the Monte Carlo harness runs several scenarios on one world.
     """
-    differ = [f.name for f in dataclasses.fields(WorldConfig)
-              if f.name not in OUTCOME_MODEL_FIELDS and getattr(config, f.name) != getattr(world.config, f.name)]
+    differ = [f.name for f in dataclasses.fields(WorldConfig) if f.name not in OUTCOME_MODEL_FIELDS
+              and getattr(config, f.name) != getattr(world.config, f.name)]
     if differ:
-        raise ValueError(f"with_outcome_model changes only {OUTCOME_MODEL_FIELDS}; {differ} differ: build a new world")
+        raise ValueError(f"with_outcome_model changes only {OUTCOME_MODEL_FIELDS}; {differ} differ: "
+                         "build a new world")
     part = world.participants
     multiplier = _multiplier(config.effects, part["delmaalgruppe"].to_numpy(), part["completed"].to_numpy())
-    return dataclasses.replace(world, config=config, participants=part.with_columns(multiplier=pl.Series(multiplier)))
+    return dataclasses.replace(world, config=config,
+                               participants=part.with_columns(multiplier=pl.Series(multiplier)))
 
 
 def _multiplier(effects: PlantedEffects, group: np.ndarray, completed: np.ndarray) -> np.ndarray:
     """Each participant's effect multiplier: delmålgruppe times completion."""
-    by_group = np.array([effects.delmaalgruppe_multiplier.get(g, 1.0) for g in np.asarray(group).tolist()], dtype=np.float64)
+    by_group = np.array([effects.delmaalgruppe_multiplier.get(g, 1.0) for g in np.asarray(group).tolist()],
+                        dtype=np.float64)
     return by_group * np.where(completed, effects.completer_multiplier, effects.non_completer_multiplier)
 
 
@@ -460,8 +465,8 @@ def _draw_participants(config, person, sites, codes, rng) -> pl.DataFrame:
     p_take = np.clip(p_take + config.take_up_greenlandic_bonus * greenlandic, 0, 1)
     chosen = np.flatnonzero(eligible & (rng.random(len(kom)) < p_take))
     if config.enrolment == "capacity":
-        chosen = _within_capacity(config, chosen, person["crisis_month"][chosen], site_pos[kom[chosen]], sites,
-                                  lookup[kom[chosen]])
+        chosen = _within_capacity(config, chosen, person["crisis_month"][chosen], site_pos[kom[chosen]],
+                                  sites, lookup[kom[chosen]])
     m = len(chosen)
     start_month = person["crisis_month"][chosen]
     month_days = np.array(
@@ -515,7 +520,7 @@ def _draw_participants(config, person, sites, codes, rng) -> pl.DataFrame:
 
 def _within_capacity(config: WorldConfig, chosen: np.ndarray, month: np.ndarray, site: np.ndarray,
                      sites: pl.DataFrame, joined: np.ndarray) -> np.ndarray:
-    """The persons (sorted) each site enrols: at most its capacity per calendar quarter, drawn at random.
+    """Return the persons (sorted) each site enrols: at most its capacity per calendar quarter, at random.
 
     A site's first quarter holds its capacity times the share of that quarter's months it was open. The draw
     has its own generator, so worlds where no site exceeds its capacity are unchanged by it (and every later

@@ -62,7 +62,7 @@ class CohortMatches:
     unmatched: list[dict]  # person_id, cohort, reason
     features: list[np.ndarray]  # each matched participant's chosen comparisons' features
     weights: list[np.ndarray]  # their matching weights (1/k each)
-    coarsened: list[int]  # participants matched within the whole transition split (no candidate of their kind)
+    coarsened: list[int]  # matched within the whole transition split (no candidate of their own kind)
 
 
 def _starts(arrays: PanelArrays, participants: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

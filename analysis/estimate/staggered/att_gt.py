@@ -199,7 +199,8 @@ def att_gt(
         if n_control[k] == 0:
             continue
         if base not in base_values:
-            base_values[base] = panel.y[base] if base_window == 1 else panel.y[base - base_window + 1 : base + 1].mean(0)
+            window = panel.y[base - base_window + 1 : base + 1]
+            base_values[base] = panel.y[base] if base_window == 1 else window.mean(axis=0)
         y_base = base_values[base]
         if not covariates:
             att[k] = _unconditional(panel, influence[k], (a, b), controls, t, y_base)
@@ -268,7 +269,8 @@ class _Panel:
 
 
 def _prepare(
-    frame, /, *, unit, period, cohort, outcome, covariates, weights, control_group, anticipation, base_window=1
+    frame, /, *, unit, period, cohort, outcome, covariates, weights, control_group, anticipation,
+    base_window=1,
 ) -> _Panel:
     if not isinstance(frame, pl.DataFrame):
         if type(frame).__module__.split(".")[0] == "pandas":
@@ -367,7 +369,8 @@ def _prepare(
     unit_keep = ~early
     if early.any():
         notes.append(
-            f"dropped {int(early.sum())} units treated in (or within anticipation{' and base window' if base_window > 1 else ''} of) the first period: "
+            f"dropped {int(early.sum())} units treated in (or within anticipation"
+            f"{' and base window' if base_window > 1 else ''} of) the first period: "
             "they have no pre-treatment period"
         )
     if not (unit_keep & (grank < never_rank) & (grank < keep_periods.sum())).any():

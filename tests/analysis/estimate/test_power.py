@@ -28,7 +28,8 @@ def test_statement_says_plainly_when_the_planted_effect_is_out_of_reach() -> Non
     bare = power_statement("self_support", 0.009, 701, design="staggered ATT")
     assert bare.detectable is None and bare.effect is None and "0.0252 or more" in bare.sentence
     frame = weak.to_frame()
-    assert frame.height == 1 and frame["detectable"].to_list() == [False] and frame["sentence"][0] == weak.sentence
+    assert frame.height == 1 and frame["detectable"].to_list() == [False]
+    assert frame["sentence"][0] == weak.sentence
 
 
 @pytest.mark.parametrize(

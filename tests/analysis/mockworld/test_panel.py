@@ -44,14 +44,16 @@ def persons(world: mockworld.World) -> np.ndarray:
 
 def _registers(world: mockworld.World) -> dict[str, pl.LazyFrame]:
     years = range(world.config.first_year, world.config.last_year + 1)
-    return {name: pl.concat([mockworld.register_year(world, name, y) for y in years]).lazy() for name in REGISTERS}
+    return {name: pl.concat([mockworld.register_year(world, name, y) for y in years]).lazy()
+            for name in REGISTERS}
 
 
 def test_register_draws_give_the_linkage_panel_cell_by_cell(world, persons, monkeypatch) -> None:
     monkeypatch.setattr(registers, "CHUNK", 2_500)  # several person chunks, each drawn as the registers do
     months = {"first_month": date(2020, 2, 1), "last_month": date(2026, 9, 1)}
     linked = linkage.outcome_panel(_registers(world), persons=pl.LazyFrame({"person_id": persons}), **months,
-                                   dream_codes=_table("dream_codes"), hfaudd_levels=_table("hfaudd_levels")).collect()
+                                   dream_codes=_table("dream_codes"),
+                                   hfaudd_levels=_table("hfaudd_levels")).collect()
     direct = world_panel.outcome_panel(world, persons[::-1], **months, hfaudd_levels=_table("hfaudd_levels"),
                                        draws="registers")
     assert direct.schema == OUTCOME_PANEL
@@ -62,7 +64,8 @@ def test_register_draws_give_the_linkage_panel_cell_by_cell(world, persons, monk
 
 
 def test_fresh_draws_are_reproducible_and_touched_by_the_effect_only_after_the_start(world, persons) -> None:
-    kw = {"first_month": date(2021, 1, 1), "last_month": date(2026, 9, 1), "hfaudd_levels": _table("hfaudd_levels")}
+    kw = {"first_month": date(2021, 1, 1), "last_month": date(2026, 9, 1),
+          "hfaudd_levels": _table("hfaudd_levels")}
     first = world_panel.outcome_panel(world, persons, **kw, stream=3)
     assert first.equals(world_panel.outcome_panel(world, persons, **kw, stream=3))
     assert not first.equals(world_panel.outcome_panel(world, persons, **kw, stream=4))
@@ -80,10 +83,12 @@ def test_fresh_draws_are_reproducible_and_touched_by_the_effect_only_after_the_s
 def test_fresh_draws_follow_the_registers_distribution(world) -> None:
     """Same model, other random numbers: means agree within a few Monte Carlo standard errors."""
     persons = np.arange(world.config.persons)
-    kw = {"first_month": date(2023, 1, 1), "last_month": date(2024, 12, 1), "hfaudd_levels": _table("hfaudd_levels")}
+    kw = {"first_month": date(2023, 1, 1), "last_month": date(2024, 12, 1),
+          "hfaudd_levels": _table("hfaudd_levels")}
     fresh = world_panel.outcome_panel(world, persons, **kw)
     same = world_panel.outcome_panel(world, persons, **kw, draws="registers")
-    for column in ("self_support", "employed", "social_assistance", "emergency_contacts", "enrolled", "earnings"):
+    for column in ("self_support", "employed", "social_assistance", "emergency_contacts", "enrolled",
+                   "earnings"):
         a, b = fresh[column].cast(pl.Float64), same[column].cast(pl.Float64)
         # person-level means: cells of one person are correlated, persons are independent
         pa = fresh.group_by("person_id").agg(pl.col(column).cast(pl.Float64).mean())[column]
@@ -115,7 +120,8 @@ def test_pool_and_attributes_equal_the_registers_versions(world) -> None:
     ],
 )
 def test_bad_arguments_are_refused(world, kwargs, message: str) -> None:
-    args = {"first_month": date(2021, 1, 1), "last_month": date(2026, 9, 1), "hfaudd_levels": _table("hfaudd_levels")}
+    args = {"first_month": date(2021, 1, 1), "last_month": date(2026, 9, 1),
+            "hfaudd_levels": _table("hfaudd_levels")}
     with pytest.raises(ValueError, match=message):
         world_panel.outcome_panel(world, np.arange(10), **(args | kwargs))
     with pytest.raises(ValueError, match="PNR values"):
@@ -127,4 +133,5 @@ def test_effects_truth_is_the_truths_effects_section() -> None:
     assert mockworld.effects_truth(world) == mockworld.truth(world)["effects"]
     some = world.participants["PNR"].to_numpy()[::2]
     subset = mockworld.effects_truth(world, persons=np.concatenate([some, [-5]]))
-    assert subset["self_support"]["persons_months_12_24"] < mockworld.effects_truth(world)["self_support"]["persons_months_12_24"]
+    everyone = mockworld.effects_truth(world)["self_support"]["persons_months_12_24"]
+    assert subset["self_support"]["persons_months_12_24"] < everyone

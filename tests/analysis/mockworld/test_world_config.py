@@ -1,4 +1,4 @@
-"""WorldConfig/PlantedEffects: the validated mapping round trip, the identity, and the programme's capacity."""
+"""WorldConfig/PlantedEffects: the validated mapping round trip, the identity, the programme's capacity."""
 
 import dataclasses
 from datetime import date
@@ -53,7 +53,8 @@ def test_mapping_round_trip_carries_every_field() -> None:
 def test_partial_mappings_keep_defaults_and_accept_integers_for_numbers() -> None:
     config = WorldConfig.from_mapping({"persons": 2_000.0, "effects": {"employed_pp": 0}})
     assert config.persons == 2_000 and isinstance(config.persons, int)
-    assert config.effects.employed_pp == 0.0 and config.effects.self_support_pp == PlantedEffects().self_support_pp
+    assert config.effects.employed_pp == 0.0
+    assert config.effects.self_support_pp == PlantedEffects().self_support_pp
     assert config.effects == PlantedEffects(employed_pp=0.0)
 
 
@@ -71,7 +72,8 @@ def test_partial_mappings_keep_defaults_and_accept_integers_for_numbers() -> Non
         ({"reference_date": "30-09-2026"}, "reference_date must be a date as YYYY-MM-DD"),
         ({"enrolment": "lottery"}, "enrolment must be one of"),
         ({"site_capacity": -2}, "site_capacity must be between 0"),
-        ({"site_capacity_overrides": {"aarhus": 1.5}}, r"site_capacity_overrides\['aarhus'\] must be an integer"),
+        ({"site_capacity_overrides": {"aarhus": 1.5}},
+         r"site_capacity_overrides\['aarhus'\] must be an integer"),
         ({"site_capacity_overrides": [1]}, "site_capacity_overrides must be a mapping"),
         ({"first_year": 2026, "last_year": 2020}, "first_year 2026 is after last_year 2020"),
         ({"effects": {"ramp_months": 0}}, "ramp_months must be between 1"),
@@ -95,7 +97,8 @@ def test_direct_construction_is_validated_too() -> None:
 
 def test_identity_is_stable_and_covers_every_field() -> None:
     base = WorldConfig()
-    assert base.identity() == WorldConfig().identity() == WorldConfig.from_mapping(base.to_mapping()).identity()
+    assert base.identity() == WorldConfig().identity()
+    assert base.identity() == WorldConfig.from_mapping(base.to_mapping()).identity()
     assert len(base.identity()) == 64 and int(base.identity(), 16) >= 0
     # insertion order of dict fields does not matter; 1 and 1.0 are the same setting
     a = WorldConfig.from_mapping({"effects": {"delmaalgruppe_multiplier": {"OVG": 1.0, "GRL": 2.0}}})
@@ -144,13 +147,14 @@ def test_capacity_is_independent_of_population_size_once_it_binds() -> None:
 
 
 def test_a_capacity_nobody_reaches_is_the_population_behaviour() -> None:
-    assert _participants(persons=20_000, seed=2).equals(_participants(persons=20_000, seed=2, enrolment="population"))
+    population = _participants(persons=20_000, seed=2, enrolment="population")
+    assert _participants(persons=20_000, seed=2).equals(population)
 
 
 def test_with_outcome_model_equals_building_the_world_again() -> None:
     base = WorldConfig(persons=5_000, seed=4)
-    other = dataclasses.replace(base, dip_logit=2.5, recovery_share=0.9,
-                                effects=PlantedEffects(delmaalgruppe_multiplier={"GRL": 3.0}, completer_multiplier=1.0))
+    effects = PlantedEffects(delmaalgruppe_multiplier={"GRL": 3.0}, completer_multiplier=1.0)
+    other = dataclasses.replace(base, dip_logit=2.5, recovery_share=0.9, effects=effects)
     world = mockworld.build_world(base, **_tables())
     rebound, rebuilt = mockworld.with_outcome_model(world, other), mockworld.build_world(other, **_tables())
     assert rebound.config == other
