@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 HEADLINE = ("self_support", "employed", "emergency_contacts")
 #: The designs validated (the report's two effect estimates).
 DESIGNS = ("matched_did", "staggered_att")
-#: Scenarios: overrides of the base ``WorldConfig`` mapping (``WorldConfig.from_mapping``), nested for effects.
+#: Scenarios: overrides of the base ``WorldConfig`` mapping (``WorldConfig.from_mapping``; effects nested).
 SCENARIOS: dict[str, dict] = {
     "default": {},
     "placebo": {"effects": {"self_support_pp": 0.0, "employed_pp": 0.0, "emergency_rel": 0.0}},
@@ -121,7 +121,8 @@ def replicate(seed: int, settings: dict) -> list[dict]:
     configs = {name: dataclasses.replace(cfg, seed=seed)
                for name, cfg in scenario_configs(settings["base"], settings["scenarios"]).items()}
     worlds: dict[str, object] = {}  # people key -> world (build_world once per distinct population)
-    shared: dict[str, dict] = {}  # outcome-model key without effects -> pool panel, match, participants' pre rows
+    # outcome model without the effects -> the pool's panel, the match, the participants' pre-start rows
+    shared: dict[str, dict] = {}
     records = []
     for name, config in configs.items():
         started = time.perf_counter()
@@ -130,11 +131,13 @@ def replicate(seed: int, settings: dict) -> list[dict]:
             worlds[people] = mockworld.build_world(config, **tables)
         world = mockworld.with_outcome_model(worlds[people], config)
         part = world.participants
+        ended = pl.col("end") <= config.reference_date  # an ongoing course has no completion yet, as reported
         courses = part.select(person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe",
-                              completed=pl.when(pl.col("end") <= config.reference_date).then(pl.col("completed")))
+                              completed=pl.when(ended).then(pl.col("completed")))
         participants = effects.participant_table(courses)
         last = date(config.reference_date.year, config.reference_date.month, 1)
-        panel_kw = {"first_month": PANEL_FIRST_MONTH, "last_month": last, "hfaudd_levels": tables["hfaudd_levels"]}
+        panel_kw = {"first_month": PANEL_FIRST_MONTH, "last_month": last,
+                    "hfaudd_levels": tables["hfaudd_levels"]}
         ids = part["PNR"].to_numpy()
         own = world_panel.outcome_panel(world, ids, stream=2, **panel_kw)
         dgp = _without(config, ("effects",))
@@ -175,9 +178,11 @@ def _match(panel, participants, persons):
 
 def _headline(panel, design, participants, *, outcomes):
     """Per outcome: the matched DiD (with its event study's pre-trend test) and the staggered ATT."""
+    import polars as pl
+
     from analysis.estimate import did, effects, matching
 
-    treated = design.units.filter(pl_col_treated())["person_id"].unique().to_numpy()
+    treated = design.units.filter(pl.col("treated") == 1)["person_id"].unique().to_numpy()
     unmatched = design.unmatched.height / max(design.unmatched.height + treated.size, 1)
     smd = float(design.balance["smd_after"].abs().max())
     rows = []
@@ -187,19 +192,13 @@ def _headline(panel, design, participants, *, outcomes):
         study = did.event_study(stacked, outcome)
         pooled = did.pooled_did(stacked, outcome, post=effects.POST_WINDOW)
         binned = study.pretrend_test(did.PRETREND_BINS)[2]
-        rows.append({"design": "matched_did", "outcome": outcome, **_pick(pooled), "pretrend_p": study.pretrend_p,
-                     "pretrend_binned_p": binned, "max_abs_smd": smd, "unmatched_share": unmatched,
-                     "analysed": treated})
+        rows.append({"design": "matched_did", "outcome": outcome, **_pick(pooled),
+                     "pretrend_p": study.pretrend_p, "pretrend_binned_p": binned, "max_abs_smd": smd,
+                     "unmatched_share": unmatched, "analysed": treated})
         row = effects.staggered_effects(effects.cohort_panel(sub, design.units, outcome), outcome)
         rows.append({"design": "staggered_att", "outcome": outcome, **_pick(row), "pretrend_p": None,
                      "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
     return rows
-
-
-def pl_col_treated():
-    import polars as pl
-
-    return pl.col("treated") == 1
 
 
 def _pick(row) -> dict:
@@ -257,7 +256,8 @@ def summarise(records: list[dict], /) -> list[dict]:
         pre = [r["pretrend_p"] for r in ok if r.get("pretrend_p") is not None]
         sd = _sd([r["estimate"] for r in ok])
         out.append({
-            "scenario": scenario, "design": design, "outcome": outcome, "replications": len(rows), "estimated": n,
+            "scenario": scenario, "design": design, "outcome": outcome, "replications": len(rows),
+            "estimated": n,
             "truth": truth, "truth_analysed": _mean([r["truth_analysed"] for r in ok]),
             "mean_estimate": _mean([r["estimate"] for r in ok]),
             "bias": bias, "bias_mc_se": (_sd(err) / math.sqrt(n)) if n > 1 else None,
@@ -272,7 +272,8 @@ def summarise(records: list[dict], /) -> list[dict]:
             "pretrend_binned_rejection": _mean([float(r["pretrend_binned_p"] < 0.05) for r in ok
                                                 if r.get("pretrend_binned_p") is not None]) if pre else None,
             "max_abs_smd": _mean([r["max_abs_smd"] for r in ok if r.get("max_abs_smd") is not None]),
-            "unmatched_share": _mean([r["unmatched_share"] for r in ok if r.get("unmatched_share") is not None]),
+            "unmatched_share": _mean([r["unmatched_share"] for r in ok
+                                      if r.get("unmatched_share") is not None]),
             "n_treated": _mean([r["n_treated"] for r in ok]),
             "mde": _mean([r["mde"] for r in ok if r.get("mde") is not None]),
             "seconds": _mean([r["seconds"] for r in rows]),
@@ -281,7 +282,7 @@ def summarise(records: list[dict], /) -> list[dict]:
 
 
 def targets(cells: list[dict], /) -> list[dict]:
-    """The done-when targets of issue #20, one row each (``name``, ``measured``, ``target``, ``unit``, ``met``).
+    """Return the done-when targets of issue #20: ``name``, ``measured``, ``target``, ``unit``, ``met`` each.
 
     Per scenario, design and outcome: |bias| as share of the effect (the placebo's against the reference
     scenario's effect) and the 95 % CI coverage; per design and outcome of the placebo: the rejection rate.
@@ -292,13 +293,13 @@ def targets(cells: list[dict], /) -> list[dict]:
     out = []
 
     def add(name, measured, target, unit, ok):
-        out.append({"name": name, "measured": None if measured is None else round(measured, 4), "target": target,
-                    "unit": unit, "met": None if measured is None else bool(ok(measured))})
+        out.append({"name": name, "measured": None if measured is None else round(measured, 4),
+                    "target": target, "unit": unit, "met": None if measured is None else bool(ok(measured))})
 
     for c in cells:
         where = f"{c['scenario']} / {c['design']} / {c['outcome']}"
-        add(f"|bias| / effect: {where}", None if c["bias_share"] is None else abs(c["bias_share"]), BIAS_SHARE_MAX,
-            "share", lambda m: m <= BIAS_SHARE_MAX)
+        share = None if c["bias_share"] is None else abs(c["bias_share"])
+        add(f"|bias| / effect: {where}", share, BIAS_SHARE_MAX, "share", lambda m: m <= BIAS_SHARE_MAX)
         add(f"95% CI coverage: {where}", c["coverage"], list(COVERAGE_BAND), "share",
             lambda m: COVERAGE_BAND[0] <= m <= COVERAGE_BAND[1])
         if c["truth"] is not None and abs(c["truth"]) < 1e-12:
@@ -325,12 +326,6 @@ def targets(cells: list[dict], /) -> list[dict]:
 # --- driver -------------------------------------------------------------------------------------------------
 
 
-def _worker_init() -> None:
-    # One thread per worker process: the workers share the machine's cores, not each other's threads.
-    for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
-
-
 def _run_seed(task: tuple[int, dict, str]) -> tuple[int, list[dict] | None, str | None, float]:
     seed, settings, out = task
     started = time.perf_counter()
@@ -346,39 +341,63 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _percent(value) -> str:
+    return _fmt(None if value is None else 100 * value, ".1f")
+
+
 def print_table(cells: list[dict], /) -> None:
-    """The per-cell Monte Carlo table."""
-    head = (f"{'scenario':<16}{'design':<15}{'outcome':<19}{'R':>4}{'truth':>9}{'bias':>9}{'bias%':>7}{'rmse':>8}"
-            f"{'cover':>7}{'±mc':>6}{'width':>8}{'reject':>8}{'se/sd':>7}{'pretr':>7}{'smd':>6}{'unm%':>6}")
-    print(head)
+    """Print the per-cell Monte Carlo table."""
+    print(f"{'scenario':<16}{'design':<15}{'outcome':<19}{'R':>4}{'truth':>9}{'bias':>9}{'bias%':>7}"
+          f"{'rmse':>8}{'cover':>7}{'±mc':>6}{'width':>8}{'reject':>8}{'se/sd':>7}{'pretr':>7}{'binned':>7}"
+          f"{'smd':>6}{'unm%':>6}")
     for c in cells:
-        share = None if c["bias_share"] is None else 100 * c["bias_share"]
-        print(f"{c['scenario']:<16}{c['design']:<15}{c['outcome']:<19}{c['estimated']:>4}{_fmt(c['truth'], '.4f'):>9}"
-              f"{_fmt(c['bias'], '.4f'):>9}{_fmt(share, '.1f'):>7}{_fmt(c['rmse'], '.4f'):>8}"
-              f"{_fmt(c['coverage'], '.3f'):>7}{_fmt(c['coverage_mc_se'], '.3f'):>6}{_fmt(c['ci_width'], '.4f'):>8}"
-              f"{_fmt(c['rejection'], '.3f'):>8}{_fmt(c['se_ratio'], '.2f'):>7}{_fmt(c['pretrend_rejection'], '.3f'):>7}"
-              f"{_fmt(c['max_abs_smd'], '.3f'):>6}{_fmt(None if c['unmatched_share'] is None else 100 * c['unmatched_share'], '.1f'):>6}")
+        print(f"{c['scenario']:<16}{c['design']:<15}{c['outcome']:<19}{c['estimated']:>4}"
+              f"{_fmt(c['truth'], '.4f'):>9}{_fmt(c['bias'], '.4f'):>9}{_percent(c['bias_share']):>7}"
+              f"{_fmt(c['rmse'], '.4f'):>8}{_fmt(c['coverage'], '.3f'):>7}"
+              f"{_fmt(c['coverage_mc_se'], '.3f'):>6}{_fmt(c['ci_width'], '.4f'):>8}"
+              f"{_fmt(c['rejection'], '.3f'):>8}{_fmt(c['se_ratio'], '.2f'):>7}"
+              f"{_fmt(c['pretrend_rejection'], '.3f'):>7}{_fmt(c['pretrend_binned_rejection'], '.3f'):>7}"
+              f"{_fmt(c['max_abs_smd'], '.3f'):>6}{_percent(c['unmatched_share']):>6}")
 
 
 def markdown_table(cells: list[dict], /) -> str:
-    """The README table: one row per scenario, design and outcome."""
-    lines = ["| scenario | design | outcome | truth | bias (% of effect) | RMSE | coverage ± MC s.e. | CI width "
-             "| rejects 0 | pre-trend rejects | max \\|SMD\\| | unmatched |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """Return the README table: one row per scenario, design and outcome."""
+    lines = ["| scenario | design | outcome | truth | bias (% of effect) | RMSE | 95 % CI coverage ± MC s.e. "
+             "| CI width | rejects 0 | SE / SD | pre-trend rejects (monthly / binned) | max \\|SMD\\| "
+             "| unmatched |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         share = "n/a" if c["bias_share"] is None else f"{100 * c['bias_share']:+.1f} %"
-        pre = "" if c["pretrend_rejection"] is None else f"{c['pretrend_rejection']:.3f}"
+        pre = ("" if c["pretrend_rejection"] is None
+               else f"{c['pretrend_rejection']:.3f} / {_fmt(c['pretrend_binned_rejection'], '.3f')}")
         lines.append(
-            f"| {c['scenario']} | {c['design']} | {c['outcome']} | {_fmt(c['truth'], '.4f')} | "
-            f"{_fmt(c['bias'], '+.4f')} ({share}) | {_fmt(c['rmse'], '.4f')} | {_fmt(c['coverage'], '.3f')} ± "
-            f"{_fmt(c['coverage_mc_se'], '.3f')} | {_fmt(c['ci_width'], '.4f')} | {_fmt(c['rejection'], '.3f')} | {pre} "
-            f"| {_fmt(c['max_abs_smd'], '.3f')} | {_fmt(None if c['unmatched_share'] is None else 100 * c['unmatched_share'], '.1f')} % |")
+            f"| {c['scenario']} | {c['design']} | {c['outcome']} | {_fmt(c['truth'], '.4f')} "
+            f"| {_fmt(c['bias'], '+.4f')} ({share}) | {_fmt(c['rmse'], '.4f')} "
+            f"| {_fmt(c['coverage'], '.3f')} ± {_fmt(c['coverage_mc_se'], '.3f')} "
+            f"| {_fmt(c['ci_width'], '.4f')} "
+            f"| {_fmt(c['rejection'], '.3f')} | {_fmt(c['se_ratio'], '.2f')} | {pre} "
+            f"| {_fmt(c['max_abs_smd'], '.3f')} | {_percent(c['unmatched_share'])} % |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the replications in worker processes, print and write the summary."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def print_targets(goals: list[dict], /) -> None:
+    """Print how many targets are met per criterion, and each one that is not."""
+    kinds: dict[str, list[dict]] = {}
+    for t in goals:
+        kinds.setdefault(t["name"].split(":")[0], []).append(t)
+    met = sum(bool(t["met"]) for t in goals)
+    print(f"\ntargets met: {met} of {len(goals)}")
+    for kind, rows in kinds.items():
+        print(f"  {kind}: {sum(bool(t['met']) for t in rows)} of {len(rows)}")
+        for t in rows:
+            if t["met"] is False:
+                where = t["name"].split(": ", 1)[-1]
+                print(f"      not met: {where}: {t['measured']} (target {t['target']})")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replications", type=int, default=100, help="world seeds per scenario")
     parser.add_argument("--first-seed", type=int, default=1_000, help="seed of the first replication")
     parser.add_argument("--persons", default="5900000", help="population size of each world ('full' = 5.9 M)")
@@ -386,57 +405,53 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated scenario names, or a JSON file {name: WorldConfig overrides}")
     parser.add_argument("--base", default="", help="JSON file of WorldConfig settings under every scenario")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--smoke", action="store_true", help="tiny run (the test suite's): 2 replications, 60,000 "
-                        "persons, two scenarios")
+    parser.add_argument("--from-run", default="", help="summarise the replications stored in this run "
+                        "directory (validate/runs/<key>) with the current summary code; run nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny run (the test suite's): 2 replications, 60,000 persons, two scenarios")
     args = parser.parse_args(argv)
     if args.smoke:
         args.replications, args.persons, args.workers = 2, "60000", 1
         if args.scenarios == ",".join(SCENARIOS):
             args.scenarios = "default,placebo"
-    persons = 5_900_000 if str(args.persons).lower() == "full" else int(str(args.persons).replace("_", ""))
+    full = str(args.persons).lower() == "full"
+    args.persons = 5_900_000 if full else int(str(args.persons).replace("_", ""))
     if args.replications < 1 or args.workers < 1:
         parser.error("--replications and --workers must be at least 1")
     if args.scenarios.endswith(".json"):
-        scenarios = json.loads(Path(args.scenarios).read_text())
+        args.scenario_map = json.loads(Path(args.scenarios).read_text())
     else:
         unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
         if unknown:
             parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)} (or a JSON file)")
-        scenarios = {s: SCENARIOS[s] for s in args.scenarios.split(",")}
+        args.scenario_map = {s: SCENARIOS[s] for s in args.scenarios.split(",")}
     base = json.loads(Path(args.base).read_text()) if args.base else {}
-    base = {**base, "persons": persons}
+    args.base_map = {**base, "persons": args.persons}
     try:
-        configs = scenario_configs(base, scenarios)  # validate before any work
+        args.configs = scenario_configs(args.base_map, args.scenario_map)  # validate before any work
     except ValueError as error:
         parser.error(str(error))
-    settings = {"base": base, "scenarios": scenarios}
-    data_dir = Path(os.environ.get("CTI_DATA_DIR", ROOT / "data")).resolve()
-    key = hashlib.sha256(json.dumps({"settings": settings, "code": _code_version()}, sort_keys=True).encode()).hexdigest()[:16]
-    run_dir = data_dir / "validate" / "runs" / key
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(args.first_seed, args.first_seed + args.replications))
-    records: list[dict] = []
-    todo = []
+    return args
+
+
+def _replicate_all(seeds: list[int], settings: dict, run_dir: Path, workers: int) -> tuple[list, list, list]:
+    """Run the seeds not yet on disk; return every record, the failures and the seconds per seed."""
+    records, todo = [], []
     for seed in seeds:
         done = run_dir / f"seed_{seed}.json"
         if done.exists():
             records += json.loads(done.read_text())
         else:
             todo.append(seed)
-    print(f"{len(seeds)} replications x {len(scenarios)} scenarios at {persons:,} persons; {len(seeds) - len(todo)} "
-          f"already done in {run_dir}; {args.workers} worker(s)", flush=True)
-    started = time.perf_counter()
-    failures = []
-    _worker_init() if args.workers == 1 else None
+    print(f"{len(seeds)} replications x {len(settings['scenarios'])} scenarios at "
+          f"{settings['base']['persons']:,} persons; {len(seeds) - len(todo)} already done in {run_dir}; "
+          f"{workers} worker(s)", flush=True)
+    for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # one thread per worker; spawned workers inherit it before imports
     tasks = [(seed, settings, str(run_dir)) for seed in todo]
-    if args.workers == 1:
-        results = map(_run_seed, tasks)
-    else:
-        for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(name, "1")  # inherited by the spawned workers before they import numpy/polars
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, maxtasksperchild=10)
-        results = pool.imap_unordered(_run_seed, tasks)
-    seconds = []
+    pool = multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=10) if workers > 1 else None
+    results = pool.imap_unordered(_run_seed, tasks) if pool else map(_run_seed, tasks)
+    started, failures, seconds = time.perf_counter(), [], []
     for i, (seed, rows, error, took) in enumerate(results, start=1):
         if error:
             failures.append({"seed": seed, "error": error})
@@ -447,29 +462,45 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(f"  seed {seed} done in {took:.0f} s ({i}/{len(todo)}; {elapsed / 60:.1f} min elapsed, about "
               f"{elapsed / i * (len(todo) - i) / 60:.1f} min to go)", flush=True)
-    if args.workers > 1:
+    if pool:
         pool.close()
         pool.join()
+    return records, failures, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the replications in worker processes, print and write the summary."""
+    args = _parse(argv)
+    settings = {"base": args.base_map, "scenarios": args.scenario_map}
+    data_dir = Path(os.environ.get("CTI_DATA_DIR", ROOT / "data")).resolve()
+    key = json.dumps({"settings": settings, "code": _code_version()}, sort_keys=True)
+    run_dir = Path(args.from_run) if args.from_run else data_dir / "validate" / "runs" / _digest(key)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(args.first_seed, args.first_seed + args.replications))
+    started = time.perf_counter()
+    if args.from_run:
+        records = [r for f in sorted(run_dir.glob("seed_*.json")) for r in json.loads(f.read_text())]
+        records = [r for r in records if r["scenario"] in args.scenario_map]
+        failures, seconds = [], []
+        print(f"summarising {len({r['seed'] for r in records})} replications stored in {run_dir}")
+    else:
+        records, failures, seconds = _replicate_all(seeds, settings, run_dir, args.workers)
     wall = time.perf_counter() - started
     cells = summarise(records)
-    pre_groups = {name: _without(cfg, ("effects",)) for name, cfg in configs.items()}
+    pre_groups = {name: _without(cfg, ("effects",)) for name, cfg in args.configs.items()}
     for c in cells:
         c["pre_key"] = pre_groups.get(c["scenario"], c["scenario"])
     goals = targets(cells)
     print()
     print_table(cells)
-    met = sum(bool(t["met"]) for t in goals)
-    print(f"\ntargets met: {met} of {len(goals)}")
-    for t in goals:
-        if t["met"] is False:
-            print(f"  NOT MET  {t['name']}: {t['measured']} (target {t['target']})")
+    print_targets(goals)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_average_at_end": os.getloadavg()},
         "command": " ".join(["scripts/validate.py", *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {**settings, "replications": args.replications, "first_seed": args.first_seed,
-                     "workers": args.workers, "run_dir": str(run_dir)},
+        "settings": {**settings, "replications": len({r["seed"] for r in records}),
+                     "first_seed": args.first_seed, "workers": args.workers, "run_dir": str(run_dir)},
         "wall_seconds": round(wall, 1),
         "seconds_per_replication": round(sum(seconds) / len(seconds), 1) if seconds else None,
         "cells": cells,
@@ -478,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         "markdown": markdown_table(cells),
     }
     out = data_dir / "validate"
+    out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, default=str)
     (out / f"validate_{date.today().isoformat()}.json").write_text(text)
     (out / "validate_latest.json").write_text(text)
@@ -485,8 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _code_version() -> str:
-    """Hash of the analysis code, so cached replications of other code are never reused."""
+    """Hash of the analysis code and this script, so replications of other code are never reused."""
     digest = hashlib.sha256()
     for path in sorted((ROOT / "analysis").rglob("*.py")) + [Path(__file__)]:
         digest.update(path.read_bytes())
