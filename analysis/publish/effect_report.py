@@ -268,9 +268,9 @@ def render_effect_report(inputs: ReportInputs) -> str:
     gt, agg = t["group_time"], t["aggregates"]
     stag = []
     for o in inputs.headline_outcomes:
-        stag.append(_heatmap(gt.filter(pl.col("outcome") == o), f"{o}: ATT(g, t) by start quarter (rows) and quarter"))
+        stag.append(_heatmap(gt.filter(pl.col("outcome") == o), f"{o}: ATT(g, t) by start month (rows) and month"))
         dyn = agg.filter((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")).rename({"att": "estimate"})
-        stag.append(_ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start"))
+        stag.append(_ci_plot(dyn, "key", f"{o}: dynamic aggregation (months from start)", "months from start"))
     stag.append(_table(agg.filter(pl.col("aggregation") != "dynamic") if agg.height else agg,
                        ["outcome", "aggregation", "key", "att", "ci_lower", "ci_upper", "n_treated"], counts=("n_treated",)))
     section("staggered", "Staggered adoption (Callaway & Sant'Anna)", "".join(stag))
@@ -326,10 +326,11 @@ weighted 1/5. Balance is shown as standardised mean differences before and after
 control when it starts CTI), weighted least squares with person-stack and stack-by-month fixed effects; standard
 errors clustered by person. The event study is relative to month -1; the pre-trend test is the joint Wald test of
 all pre-period coefficients. The pooled DiD compares months 12..24 with the whole pre-period.</p>
-<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs on quarterly means, stacked by start
-quarter: each start quarter is compared with its own never-treated matched comparisons only (matching weights,
-doubly robust, one quarter of anticipation: the transition quarter), and the stacks are aggregated together with
-standard errors clustered by person; the pooled effect is the dynamic aggregation over quarters 4..8 after start.</p>
+<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs by month, stacked by start month:
+each start month is compared with its own never-treated matched comparisons only (matching weights, doubly
+robust), every month with the mean of the 12 months before the transition month (months -13..-2; month -1, the
+transition itself, is anticipation), and the stacks are aggregated together with standard errors clustered by
+person; the pooled effect is the dynamic aggregation over months 12..24 after start, the matched DiD's window.</p>
 <p><b>Power.</b> MDE = 2.80 x standard error (80% power, 5% two-sided test).</p>
 <p><b>Disclosure control.</b> Counts of 1..{MIN_CELL - 1} persons are shown as &lt;5 and estimates on fewer than
 {MIN_CELL} persons are removed; in two-way tables further cells are suppressed (x) so that no small cell can be
