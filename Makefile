@@ -9,7 +9,7 @@ PERSONS ?= 100000
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv/.synced
 
-.PHONY: run test ui bench lint clean setup system
+.PHONY: run test ui bench validate lint clean setup system
 
 $(UV):
 	python3 -m pip install --quiet --user 'uv==0.13.9' || python3 -m pip install --quiet 'uv==0.13.9'
@@ -36,6 +36,9 @@ ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
 bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_ingest.py
+
+validate: $(VENV)  ## Monte Carlo validation of the effect estimators at the real programme's size (see README)
+	.venv/bin/python scripts/validate.py $(VALIDATE_ARGS)
 
 lint: $(VENV)
 	.venv/bin/ruff check .

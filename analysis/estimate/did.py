@@ -16,7 +16,7 @@ joint Wald test that every pre-period coefficient is zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -26,6 +26,10 @@ from scipy.sparse.csgraph import connected_components
 from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se
 from analysis.schema import EVENT_STUDY
+
+#: Event-time windows of the binned pre-trend test (EventStudyResult.pretrend_test): the year-long windows
+#: of the match's history, then the months before the transition month in two halves.
+PRETREND_BINS = ((-36, -25), (-24, -13), (-12, -7), (-6, -2))
 
 _NEEDED = ("unit", "person_id", "stack_time", "event_time", "treated", "weight")
 
@@ -52,10 +56,30 @@ class EventStudyResult:
     #: coefficients' influences is their clustered covariance, so stacking them by person across outcomes
     #: gives the joint covariance of several outcomes' event studies (as Stata's ``suest`` does).
     influence: pl.DataFrame | None = None
+    # the coefficients' event times, estimates and clustered covariance (pretrend_test)
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    params: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)  # clustered covariance
 
     def to_frame(self) -> pl.DataFrame:
         """Return the coefficients by event time (``analysis.schema.EVENT_STUDY``)."""
         return self.table
+
+    def pretrend_test(self, bins: Sequence[tuple[int, int]] | None = None, /) -> tuple[float, int, float]:
+        """Wald test that the pre-period coefficients are zero: (chi-squared, degrees of freedom, p).
+
+        Without ``bins``, every pre-period month (the ``pretrend_*`` fields). With ``bins`` (event-time
+        windows before the reference), that the mean coefficient of every window is zero: a few averaged
+        restrictions instead of one per month, whose clustered covariance is estimated far more precisely.
+        """
+        pre = self.times < self.reference
+        if bins is None:
+            rows = np.eye(self.times.size)[pre]
+        else:
+            inside = np.array([(self.times >= lo) & (self.times <= hi) & pre for lo, hi in bins], dtype=float)
+            inside = inside[inside.sum(axis=1) > 0]
+            rows = inside / inside.sum(axis=1, keepdims=True)
+        return wald(rows @ self.params, rows @ self.cov @ rows.T)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,13 +335,7 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
     params, cov = result.params, result.cov
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     pre = np.flatnonzero(coef_times < reference)
-    if pre.size:
-        b, v = params[pre], cov[np.ix_(pre, pre)]
-        stat = float(b @ np.linalg.pinv(v) @ b)
-        dof = int(np.linalg.matrix_rank(v))
-        p = float(stats.chi2.sf(stat, dof)) if dof else float("nan")
-    else:
-        stat, dof, p = float("nan"), 0, float("nan")
+    stat, dof, p = wald(params[pre], cov[np.ix_(pre, pre)])
     by_time = frame.group_by("event_time", "treated").agg(pl.col("person_id").n_unique().alias("n"))
     counts = by_time.pivot(on="treated", index="event_time", values="n")
     est = pl.DataFrame({"event_time": coef_times.astype(np.int32), "estimate": params, "se": se})
@@ -340,7 +358,17 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
                                 "influence": result.influence.ravel()})
     return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
                             n_obs=frame.height, outcome=outcome, reference=reference,
-                            window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons)
+                            window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons,
+                            times=coef_times.astype(np.int64), params=np.asarray(params), cov=np.asarray(cov))
+
+
+def wald(b: np.ndarray, v: np.ndarray, /) -> tuple[float, int, float]:
+    """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any."""
+    if not b.size:
+        return float("nan"), 0, float("nan")
+    stat = float(b @ np.linalg.pinv(v) @ b)
+    dof = int(np.linalg.matrix_rank(v))
+    return stat, dof, float(stats.chi2.sf(stat, dof)) if dof else float("nan")
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),

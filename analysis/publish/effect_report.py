@@ -350,7 +350,7 @@ def render_effect_report(
         stag.append(
             _heatmap(
                 gt.filter(pl.col("outcome") == o) if gt.height else gt,
-                f"{o}: ATT(g, t) by start quarter (rows) and quarter",
+                f"{o}: ATT(g, t) by start month (rows) and month",
             )
         )
         dyn = (
@@ -361,7 +361,7 @@ def render_effect_report(
             else agg
         )
         stag.append(
-            _ci_plot(dyn, "key", f"{o}: dynamic aggregation (quarters from start)", "quarters from start")
+            _ci_plot(dyn, "key", f"{o}: dynamic aggregation (months from start)", "months from start")
         )
     stag.append(
         _table(
@@ -525,8 +525,9 @@ weighted 1/5. Balance is shown as standardised mean differences before and after
 control when it starts CTI), weighted least squares with person-stack and stack-by-month fixed effects; standard
 errors clustered by person. The event study is relative to month -1; the pre-trend test is the joint Wald test of
 all pre-period coefficients. The pooled DiD compares months 12..24 with the whole pre-period.</p>
-<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs on quarterly means, stacked by start
-quarter: each start quarter is compared with its own never-treated matched comparisons only (matching weights,
-doubly robust, one quarter of anticipation: the transition quarter), and the stacks are aggregated together with
-standard errors clustered by person; the pooled effect is the dynamic aggregation over quarters 4..8 after start.</p>
+<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs by month, stacked by start month:
+each start month is compared with its own never-treated matched comparisons only (matching weights, doubly
+robust), every month with the mean of the 12 months before the transition month (months -13..-2; month -1, the
+transition itself, is anticipation), and the stacks are aggregated together with standard errors clustered by
+person; the pooled effect is the dynamic aggregation over months 12..24 after start, the matched DiD's window.</p>
 <p><b>Power.</b> MDE = 2.80 x standard error (80% power, 5% two-sided test).</p>"""
