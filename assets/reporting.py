@@ -11,6 +11,7 @@ from analysis.publish.provenance import provenance
 from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.schema import HEADLINE_OUTCOMES
 from assets.monitoring import rebuild
+from pipelines import inbox
 from pipelines.checks_log import latest_check_evaluations
 from pipelines.partitions import REPORTING_GROUP
 from pipelines.resources import CodeLists, LayoutResource
@@ -117,9 +118,11 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
     """General page (no CPR) under reports/, restricted page and feedback with CPR under restricted/reports/."""
     checks = latest_check_evaluations(context.instance)
     unreadable = ingest_failures(context.instance)
+    entries = inbox.account(layout.inbox, code_lists.site_ids()).to_frame()  # what the inbox holds besides files
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     for restricted in (False, True):
-        tables = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=restricted, unreadable=unreadable)
+        tables = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=restricted,
+                                             unreadable=unreadable, inbox=entries)
         page = steward_view.render_steward_page(tables, restricted=restricted, generated_at=stamp)
         write_text(layout.steward_reports(restricted=restricted) / "steward_view.html", page)
         feedback = layout.feedback_dir(restricted=restricted)
@@ -128,10 +131,12 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
             if any(frame.height for frame in sheets.values()):
                 write_bytes(feedback / f"{site}.xlsx", xlsx_bytes(sheets))
                 write_bytes(feedback / f"{site}_rows.csv", csv_bytes(sheets["Rækker"]))
-    general = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=False, unreadable=unreadable)
+    general = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=False, unreadable=unreadable,
+                                          inbox=entries)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(layout.reports / "steward_view.html")),
                                           "quarantined_rows": general.rows.height, "failed_checks": general.check_failures.height,
-                                          "unreadable_files": general.unreadable.height})
+                                          "unreadable_files": general.unreadable.height,
+                                          "inbox_entries_to_check": general.inbox.height})
 
 
 assets = [effect_report_html, steward_view_html]

@@ -29,12 +29,22 @@ class PartitionFailure:
     message: str
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
+    """The reason a run failed, as a user reads it (masked: it may quote a delivered file's name).
+
+    The first step failure's description (or its error message); for a run that failed outside a step
+    (stopped, or marked failed because its process is gone) the run failure's own message.
+    """
+    from analysis.masking import mask_text
+
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:
-            return (data.user_failure_data.description if data.user_failure_data and data.user_failure_data.description
-                    else data.error.message).strip()
+            return mask_text((data.user_failure_data.description if data.user_failure_data
+                              and data.user_failure_data.description else data.error.message).strip())
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        if record.dagster_event is not None and record.dagster_event.message:
+            return mask_text(record.dagster_event.message.strip())
     return "the run failed before a step started (see the run in the Dagster UI)"
 
 
@@ -49,7 +59,7 @@ def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = No
         latest = instance.get_run_records(filters=dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
         if latest and latest[0].dagster_run.status == dg.DagsterRunStatus.FAILURE:
             run_id = latest[0].dagster_run.run_id
-            out[key] = PartitionFailure(key, run_id, _failure_message(instance, run_id))
+            out[key] = PartitionFailure(key, run_id, failure_message(instance, run_id))
     return out
 
 

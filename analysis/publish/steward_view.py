@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from analysis.masking import mask_column, mask_frame
 from analysis.publish.safe_export import escape_frame
+from analysis.schema import INBOX_ENTRIES
 
 #: What the site must do, per quarantine reason (Danish: the feedback goes to municipal case workers).
 INSTRUCTIONS = {
@@ -47,14 +49,17 @@ class StewardTables:
     check_failures: pl.DataFrame  # asset, partition, check, severity, description, unexpected_count
     #: Submissions that could not be ingested at all: site, quarter, message (what the site must resend).
     unreadable: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNREADABLE))
+    #: Inbox entries not ingested as they are (``analysis.schema.INBOX_ENTRIES``), with what to do.
+    inbox: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INBOX_ENTRIES))
 
 
 UNREADABLE = pl.Schema({"site": pl.String, "quarter": pl.String, "message": pl.String})
 
 
 def steward_tables(quarantine: pl.DataFrame, stats: pl.DataFrame, checks: pl.DataFrame, /, *, restricted: bool,
-                   unreadable: pl.DataFrame | None = None) -> StewardTables:
-    """Tables of the current (not superseded) submissions; ``unreadable`` lists files that failed to ingest."""
+                   unreadable: pl.DataFrame | None = None, inbox: pl.DataFrame | None = None) -> StewardTables:
+    """Tables of the current (not superseded) submissions; ``unreadable`` lists files that failed to ingest,
+    ``inbox`` the inbox entries that were not ingested as they are (``analysis.schema.INBOX_ENTRIES``)."""
     current = lambda f: f.filter(~pl.col("superseded")) if "superseded" in f.columns else f  # noqa: E731
     q, s = current(quarantine), current(stats)
     failures = checks.filter(~pl.col("passed")) if checks.height else checks
@@ -72,15 +77,18 @@ def steward_tables(quarantine: pl.DataFrame, stats: pl.DataFrame, checks: pl.Dat
     )
     rows = q.select("site", "quarter", "filename", "source_row", reasons=pl.col("reasons").list.join(", "), message="message",
                     cpr=pl.col("cpr") if restricted else pl.col("cpr").map_elements(mask_cpr, return_dtype=pl.String))
-    if not restricted:  # messages quote field values: mask digits that could be a CPR
-        rows = rows.with_columns(message=pl.col("message").str.replace_all(r"\d{6}-?\d{3,4}", "999999-9999"))
+    if not restricted:  # messages quote field values, file names are the site's text: one masking rule
+        rows = rows.with_columns(message=mask_column("message"), filename=mask_column("filename"))
+        summary = summary.with_columns(filename=mask_column("filename"))
     return StewardTables(
         summary.sort("site", "quarter"), reasons, rows.sort("site", "quarter", "source_row"),
         failures.select("asset", "partition", "check", "severity", "description", "unexpected_count").sort("asset", "partition")
         if failures.height else pl.DataFrame(schema={"asset": pl.String, "partition": pl.String, "check": pl.String,
                                                        "severity": pl.String, "description": pl.String, "unexpected_count": pl.Int64}),
-        (unreadable.select(list(UNREADABLE)).sort("site", "quarter") if unreadable is not None and unreadable.height
-         else pl.DataFrame(schema=UNREADABLE)),
+        (mask_frame(unreadable.select(list(UNREADABLE)).sort("site", "quarter"), columns=("message",))
+         if unreadable is not None and unreadable.height else pl.DataFrame(schema=UNREADABLE)),
+        (mask_frame(inbox.select(list(INBOX_ENTRIES)), columns=("entry",)) if inbox is not None and inbox.height
+         else pl.DataFrame(schema=INBOX_ENTRIES)),
     )
 
 
@@ -99,6 +107,7 @@ def render_steward_page(tables: StewardTables, /, *, restricted: bool, generated
              else "General version: no CPR numbers (masked to their shape).")
     sections = [
         ("unreadable", "Files that could not be read (the site must send them again)", tables.unreadable),
+        ("inbox", "Inbox entries not ingested as they are (and what to do)", tables.inbox),
         ("summary", "Submissions by site and quarter", tables.summary),
         ("checks", "Failed expectations (asset checks)", tables.check_failures),
         ("reasons", "Quarantine reasons and what the site must correct", tables.reasons),
