@@ -100,6 +100,21 @@ def scan_cpr(root: Path, *, allowed: tuple[str, ...] = ALLOWED) -> list[Finding]
     return findings
 
 
+def scan_values(root: Path, values: tuple[str, ...], *, allowed: tuple[str, ...] = ALLOWED) -> list[Path]:
+    """Files under ``root`` (outside ``allowed`` top-level folders) whose text contains any of ``values``.
+
+    For values the CPR scan does not see (a CPR cut short, one digit too long, a number in a file name).
+    """
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if relative.parts and relative.parts[0] in allowed:
+            continue
+        if any(value in text for text in _texts(path) for value in values):
+            found.append(relative)
+    return found
+
+
 def scan_secret(root: Path, secret: str) -> list[Path]:
     """Files under ``root`` (everything, restricted included) whose text contains ``secret``."""
     return [

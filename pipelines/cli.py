@@ -331,7 +331,7 @@ def ui(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(3000, "--port"),
 ) -> None:
-    """Start the Dagster UI and daemon (``dg dev``) on the data directory, with the same key ``cti run`` uses.
+    """Start the Dagster UI and daemon (dg dev) on the data directory, with the same key `cti run` uses.
 
     Without CTI_PSEUDONYM_KEY the demo key file is given to the code location (as ``make run`` uses it), so
     ingest, backfills and sensor runs launched in the UI work. ``dg dev`` runs in its own process group;

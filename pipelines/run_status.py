@@ -29,6 +29,11 @@ class PartitionFailure:
     message: str
 
 
+#: The reason shown for a run whose step was interrupted by a stop signal.
+INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` was stopped or killed, or the run "
+               "was terminated in the UI); rerun the partition or `cti run`")
+
+
 def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
     """The reason a run failed, as a user reads it (masked: it may quote a delivered file's name).
 
@@ -40,6 +45,8 @@ def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:
+            if data.error.cls_name == "DagsterExecutionInterruptedError":
+                return INTERRUPTED
             return mask_text((data.user_failure_data.description if data.user_failure_data
                               and data.user_failure_data.description else data.error.message).strip())
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):

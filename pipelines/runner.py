@@ -122,7 +122,13 @@ _CACHE: dict[Settings, tuple[dg.Definitions, dg.DagsterInstance]] = {}
 def _definitions(settings: Settings) -> tuple[dg.Definitions, dg.DagsterInstance]:
     """The definitions and instance of ``settings``, built once per process."""
     if settings not in _CACHE:
+        import warnings
+
         from pipelines.definitions import build_definitions
+
+        # as in the CLI: preview/beta notices of APIs used deliberately would be console noise in every worker
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
         _CACHE[settings] = (build_definitions(settings), get_instance(settings.layout, storage=settings.storage))
     return _CACHE[settings]

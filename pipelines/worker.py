@@ -79,6 +79,15 @@ def _watch(parent: int) -> None:
     _end(ORPHANED)
 
 
+def _quiet_interrupts(unraisable) -> None:  # noqa: ANN001 - sys.UnraisableHookArgs
+    """Drop the interrupt a stop raises inside a garbage-collection callback (Dagster's handler raises it
+    wherever the signal lands); print every other unraisable exception as Python does."""
+    error = unraisable.exc_value
+    if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "DagsterExecutionInterruptedError":
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def busy(flag: bool, /) -> None:
     """Mark whether the worker is executing a task (a stop signal then interrupts instead of ending it)."""
     _state["busy"] = flag
@@ -94,6 +103,7 @@ def init(threads: int, parent: int | None = None) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, _on_stop)
     signal.signal(signal.SIGINT, _on_stop)
+    sys.unraisablehook = _quiet_interrupts
     if os.getppid() != parent:  # the parent died before the death signal was armed
         _end(ORPHANED)
     threading.Thread(target=_watch, args=(parent,), name="cti-parent-watchdog", daemon=True).start()

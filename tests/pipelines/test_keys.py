@@ -105,3 +105,38 @@ def test_the_asset_refuses_another_key_before_writing(tmp_path: Path) -> None:
                                    layout=resources["layout"]))
     assert not layout.asset_dir(("pseudonymised_courses",)).exists()
     assert keys.recorded(layout).key_id == pseudonym.key_id(TEST_KEY.encode())
+
+
+def test_the_person_index_carries_the_key_id_and_refuses_another_key(tmp_path: Path) -> None:
+    from support import settings_for
+
+    from assets.linkage import person_index
+    from pipelines.definitions import build_resources
+
+    settings = settings_for(tmp_path / "data")
+    resources = build_resources(settings)
+    cpr_key = pl.DataFrame({"CPR": ["6101901238", "7102851236"], "PNR": [1, 2]})
+    output = next(iter(person_index(cpr_key=cpr_key, pseudonym_key=resources["pseudonym_key"],
+                                    layout=resources["layout"])))
+    assert output.value["key_id"].unique().to_list() == [pseudonym.key_id(TEST_KEY.encode())]
+    assert keys.recorded(settings.layout).key_id == pseudonym.key_id(TEST_KEY.encode())
+    other = build_resources(settings_for(tmp_path / "data", key=OTHER_KEY))
+    with pytest.raises(dg.Failure, match="key mismatch"):
+        next(iter(person_index(cpr_key=cpr_key, pseudonym_key=other["pseudonym_key"], layout=other["layout"])))
+
+
+def test_every_pseudonym_bearing_table_carries_the_key_id() -> None:
+    from analysis.schema import PERSON_INDEX
+
+    kid = "aaaaaaaaaaaa"
+    courses = pl.DataFrame({"pseudonym": ["p1", "p2"], "key_id": [kid, kid], "site": ["x", "x"],
+                            "start_date": [None, None], "first_reported": ["2024Q1", "2024Q1"]})
+    index = pl.DataFrame({"pseudonym": ["p1"], "person_id": [1], "key_id": [kid]})
+    linked = link_participants(courses, index)
+    assert "key_id" in linked.linked.columns and linked.unlinked["key_id"].to_list() == [kid]
+    assert "key_id" in PERSON_INDEX
+    from analysis.ingest.courses import _conflicts
+
+    assert "key_id" in _conflicts(pl.DataFrame(schema={"pseudonym": pl.String, "key_id": pl.String, "site": pl.String,
+                                                        "start_date": pl.Date, "end_date": pl.Date,
+                                                        "course_id": pl.String, "_groups": pl.UInt32})).columns
