@@ -10,9 +10,10 @@ from a delivered file (values, file names, sheet titles) through :func:`mask_tex
 * any run of 6 or more consecutive digits, whatever follows it (``690489-33``, ``69048933123``), so no part
   of a 9- or 11-digit value stays visible.
 
-Masking keeps the shape: every digit of a masked span becomes ``9`` and separators stay, so a steward can
-still see that a value had a space or one digit too many. Dates (``2024-01-31``, ``31.01.2024``: 8 digits,
-no run of 6) and short numbers are left as they are.
+Masking keeps the shape: every digit of a masked span becomes ``X`` and separators stay, so a steward can
+still see that a value had a space or one digit too many (``XXXXXX XXXX``), and no detector of digit runs
+(the CPR scan, the blocking check on pseudonymised rows) mistakes the mask for a number. Dates
+(``2024-01-31``, ``31.01.2024``: 8 digits, no run of 6) and short numbers are left as they are.
 """
 
 from __future__ import annotations
@@ -32,25 +33,35 @@ MIN_RUN = 6
 _RUN = re.compile(rf"\d{{{MIN_RUN},}}")
 
 
+#: What a masked digit becomes.
+MASK = "X"
+_DIGIT = re.compile(r"\d")
+
+
+def mask_digits(text: str | None, /) -> str | None:
+    """Every digit of ``text`` masked (for a cell that holds a CPR number, e.g. ``610190-1238`` -> ``XXXXXX-XXXX``)."""
+    return None if text is None else _DIGIT.sub(MASK, str(text))
+
+
 def _mask_span(match: re.Match[str]) -> str:
     span = match.group(0)
     digits = sum(c.isdigit() for c in span)
     if digits >= MIN_SPAN_DIGITS or _RUN.search(span):
-        return re.sub(r"\d", "9", span)
+        return _DIGIT.sub(MASK, span)
     return span
 
 
 def mask_text(text: str | None, /) -> str | None:
-    """``text`` with every CPR-shaped span and every run of 6+ digits masked (digits become ``9``).
+    """``text`` with every CPR-shaped span and every run of 6+ digits masked (digits become ``X``).
 
     ``None`` stays ``None``, so the function can be mapped over nullable columns.
 
     Examples
     --------
     >>> mask_text("Row 3: CPR '610190 1238' has 10 digits; start '2024-01-31'")
-    "Row 3: CPR '999999 9999' has 10 digits; start '2024-01-31'"
+    "Row 3: CPR 'XXXXXX XXXX' has 10 digits; start '2024-01-31'"
     >>> mask_text("esbjerg_6701901236.csv")
-    'esbjerg_9999999999.csv'
+    'esbjerg_XXXXXXXXXX.csv'
     """
     if text is None:
         return None

@@ -230,7 +230,7 @@ def _run_partitions(settings: Settings, job_name: str, keys: list[str], tags: di
                 _, outcome = future.result()
                 yield Result(job_name, key, outcome.success, outcome.run_id, outcome.message)
             except Exception as error:  # the worker died (out of memory, killed): that partition failed
-                echo(f"  worker for {job_name} [{key}] stopped: {type(error).__name__}: {error}")
+                echo(f"  worker for {job_name} [{key}] stopped: {type(error).__name__}: {_one_line(str(error))}")
                 yield Result(job_name, key, False, "", f"the worker process stopped ({type(error).__name__})")
 
 
@@ -261,7 +261,10 @@ def stop_signals() -> Iterator[None]:
 
 
 def _one_line(message: str) -> str:
-    text = " ".join(message.split())
+    """A failure message as one console line (masked: it may come from any exception)."""
+    from analysis.masking import mask_text
+
+    text = " ".join(mask_text(message).split())
     return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 1] + "…"
 
 

@@ -41,6 +41,16 @@ def _gql(port: int, query: str, variables: dict | None = None) -> dict:
         return json.load(response)["data"]
 
 
+def _wait(port: int, run_id: str, seconds: float = 600) -> str:
+    """The run's final status (the daemon dequeues and launches it)."""
+    status, deadline = "QUEUED", time.monotonic() + seconds
+    while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+        time.sleep(2)
+        status = _gql(port, "query($id: ID!){ runOrError(runId: $id){ ... on Run { status } } }",
+                      {"id": run_id})["runOrError"]["status"]
+    return status
+
+
 def _session(sid: int) -> list[int]:
     alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -97,13 +107,13 @@ def test_the_ui_has_the_key_and_cti_runs_under_their_jobs(demo_data: Path) -> No
                                            {"key": "dagster/partition/quarter", "value": "2025-01-01"},
                                            {"key": "dagster/partition/site", "value": "aarhus"}]}}})
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["launchRun"]["run"]["runId"]
-        status = "QUEUED"
-        while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline + 300:
-            time.sleep(2)
-            status = _gql(port, "query($id: ID!){ runOrError(runId: $id){ ... on Run { status } } }",
-                          {"id": run_id})["runOrError"]["status"]
-        assert status == "SUCCESS", status
+        assert _wait(port, launched["launchRun"]["run"]["runId"]) == "SUCCESS"
+        # and a run cti made can be re-executed from the UI (its origin is the code location's)
+        again = _gql(port, """mutation($p: ReexecutionParams!){ launchRunReexecution(reexecutionParams: $p){
+                                __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+                     {"p": {"parentRunId": results[0]["runId"], "strategy": "ALL_STEPS"}})
+        assert again["launchRunReexecution"]["__typename"] == "LaunchRunSuccess", again
+        assert _wait(port, again["launchRunReexecution"]["run"]["runId"]) == "SUCCESS"
     finally:
         os.kill(ui.pid, signal.SIGTERM)  # what Ctrl-C on `make ui` does: the whole group stops
         out, _ = ui.communicate(timeout=60)

@@ -9,12 +9,11 @@ so the municipality can find the person, and must only be written under ``restri
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from analysis.masking import mask_column, mask_frame
+from analysis.masking import mask_column, mask_digits, mask_frame
 from analysis.publish.safe_export import escape_frame
 from analysis.schema import INBOX_ENTRIES
 
@@ -33,12 +32,10 @@ INSTRUCTIONS = {
     "not_a_data_row": "Fjern sum- og totalrækker fra filen.",
 }
 
-_CPR = re.compile(r"\d")
-
-
 def mask_cpr(value: str | None) -> str:
-    """Shape only: digits become 9 (``999999-9999``), so a steward sees what is wrong without the number."""
-    return "" if value is None else _CPR.sub("9", value)
+    """Shape only: every digit masked (``XXXXXX-XXXX``, ``analysis.masking``), so a steward sees what is wrong
+    without the number."""
+    return "" if value is None else mask_digits(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,13 +58,13 @@ def test_a_cpr_in_a_file_name_is_masked_everywhere_outside_restricted(tmp_path: 
     _drop(box, "2024Q1/esbjerg_6701901236.csv")
     account = inbox.account(box, SITES, quarters=QUARTERS)
     [item] = account.files
-    assert item.site == "esbjerg" and item.name == "esbjerg_9999999999.csv"
+    assert item.site == "esbjerg" and item.name == "esbjerg_XXXXXXXXXX.csv"
     [note] = account.strays
     assert note.kind == "cpr_in_name" and note.ingested and "6701901236" not in note.entry
     [receipt] = inbox.receive(box, archive, quarter="2024Q1", site="esbjerg", sites=SITES)
-    assert receipt.filename == "esbjerg_9999999999.csv"
+    assert receipt.filename == "esbjerg_XXXXXXXXXX.csv"
     stored = json.loads(next(archive.rglob("*.json")).read_text())
-    assert stored["filename"] == "esbjerg_9999999999.csv"  # what every later table reads
+    assert stored["filename"] == "esbjerg_XXXXXXXXXX.csv"  # what every later table reads
     assert stored["original_filename"] == "esbjerg_6701901236.csv"  # kept only in restricted/
     assert all(is_masked(str(v)) for v in account.to_frame().row(0))
 
