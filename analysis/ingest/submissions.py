@@ -177,9 +177,12 @@ def _map_header(header: list[str], filename: str) -> tuple[dict[int, str], dict[
     if missing:
         expected = {c: ", ".join(HEADER_VARIANTS[c][:3]) for c in missing}
         wanted = "; ".join(f"{c.replace('_', ' ')} (e.g. {v})" for c, v in expected.items())
+        shapes, data_like = _describe_first_line(header)
+        what = (f"the header row is probably missing: the first line {shapes} and looks like a data row"
+                if data_like else f"the header row has no column for {wanted}: the first line {shapes}")
         raise SubmissionError(
-            f"{filename}: the header row has no column for {wanted}. {_describe_first_line(header)} "
-            "Please resend the file with one header row: CPR, Startdato, Slutdato, Delmålgruppe, Gennemført."
+            f"{filename}: {what}. Please resend the file with one header row: CPR, Startdato, Slutdato, "
+            "Delmålgruppe, Gennemført."
         )
     return positions, header_map
 
@@ -198,15 +201,14 @@ def _shape(value: object) -> str:
     return "text"
 
 
-def _describe_first_line(header: list) -> str:
-    """The shapes of the first line's fields; a line of data values means the header row is missing."""
+def _describe_first_line(header: list) -> tuple[str, bool]:
+    """The shapes of the first line's fields (never their content), and whether it looks like a data row."""
     shapes = [_shape(v) for v in header]
     if not any(s != "empty" for s in shapes):
-        return "The first line is empty."
+        return "is empty", False
     counted = ", ".join(f"{shapes.count(s)} {s}" for s in dict.fromkeys(shapes))
-    hint = (" It looks like a data row, so the header row is probably missing."
-            if any(s in ("CPR-shaped number", "date") for s in shapes) else "")
-    return f"The first line has {len(shapes)} field(s) ({counted}) and none is a known column name.{hint}"
+    data_like = any(s in ("CPR-shaped number", "date") for s in shapes)
+    return f"has {len(shapes)} field(s) ({counted}), none a known column name", data_like
 
 
 def _frame(records: list[tuple[int, list[str]]], positions: dict[int, str]) -> pl.DataFrame:
