@@ -29,9 +29,8 @@ system: $(VENV)  ## Debian chromium + postgresql for the browser and instance te
 test: $(VENV) system  ## the whole test suite
 	.venv/bin/python -m pytest
 
-ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
-	@.venv/bin/cti prepare-instance
-	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
+ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance, with the key `make run` uses
+	.venv/bin/cti ui --host 127.0.0.1 --port 3000
 
 bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)

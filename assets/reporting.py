@@ -17,6 +17,7 @@ from analysis.schema import HEADLINE_OUTCOMES
 from assets import ingest, linkage
 from assets.monitoring import rebuild
 from expectations import steward as steward_checks_da
+from pipelines import inbox
 from pipelines.checks_log import latest_check_evaluations
 from pipelines.partitions import REPORTING_GROUP
 from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
@@ -186,8 +187,9 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
         ingest_failures(context.instance))
     previous = pl.read_parquet(layout.feedback_state) if layout.feedback_state.exists() else None
     result = feedback.build_feedback(inputs, key=pseudonym_key.secret(), previous_state=previous)
+    entries = inbox.account(layout.inbox, sites).to_frame()  # what the inbox holds besides ingested files
     outputs = steward_view.steward_outputs(result, checks, settings=settings, now=datetime.now(UTC),
-                                           sites=sites)
+                                           sites=sites, strays=entries)
     for restricted, page in outputs.pages.items():
         write_text(layout.steward_reports(restricted=restricted) / "steward_view.html", page)
     for book in outputs.workbooks:
@@ -201,7 +203,7 @@ def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource,
         "workbooks": len(outputs.workbooks),
         "new_items": int(counts["new"]), "outstanding_items": int(counts["outstanding"]),
         "resolved_items": int(counts["resolved"]), "failed_steward_checks": checks.height,
-        "unreadable_files": result.unreadable.height,
+        "unreadable_files": result.unreadable.height, "inbox_entries_to_check": entries.height,
     })
 
 

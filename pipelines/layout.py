@@ -15,6 +15,7 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
     world/manifest.json, world/truth.json        the mock world's configuration and planted truth
     dagster_home/                                the Dagster instance (runs, event log, schedules)
+    run.lock                                     held by the ``cti`` command using the directory
     bench/, validate/                            benchmark and Monte Carlo results
 
 Only ``inbox/`` and ``restricted/`` may hold raw CPR (``RAW_CPR_DIRS``). Assets get the same places from the
@@ -84,6 +85,11 @@ class Places:
             return directory.with_suffix(".parquet")
         return directory.joinpath(*partition.split("|")).with_suffix(".parquet")
 
+    @property
+    def key_record(self) -> Path:
+        """The key id (a fingerprint, never the key) the pseudonyms in the data directory were made with."""
+        return self.root / "assets" / "key_id.json"
+
     # --- reports --------------------------------------------------------------------------------------------
     @property
     def reports(self) -> Path:
@@ -149,6 +155,11 @@ class Places:
     def dagster_home(self) -> Path:
         """The Dagster instance (runs, event log, schedules)."""
         return self.root / "dagster_home"
+
+    @property
+    def run_lock(self) -> Path:
+        """Held (``flock``) by the ``cti`` command using the data directory; says who holds it."""
+        return self.root / "run.lock"
 
     @property
     def bench(self) -> Path:

@@ -32,19 +32,38 @@ class PartitionFailure:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+#: The reason shown for a run whose step was interrupted by a stop signal.
+INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` was stopped or killed, or the run "
+               "was terminated in the UI); rerun the partition or `cti run`")
+
+
 def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, str]]:
+    """The reason a run failed as a user reads it, and its failure metadata as text (both masked: they may
+    quote a delivered file's name).
+
+    The first step failure's description (or its error message); for a run that failed outside a step
+    (stopped, or marked failed because its process is gone) the run failure's own message.
+    """
+    from analysis.masking import mask_text
+
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:
+            if data.error.cls_name == "DagsterExecutionInterruptedError":
+                return INTERRUPTED, {}
             user = data.user_failure_data
             message = (user.description if user and user.description else data.error.message).strip()
             pairs = (user.metadata or {}).items() if user else ()
-            metadata = {k: str(getattr(v, "value", v)) for k, v in pairs}
-            return message, metadata
+            metadata = {k: mask_text(str(getattr(v, "value", v))) for k, v in pairs}
+            return mask_text(message), metadata
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        if record.dagster_event is not None and record.dagster_event.message:
+            return mask_text(record.dagster_event.message.strip()), {}
     return "the run failed before a step started (see the run in the Dagster UI)", {}
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
+    """The reason a run failed, as a user reads it (masked; see :func:`_failure`)."""
     return _failure(instance, run_id)[0]
 
 

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import re
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from datetime import date, datetime
 
 import polars as pl
 
+from analysis.masking import mask_text
 from analysis.schema import SUBMISSION_COLUMNS
 
 #: Header variants seen in municipal exports, by canonical column (compared after ``_key``).
@@ -41,10 +43,10 @@ REQUIRED = ("cpr", "start_date", "delmaalgruppe")
 
 
 class SubmissionError(ValueError):
-    """The file cannot be read at all; the message is written for a data steward.
+    """The file cannot be read at all; the message is written for a data steward and never quotes the file.
 
     ``reason`` names the problem (``not_text``, ``empty``, ``unsplittable``, ``xlsx_damaged``, ``not_xlsx``,
-    ``old_xls``, ``no_sheet_data``, ``header_columns_missing``; ``unreadable`` when none applies) and
+    ``old_xls``, ``no_sheet_data``, ``header_columns_missing``, ``header_missing``, ``too_large``; ``unreadable`` when none applies) and
     ``details`` holds its parameters (``filename``, ``sheet``, ``missing``), so the site's feedback can say it
     in Danish (``analysis.ingest.reasons.unreadable_text``).
     """
@@ -53,6 +55,71 @@ class SubmissionError(ValueError):
         super().__init__(message)
         self.reason = reason
         self.details = details
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Bounds on the work one delivered file may cause; a file beyond them fails only its own partition.
+
+    A municipality's quarterly file has hundreds of rows and a handful of columns; the defaults leave a wide
+    margin and still stop a file that would take minutes (an .xlsx declaring column XFD on every row, a zip
+    bomb, a runaway export) with a message saying which bound it broke.
+    """
+
+    max_bytes: int = 200_000_000
+    #: an .xlsx is a zip archive: its members as they would be decompressed
+    max_unzipped_bytes: int = 1_000_000_000
+    max_rows: int = 2_000_000
+    #: Excel's own limit (column XFD)
+    max_columns: int = 16_384
+    #: rows x columns actually present
+    max_cells: int = 50_000_000
+    max_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if min(self.max_bytes, self.max_unzipped_bytes, self.max_rows, self.max_columns, self.max_cells) < 1:
+            raise ValueError("every ReadLimits bound must be at least 1")
+        if self.max_seconds < 0:
+            raise ValueError("ReadLimits.max_seconds must be 0 or more")
+
+
+#: Control characters no submission needs (tab, newline and carriage return are kept); removed and counted.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _Budget:
+    """Counts rows and cells of one file against its :class:`ReadLimits`, and the time spent."""
+
+    __slots__ = ("cells", "deadline", "filename", "limits", "rows")
+
+    def __init__(self, limits: ReadLimits, filename: str) -> None:
+        self.limits, self.filename = limits, filename
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.rows = self.cells = 0
+
+    def row(self, width: int) -> None:
+        self.rows += 1
+        self.cells += width
+        limits = self.limits
+        if self.rows > limits.max_rows:
+            self._fail(f"it has more than {limits.max_rows:,} rows")
+        if width > limits.max_columns:
+            self._fail(f"a row has {width:,} columns (at most {limits.max_columns:,} are read)")
+        if self.cells > limits.max_cells:
+            self._fail(f"it has more than {limits.max_cells:,} cells")
+        if self.rows % 1024 == 0 or limits.max_seconds == 0:
+            self.clock()
+
+    def clock(self) -> None:
+        if time.monotonic() >= self.deadline:
+            self._fail(f"reading it took longer than {self.limits.max_seconds:g} s")
+
+    def _fail(self, why: str) -> None:
+        raise SubmissionError(
+            f"{self.filename}: the file is too large to read: {why}. A quarterly file needs only the columns "
+            "CPR, Startdato, Slutdato, Delmålgruppe, Gennemført; please export just those and resend.",
+            reason="too_large", filename=self.filename,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +185,11 @@ def _decode(content: bytes, filename: str) -> tuple[str, str]:
 
 
 def _looks_binary(content: bytes) -> bool:
+    """More than 5 % control bytes at the start or in the whole file: not text (a few stray ones are removed)."""
+    control = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
     sample = content[:4096]
-    return b"\x00" in sample or sum(b < 9 or 13 < b < 32 for b in sample) > len(sample) * 0.05
+    return (len(sample) - len(sample.translate(None, control)) > len(sample) * 0.05
+            or len(content) - len(content.translate(None, control)) > len(content) * 0.05)
 
 
 def _map_header(header: list[str], filename: str) -> tuple[dict[int, str], dict[str, str]]:
@@ -133,14 +203,41 @@ def _map_header(header: list[str], filename: str) -> tuple[dict[int, str], dict[
     missing = [c for c in REQUIRED if c not in header_map.values()]
     if missing:
         expected = {c: ", ".join(HEADER_VARIANTS[c][:3]) for c in missing}
-        found = ", ".join(str(h).strip() for h in header if str(h).strip()) or "(nothing)"
         wanted = "; ".join(f"{c.replace('_', ' ')} (e.g. {v})" for c, v in expected.items())
+        shapes, data_like = _describe_first_line(header)
+        what = (f"the header row is probably missing: the first line {shapes} and looks like a data row"
+                if data_like else f"the header row has no column for {wanted}: the first line {shapes}")
         raise SubmissionError(
-            f"{filename}: the header row has no column for {wanted}. Found: {found}. "
-            "Please resend the file with one header row: CPR, Startdato, Slutdato, Delmålgruppe, Gennemført.",
-            reason="header_columns_missing", filename=filename, missing=",".join(missing),
+            f"{filename}: {what}. Please resend the file with one header row: CPR, Startdato, Slutdato, "
+            "Delmålgruppe, Gennemført.",
+            reason="header_missing" if data_like else "header_columns_missing", filename=filename,
+            missing=",".join(missing),
         )
     return positions, header_map
+
+
+def _shape(value: object) -> str:
+    """What a cell looks like, without its content (messages never quote a delivered file)."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return "empty"
+    if mask_text(text) != text:
+        return "CPR-shaped number"
+    if re.fullmatch(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}( .*)?", text):
+        return "date"
+    if re.fullmatch(r"[-+]?\d+([.,]\d+)?", text):
+        return "number"
+    return "text"
+
+
+def _describe_first_line(header: list) -> tuple[str, bool]:
+    """The shapes of the first line's fields (never their content), and whether it looks like a data row."""
+    shapes = [_shape(v) for v in header]
+    if not any(s != "empty" for s in shapes):
+        return "is empty", False
+    counted = ", ".join(f"{shapes.count(s)} {s}" for s in dict.fromkeys(shapes))
+    data_like = any(s in ("CPR-shaped number", "date") for s in shapes)
+    return f"has {len(shapes)} field(s) ({counted}), none a known column name", data_like
 
 
 def _frame(records: list[tuple[int, int, list[str]]], positions: dict[int, str], *,
@@ -173,7 +270,7 @@ def _physical_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _read_csv(content: bytes, filename: str):
+def _read_csv(content: bytes, filename: str, budget: _Budget):
     if _looks_binary(content):
         raise SubmissionError(
             f"{filename}: the file is not a text (CSV) file - it looks like a binary or damaged file. "
@@ -181,6 +278,7 @@ def _read_csv(content: bytes, filename: str):
             reason="not_text", filename=filename,
         )
     text, encoding = _decode(content, filename)
+    text, removed = _CONTROL.subn("", text)  # anywhere in the file: a stray byte must not reach any output
     lines = _physical_lines(text)
     first = next((i for i, line in enumerate(lines) if line.strip(" ;,\t")), None)
     if first is None:
@@ -193,9 +291,12 @@ def _read_csv(content: bytes, filename: str):
     records, blank, number = [], 0, 0
     try:
         header = next(reader)
+        budget.row(len(header))
+        positions, header_map = _map_header(header, filename)
         consumed = reader.line_num  # lines read so far; a quoted field may span several
         for values in reader:
             line, consumed = first + consumed + 1, reader.line_num  # the file line this record starts on
+            budget.row(len(values))
             if not any(v.strip() for v in values):
                 blank += 1
                 continue
@@ -204,9 +305,10 @@ def _read_csv(content: bytes, filename: str):
     except csv.Error as error:
         raise SubmissionError(f"{filename}: the file could not be split into rows ({error}). "
                               "Please export it again.", reason="unsplittable", filename=filename) from None
-    positions, header_map = _map_header(header, filename)
+    budget.clock()
+    notes = (f"{removed} control character(s) removed",) if removed else ()
     return (_frame(records, positions, sheet=None), encoding, delimiter, None, header_map, blank,
-            tuple(h.strip() for h in header), positions)
+            tuple(h.strip() for h in header), positions, notes)
 
 
 def _cell_text(value) -> str | None:
@@ -218,12 +320,40 @@ def _cell_text(value) -> str | None:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return _CONTROL.sub("", str(value))
 
 
-def _read_xlsx(content: bytes, filename: str):
+def _check_archive(content: bytes, filename: str, limits: ReadLimits) -> None:
+    """Refuse an .xlsx whose members would decompress beyond the limit (a zip bomb), before opening it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            unzipped = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # openpyxl reports the damage with the usual message
+    if unzipped > limits.max_unzipped_bytes:
+        raise SubmissionError(
+            f"{filename}: the file is too large to read: the workbook unpacks to {unzipped:,} bytes (at most "
+            f"{limits.max_unzipped_bytes:,}). Please save only the sheet with the courses and resend."
+        )
+
+
+def _sheet_rows(sheet, budget: _Budget):
+    """The rows of a read-only sheet as they are stored, ignoring the dimension the file declares.
+
+    A workbook may declare ``A1:XFD1048576``; openpyxl would then pad every row to 16,384 cells. After
+    ``reset_dimensions`` each row is as wide as its last stored cell, so the work follows the real content.
+    """
+    if hasattr(sheet, "reset_dimensions"):
+        sheet.reset_dimensions()
+    for values in sheet.iter_rows(values_only=True):
+        budget.row(len(values))
+        yield values
+
+
+def _read_xlsx(content: bytes, filename: str, budget: _Budget):
     from openpyxl import load_workbook
 
+    _check_archive(content, filename, budget.limits)
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as error:
@@ -233,30 +363,35 @@ def _read_xlsx(content: bytes, filename: str):
             reason="xlsx_damaged", filename=filename,
         ) from None
     problems: list[SubmissionError] = []
-    for sheet in book.worksheets:
-        rows = list(sheet.iter_rows(values_only=True))
-        first = next((i for i, r in enumerate(rows) if any(_cell_text(v) for v in r)), None)
-        if first is None:
+    for index, sheet in enumerate(book.worksheets, start=1):
+        # numbered from 1: the rows come as stored from row 1, gaps as empty rows, so this is Excel's row number
+        rows = enumerate(_sheet_rows(sheet, budget), start=1)
+        header = None
+        for _, values in rows:
+            if any(_cell_text(v) for v in values):
+                header = [_cell_text(v) or "" for v in values]
+                break
+        if header is None:
             continue
-        header = [_cell_text(v) or "" for v in rows[first]]
+        title = mask_text(sheet.title)  # a sheet title is the site's text too: never quoted unmasked
         try:
-            positions, header_map = _map_header(header, f"{filename} (sheet '{sheet.title}')")
+            positions, header_map = _map_header(header, f"{filename} (sheet {index} '{title}')")
         except SubmissionError as error:
             error.details["sheet"] = sheet.title
             problems.append(error)
             continue
         records, blank, number = [], 0, 0
-        # iter_rows starts at row 1 whatever the sheet's dimension says, so index + 1 is Excel's row number
-        for index, values in enumerate(rows[first + 1 :], start=first + 2):
+        for row_number, values in rows:
             texts = [_cell_text(v) for v in values]
             if not any(t and t.strip() for t in texts):
                 blank += 1
                 continue
             number += 1
-            records.append((number, index, texts))
+            records.append((number, row_number, texts))
+        budget.clock()
         book.close()
-        return (_frame(records, positions, sheet=sheet.title), "xlsx", "", sheet.title, header_map, blank,
-                tuple(h.strip() for h in header), positions)
+        return (_frame(records, positions, sheet=title), "xlsx", "", title, header_map, blank,
+                tuple(h.strip() for h in header), positions, ())
     book.close()
     if problems:
         raise problems[0]
@@ -264,12 +399,30 @@ def _read_xlsx(content: bytes, filename: str):
                           "file.", reason="no_sheet_data", filename=filename)
 
 
-def read_submission(content: bytes, /, *, filename: str) -> RawSubmission:
-    """Read one delivered file; raise :class:`SubmissionError` with a steward-readable message if impossible."""
+def read_submission(content: bytes, /, *, filename: str, limits: ReadLimits = ReadLimits()) -> RawSubmission:
+    """Read one delivered file; raise :class:`SubmissionError` with a steward-readable message if impossible.
+
+    Parameters
+    ----------
+    content
+        The file's bytes as delivered.
+    filename
+        The file's name (shown in messages masked by ``analysis.masking.mask_text``).
+    limits
+        Bounds on bytes, rows, columns, cells and seconds (:class:`ReadLimits`); beyond them the file fails
+        with a message naming the bound.
+    """
+    filename = mask_text(filename)
     digest = hashlib.sha256(content).hexdigest()
+    if len(content) > limits.max_bytes:
+        raise SubmissionError(
+            f"{filename}: the file is too large to read: {len(content):,} bytes (at most {limits.max_bytes:,}). "
+            "Please send only the quarter's courses.", reason="too_large", filename=filename,
+        )
     if not content.strip():
         raise SubmissionError(f"{filename}: the file is empty. Please resend the quarter's file with its "
                               "header and rows.", reason="empty", filename=filename)
+    budget = _Budget(limits, filename)
     is_zip = content[:4] == b"PK\x03\x04"
     if filename.lower().endswith((".xlsx", ".xlsm")) or is_zip:
         if not is_zip:
@@ -278,13 +431,16 @@ def read_submission(content: bytes, /, *, filename: str) -> RawSubmission:
                 "Please resend it as .xlsx or .csv.",
                 reason="not_xlsx", filename=filename,
             )
-        rows, encoding, delimiter, sheet, header_map, blank, header, positions = _read_xlsx(content, filename)
+        rows, encoding, delimiter, sheet, header_map, blank, header, positions, notes = _read_xlsx(
+            content, filename, budget)
     elif filename.lower().endswith(".xls"):
         raise SubmissionError(f"{filename}: old Excel (.xls) files are not supported. "
                               "Please save as .xlsx or CSV and resend.", reason="old_xls", filename=filename)
     else:
-        rows, encoding, delimiter, sheet, header_map, blank, header, positions = _read_csv(content, filename)
-    notes = tuple(f"column {c} missing: treated as empty" for c in SUBMISSION_COLUMNS if c not in header_map.values())
+        rows, encoding, delimiter, sheet, header_map, blank, header, positions, notes = _read_csv(
+            content, filename, budget)
+    notes = (*notes, *(f"column {c} missing: treated as empty" for c in SUBMISSION_COLUMNS
+                       if c not in header_map.values()))
     return RawSubmission(rows, filename, digest, len(content), encoding, delimiter, sheet, header_map, blank,
                          notes, header, {column: i for i, column in positions.items()})
 
@@ -293,8 +449,8 @@ def columns_record(raw: RawSubmission, /) -> str:
     """Return the file's header row and column positions as JSON (``received_files.columns``).
 
     Header cells the reader did not recognise are kept so the site can be told what it called a column,
-    with any run of 6 or more digits masked: a header cell is file content and could hold a CPR number.
+    masked (``analysis.masking``): a header cell is file content and could hold a CPR number.
     """
     mapped = set(raw.header_map)
-    header = [h if h in mapped else re.sub(r"\d{6,}", lambda m: "9" * len(m[0]), h) for h in raw.header]
+    header = [h if h in mapped else mask_text(h) for h in raw.header]
     return json.dumps({"header": header, "positions": raw.positions}, ensure_ascii=False, sort_keys=True)

@@ -32,6 +32,8 @@ from analysis.ingest import reasons as texts
 from analysis.ingest.courses import consolidate_courses, course_ids
 from analysis.ingest.submissions import LOCATION_COLUMNS
 from analysis.ingest.validate import QUARANTINE_EXTRA
+from analysis.masking import mask_digits
+from analysis.masking import mask_text as _mask_text
 from analysis.publish.monitoring import Targets
 from analysis.schema import SUBMISSION_COLUMNS
 
@@ -532,15 +534,14 @@ def build_feedback(inputs: FeedbackInputs, /, *, key: bytes, previous_state: pl.
 
 
 def mask_cpr(value: str | None, /) -> str:
-    """Shape only: digits become 9 (``999999-9999``), so a steward sees what is wrong without the number."""
-    return "" if value is None else re.sub(r"\d", "9", value)
+    """Shape only: every digit masked (``XXXXXX-XXXX``, ``analysis.masking``), so a steward sees what is wrong
+    without the number."""
+    return "" if value is None else mask_digits(value)
 
 
 def mask_text(text: str | None, /) -> str:
-    """Mask every run of 6 or more digits (with an optional hyphen or space) that could be a CPR number."""
-    if text is None:
-        return ""
-    return re.sub(r"\d{6}[- ]?\d{1,4}|\d{6,}", lambda m: re.sub(r"\d", "9", m[0]), text)
+    """Text a site wrote with everything CPR-shaped masked: the one rule of ``analysis.masking``."""
+    return "" if text is None else _mask_text(text)
 
 
 def masked(feedback: Feedback, /) -> Feedback:

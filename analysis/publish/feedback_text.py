@@ -162,6 +162,13 @@ UNREADABLE_TEXTS = {
         "header_columns_missing": ("Overskriftsrækken i {filename}{sheet} har ingen kolonne for {missing}.",
                                    "Send filen igen med én overskriftsrække: CPR-nr., Startdato, Slutdato, "
                                    "Delmålgruppe, Gennemført."),
+        "header_missing": ("Filen {filename}{sheet} ser ud til at mangle overskriftsrækken: første linje "
+                           "ligner en række med data.",
+                           "Sæt overskriftsrækken ind øverst: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
+                           "Gennemført, og send filen igen."),
+        "too_large": ("Filen {filename} er for stor til at blive læst (for mange rækker, kolonner eller bytes).",
+                      "Eksportér kun kvartalets forløb med kolonnerne CPR-nr., Startdato, Slutdato, "
+                      "Delmålgruppe og Gennemført, og send filen igen."),
         "unreadable": ("Filen for {quarter} kunne ikke læses.",
                        "Send filen igen; hjælper det ikke, så skriv til os, så finder vi årsagen sammen."),
         "sheet": " (arket '{sheet}')",
@@ -186,6 +193,13 @@ UNREADABLE_TEXTS = {
         "header_columns_missing": ("The header row of {filename}{sheet} has no column for {missing}.",
                                    "Resend the file with one header row: CPR-nr., Startdato, Slutdato, "
                                    "Delmålgruppe, Gennemført."),
+        "header_missing": ("The file {filename}{sheet} seems to lack its header row: the first line looks "
+                           "like a data row.",
+                           "Add the header row at the top: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
+                           "Gennemført, and resend the file."),
+        "too_large": ("The file {filename} is too large to read (too many rows, columns or bytes).",
+                      "Export only the quarter's courses with the columns CPR-nr., Startdato, Slutdato, "
+                      "Delmålgruppe and Gennemført, and resend the file."),
         "unreadable": ("The file for {quarter} could not be read: {message}",
                        "Ask the site to resend it; if that does not help, look at the run in the Dagster "
                        "UI."),

@@ -22,6 +22,7 @@ from datetime import datetime
 import polars as pl
 
 from analysis.ingest import reasons as texts
+from analysis.masking import mask_text
 from analysis.publish.feedback import (
     NEW,
     OUTSTANDING,
@@ -60,7 +61,7 @@ HEADERS = {DANISH: {"status": "Status", "since": "Udestående siden", "quarter":
                     "resolved": "Rettet", "oldest": "Ældste udestående", "deadline": "Frist for næste fil",
                     "missing": "Mangler", "check": "Kontrol", "asset": "Trin", "severity": "Alvor",
                     "description": "Hvad kontrollen sikrer", "unexpected_count": "Afvigelser",
-                    "cross_site": "På tværs"},
+                    "cross_site": "På tværs", "entry": "I indbakken"},
            ENGLISH: {"status": "Status", "since": "Outstanding since", "quarter": "Quarter",
                      "filename": "File", "sheet": "Sheet", "line": "Line/row", "cells": "Cell",
                      "labels": "Problem", "message": "What is wrong", "advice": "How to fix it",
@@ -74,7 +75,7 @@ HEADERS = {DANISH: {"status": "Status", "since": "Udestående siden", "quarter":
                      "oldest": "Oldest outstanding", "deadline": "Next file due", "missing": "Missing",
                      "check": "Check", "asset": "Step", "severity": "Severity",
                      "description": "What the check ensures", "unexpected_count": "Deviations",
-                     "cross_site": "Across sites"}}
+                     "cross_site": "Across sites", "entry": "In the inbox"}}
 
 _WORDS = {DANISH: {"nothing": "Intet at rette.", "none": "Ingen",
                    "title": "Tilbagemelding på CTI-indberetning", "to": "Tilbagemelding til",
@@ -100,7 +101,7 @@ _WORDS = {DANISH: {"nothing": "Intet at rette.", "none": "Ingen",
                    "deadline_text": "Filen for {quarter} skal være modtaget senest {day}.",
                    "no_deadline": "Fristen for filen for {quarter} oplyses af Social- og Boligstyrelsen.",
                    "cpr": "CPR-numre",
-                   "cpr_masked": "CPR-numre er skjult i denne udgave (som 999999-9999); find rækken ud fra "
+                   "cpr_masked": "CPR-numre er skjult i denne udgave (som XXXXXX-XXXX); find rækken ud fra "
                                  "fil og linje/række.",
                    "cpr_raw": "Denne udgave indeholder CPR-numre og må kun sendes via sikker e-mail.",
                    "contact": "Kontakt", "recurring": "Gennemgående problem",
@@ -129,7 +130,7 @@ _WORDS = {DANISH: {"nothing": "Intet at rette.", "none": "Ingen",
                                 "shows (the header row is number 1).", "deadline": "Next file due",
                     "deadline_text": "The file for {quarter} is due by {day}.", "cpr": "CPR numbers",
                     "no_deadline": "No deadline is configured for the file for {quarter} (delivery_days).",
-                    "cpr_masked": "CPR numbers are masked in this version (as 999999-9999); find the row by "
+                    "cpr_masked": "CPR numbers are masked in this version (as XXXXXX-XXXX); find the row by "
                                   "file and line/row.",
                     "cpr_raw": "This version holds CPR numbers: send it only by secure e-mail.",
                     "contact": "Contact", "recurring": "Recurring problem",
@@ -351,7 +352,7 @@ def steward_checks(checks: pl.DataFrame, /, *, assets: Collection[str],
 
 _PAGE = {DANISH: {"title": "CTI – dataansvarliges oversigt", "generated": "Dannet {when}.",
                   "badge_raw": "BEGRÆNSET ADGANG: viser CPR-numre. Må kun ligge under restricted/.",
-                  "badge_masked": "Almindelig udgave: ingen CPR-numre (vist som 9999999999).",
+                  "badge_masked": "Almindelig udgave: ingen CPR-numre (vist som XXXXXXXXXX).",
                   "overview": "Overblik pr. indberetter", "unreadable": "Filer, der ikke kunne læses",
                   "strays": "Filer i indbakken, som ikke blev læst",
                   "checks": "Fejlede kontroller (indlæsning og kobling)", "nothing": "Intet at rapportere.",
@@ -368,7 +369,7 @@ _PAGE = {DANISH: {"title": "CTI – dataansvarliges oversigt", "generated": "Dan
                            "filer: afklar dem med begge.", "yes": "ja", "round_col": "Tilbagemelding"},
          ENGLISH: {"title": "CTI data steward view", "generated": "Generated {when}.",
                    "badge_raw": "RESTRICTED: shows raw CPR numbers. Keep under restricted/.",
-                   "badge_masked": "General version: no CPR numbers (shown as 9999999999).",
+                   "badge_masked": "General version: no CPR numbers (shown as XXXXXXXXXX).",
                    "overview": "Overview by site", "unreadable": "Files that could not be read",
                    "strays": "Inbox files that were not read", "checks": "Failed checks (ingest and linkage)",
                    "nothing": "Nothing to report.", "current": "Current quarter: {quarter}",
@@ -529,13 +530,49 @@ def _overview(feedback: Feedback, language: str, settings: FeedbackSettings) -> 
     return pl.DataFrame(shown)
 
 
+#: What the steward reads for an inbox entry that was not ingested as it is (``pipelines.inbox.STRAY_KINDS``
+#: kinds): why, and what to do. The English account's own wording (with its hints) is the English text.
+STRAY_TEXTS = {
+    "not_a_quarter_folder": ("Mappenavnet er ikke et kvartal i formen ÅÅÅÅQn (fx 2025Q1).",
+                             "Flyt indberetternes filer ind i kvartalets mappe, eller flyt mappen ud af indbakken."),
+    "quarter_out_of_range": ("Kvartalet ligger uden for overvågningsperioden.",
+                             "Tjek kvartalet i mappenavnet; filer uden for perioden indlæses ikke."),
+    "loose_file": ("En fil direkte i indbakken, ikke i en kvartalsmappe.", "Flyt den ind i kvartalets mappe."),
+    "nested_folder": ("En mappe inde i en kvartalsmappe.",
+                      "Flyt filerne op i kvartalsmappen, eller flyt mappen ud af indbakken."),
+    "unknown_site": ("Filnavnet begynder ikke med en kendt indberetter (sites.csv).",
+                     "Omdøb filen til <indberetter>.csv eller <indberetter>_<noget>.csv, eller tilføj "
+                     "indberetteren i sites.csv."),
+    "unsupported_type": ("Ikke en .csv-, .txt- eller .xlsx-fil.",
+                         "Bed indberetteren sende kvartalet som CSV eller Excel (.xlsx)."),
+    "hidden": ("En skjult eller midlertidig fil (fx en Excel-låsefil).", "Intet at gøre: den indlæses ikke."),
+    "cpr_in_name": ("Filnavnet indeholder et CPR-lignende tal; filen indlæses og vises med skjult navn.",
+                    "Bed indberetteren navngive filerne uden CPR-numre."),
+    "unreadable_entry": ("Posten kan ikke læses.", "Tjek filens rettigheder i indbakken."),
+}
+
+
+def stray_rows(strays: pl.DataFrame, /, *, language: str, restricted: bool) -> pl.DataFrame:
+    """The inbox account (``analysis.schema.INBOX_ENTRIES``) as the page shows it: entry, quarter, why, what to do.
+
+    The entry is the site's own text (a path): masked in the general version.
+    """
+    rows = []
+    for row in strays.iter_rows(named=True):
+        danish = STRAY_TEXTS.get(row["kind"])
+        reason, action = (danish if language == DANISH and danish else (row["reason"], row["action"]))
+        rows.append({"entry": row["entry"] if restricted else mask_text(row["entry"]),
+                     "quarter": row["quarter"] or "", "message": reason, "advice": action})
+    return pl.DataFrame(rows, schema={c: pl.String for c in ("entry", "quarter", "message", "advice")})
+
+
 def render_steward_page(feedback: Feedback, described: Described, checks: pl.DataFrame, /, *,
                         restricted: bool, language: str, generated_at: str, settings: FeedbackSettings,
                         strays: pl.DataFrame | None = None) -> str:
     """One self-contained HTML page (no external resources, no script) in ``language``.
 
-    ``checks`` comes from :func:`steward_checks` (only what a steward can act on); ``strays`` optionally lists
-    inbox files that were not read (any columns; shown as they are).
+    ``checks`` comes from :func:`steward_checks` (only what a steward can act on); ``strays`` optionally is
+    the inbox account (``analysis.schema.INBOX_ENTRIES``): entries that were not ingested as they are.
     """
     page, head = _PAGE[language], HEADERS[language]
     checks = checks if set(CHECK_VIEW) <= set(checks.columns) else pl.DataFrame(schema=CHECK_VIEW)
@@ -547,7 +584,9 @@ def render_steward_page(feedback: Feedback, described: Described, checks: pl.Dat
                 ("unreadable", page["unreadable"], _table(unreadable, head | {"advice": head["todo"]},
                                                           language=language))]
     if strays is not None:
-        sections.append(("strays", page["strays"], _table(strays, head, language=language)))
+        shown = stray_rows(strays, language=language, restricted=restricted)
+        sections.append(("strays", page["strays"], _table(shown, head | {"advice": head["todo"]},
+                                                          language=language)))
     sections.append(("checks", page["checks"], _table(general, head, language=language)))
     body = "".join(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for key, title, content in sections)
@@ -586,12 +625,12 @@ class StewardOutputs:
 
 
 def steward_outputs(feedback: Feedback, checks: pl.DataFrame, /, *, settings: FeedbackSettings, now: datetime,
-                    sites: Sequence[str]) -> StewardOutputs:
+                    sites: Sequence[str], strays: pl.DataFrame | None = None) -> StewardOutputs:
     """Render both versions of the page (in the staff language) and of each site's workbook.
 
     The workbook a site receives is Danish; with ``settings.staff_language == "en"`` an English copy of each
     is made for SBST staff too. A site gets a workbook once it is expected to deliver (it has a file or a
-    missing quarter).
+    missing quarter). ``strays`` is the inbox account (entries not ingested as they are), shown on the page.
     """
     staff = settings.staff_language
     stamp = now.isoformat(timespec="seconds")
@@ -601,7 +640,8 @@ def steward_outputs(feedback: Feedback, checks: pl.DataFrame, /, *, settings: Fe
         described = describe(shown, language=staff, restricted=restricted)
         when = local_time(stamp, language=staff)
         pages[restricted] = render_steward_page(shown, described, checks, restricted=restricted,
-                                                language=staff, generated_at=when, settings=settings)
+                                                language=staff, generated_at=when, settings=settings,
+                                                strays=strays)
         for language in dict.fromkeys((DANISH, staff)):
             described = describe(shown, language=language, restricted=restricted)
             for site in sites:
