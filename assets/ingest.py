@@ -46,8 +46,8 @@ def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
     outs={
         "raw_submission": dg.AssetOut(
             metadata=RESTRICTED_META,
-            description="Every received version of one site's quarterly file, read as delivered (restricted: "
-                        "raw CPR).",
+            description="Every received version of one site's quarterly file, read as delivered "
+                        "(restricted: raw CPR).",
         ),
         "received_files": dg.AssetOut(
             description="Each received version: file name, size, sha256, when, encoding, rows read (no CPR).",
@@ -61,8 +61,8 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
     receipts = inbox.receive(layout.inbox, layout.received, quarter=quarter, site=site,
                              sites=code_lists.site_ids())
     if not receipts:
-        raise dg.Failure(f"{site} {quarter}: no submission file in {layout.inbox / quarter} (expected "
-                         f"{site}.csv or .xlsx)")
+        raise dg.Failure(f"{site} {quarter}: no submission file in {layout.inbox / quarter} "
+                         f"(expected {site}.csv or .xlsx)")
     frames, files = [], []
     for version, receipt in enumerate(receipts, start=1):
         latest = version == len(receipts)

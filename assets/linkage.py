@@ -84,8 +84,8 @@ def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
 @dg.asset(
     group_name=LINKAGE_GROUP,
     check_specs=check_specs(dg.AssetKey("outcome_panel"), suites.OUTCOME_PANEL),
-    description="Person x month outcomes of participants and the comparison pool, built lazily from the "
-                "registers.",
+    description="Person x month outcomes of participants and the comparison pool, "
+                "built lazily from the registers.",
     kinds={"polars", "parquet"},
 )
 def outcome_panel(

@@ -17,7 +17,7 @@ from pipelines.layout import Layout, Places
 
 
 class PseudonymKey(dg.ConfigurableResource):
-    """The secret key for HMAC-SHA256 pseudonyms: ``CTI_PSEUDONYM_KEY`` (``key``) or a file (``key_file``).
+    """The secret HMAC-SHA256 pseudonym key: from ``CTI_PSEUDONYM_KEY`` (``key``) or a file (``key_file``).
 
     Only the key id (a fingerprint) is ever stored or shown; the key itself stays in memory. The key rules
     are ``analysis.ingest.pseudonym.key_problem``; :meth:`for_data` also refuses a key whose id differs from
@@ -40,12 +40,12 @@ class PseudonymKey(dg.ConfigurableResource):
             source = KeySource(variable=KEY_VARIABLE)
             secret = keys.read_secret(source, env={KEY_VARIABLE: self.key})
         if secret is None:
-            raise keys.KeyRefused(f"no pseudonymisation key: {source.describe()} is not set or does not "
-                                  "exist")
+            raise keys.KeyRefused(f"no pseudonymisation key: {source.describe()} is not set "
+                                  "or does not exist")
         return secret
 
     def for_data(self, layout: Layout) -> tuple[bytes, str]:
-        """Return the key and its id, once it is checked that the data directory's pseudonyms use it."""
+        """Return the key and its id after checking that the data directory's pseudonyms were made with it."""
         from analysis.ingest import pseudonym
         from pipelines import keys
 

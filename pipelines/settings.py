@@ -144,8 +144,8 @@ class Settings:
         kind = env.get("CTI_REGISTER_SOURCE", "").strip() or ("extracts" if extracts else "mock")
         if kind == "extracts":
             if not extracts:
-                raise ValueError("CTI_REGISTER_SOURCE=extracts needs CTI_EXTRACTS_DIR (the directory of the "
-                                 "extracts)")
+                raise ValueError("CTI_REGISTER_SOURCE=extracts needs CTI_EXTRACTS_DIR "
+                                 "(the directory of the extracts)")
             source: MockSource | ExtractSource = ExtractSource(Path(extracts).expanduser().resolve())
         elif kind == "mock":
             source = MockSource(persons=_int(env, "CTI_PERSONS", DEFAULT_PERSONS),

@@ -47,8 +47,8 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
         version/superseded; without them the latest received file per site and quarter counts).
     received
         Optional log of every received file (site, quarter, filename, sha256, received, ...), including
-        files with no clean rows; it becomes the submission log. Without it the log is derived from
-        ``history``.
+        files with no clean rows; it becomes the submission log. Without it the log is derived
+        from ``history``.
     """
     needed = ["pseudonym", "key_id", "site", "quarter", "start_date", "end_date", "delmaalgruppe",
               "completed", "sex", "birth_date", "sha256", "received"]

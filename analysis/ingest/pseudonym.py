@@ -14,8 +14,8 @@ import polars as pl
 MESSAGE_VERSION = b"cpr:v1:"
 #: The key rules (one place: the CLI checks them before any file is read, the key resource when a run starts).
 MIN_KEY_BYTES = 32
-#: A key with fewer distinct bytes than this is a pattern (``aaaa...``, ``0000...``, ``abab...``), not a
-#: secret.
+#: A key with fewer distinct bytes than this is a pattern (``aaaa...``, ``0000...``, ``abab...``),
+#: not a secret.
 MIN_DISTINCT_BYTES = 10
 #: How to make a good key (shown only when no pseudonyms exist yet: a new key unlinks existing data).
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"

@@ -66,8 +66,8 @@ def _distinct_weeks(week_start: pl.Expr) -> pl.Expr:
     """Count the distinct weeks in a group of one calendar year: an OR of one bit per week, then a popcount.
 
     Exact (a year's Mondays are 7 days apart, so ``(ordinal day - 1) // 7`` gives each its own bit of 53) and
-    several times cheaper than ``n_unique`` in a population-sized group-by; duplicated person-weeks count
-    once.
+    several times cheaper than ``n_unique`` in a population-sized group-by; duplicated person-weeks
+    count once.
     """
     bit = pl.lit(2, pl.UInt64).pow(((week_start.dt.ordinal_day() - 1) // 7).cast(pl.UInt32))
     return bit.bitwise_or().bitwise_count_ones().cast(pl.Int64)
@@ -330,8 +330,8 @@ def panel_pool(
         ``analysis.estimate.effects.participant_table``).
     kind
         ``"cem"``: coarsened-exact candidates for participants without a transition; ``"all"``: everyone
-        (or a seeded sample of ``comparison_pool`` persons); ``"auto"``: ``"cem"`` above ``cem_above``
-        persons.
+        (or a seeded sample of ``comparison_pool`` persons); ``"auto"``: ``"cem"`` above
+        ``cem_above`` persons.
     cem_above, per_participant, comparison_pool, seed
         See ``kind``; ``seed`` makes every sample reproducible.
     """
