@@ -19,6 +19,7 @@ unit       what                                 scale     shown as
 ``count``  persons, courses, rows               x 1       whole number, thin-space thousands: ``1 239``
 ``p_value`` a p-value                           x 1       three decimals, ``<0.001`` below that
 ``ratio``  SMD, variance ratio, M̄              x 1       two decimals: ``0.08``
+``years``  an age                               x 1       one decimal: ``41.3``
 ========== =================================== ========= ========================================
 
 Negative numbers carry a true minus sign (U+2212); a value that rounds to zero is printed without a sign,
@@ -38,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -73,6 +74,7 @@ UNITS: dict[str, Unit] = {
         Unit("count", "persons", "", 1.0, 0, True, "#,##0"),
         Unit("p_value", "p-value", "", 1.0, 3, False, "0.000"),
         Unit("ratio", "ratio", "", 1.0, 2, False, "0.00"),
+        Unit("years", "years", "years", 1.0, 1, False, "0.0"),
     )
 }
 
@@ -237,6 +239,8 @@ class Labels:
     units: Mapping[str, str]  # outcome -> effect unit
     subgroups: Mapping[str, str]  # delmålgruppe code -> label
     sites: Mapping[str, str]  # site id -> name
+    #: (kind, key) -> Danish label, from the optional ``label_da`` column (the summary for SBST)
+    danish: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def from_tables(cls, report_labels: pl.DataFrame, /, *, delmaalgrupper: pl.DataFrame | None = None,
@@ -255,17 +259,19 @@ class Labels:
         problems = check_label_table(report_labels)
         if problems:
             raise ValueError("report_labels.csv: " + "; ".join(problems) + " (run `cti config check`)")
-        entries, units = {}, {}
+        entries, units, danish = {}, {}, {}
         for row in report_labels.iter_rows(named=True):
             kind, key = row["kind"].strip(), row["key"].strip()
             entries[(kind, key)] = row["label"].strip()
+            if (row.get("label_da") or "").strip():
+                danish[(kind, key)] = row["label_da"].strip()
             if kind == "outcome":
                 units[key] = row["unit"].strip()
         groups = {} if delmaalgrupper is None else dict(
             zip(delmaalgrupper["code"].to_list(), delmaalgrupper["label"].to_list(), strict=True))
         names = {} if sites is None else dict(
             zip(sites["site"].to_list(), sites["name"].to_list(), strict=True))
-        return cls(entries, units, groups, names)
+        return cls(entries, units, groups, names, danish)
 
     def _get(self, kind: str, key: str) -> str:
         try:
@@ -278,6 +284,10 @@ class Labels:
         """``"Share of months self-supporting"`` (``with_unit``: ``"…, percentage points"``)."""
         label = self._get("outcome", code)
         return f"{label}, {UNITS[self.effect_unit(code)].label}" if with_unit else label
+
+    def danish_label(self, kind: str, key: str, /) -> str:
+        """The Danish label of an outcome or design (``label_da``), else the English one."""
+        return self.danish.get((kind, key)) or self._get(kind, key)
 
     def effect_unit(self, outcome: str, /) -> str:
         """Return the unit of differences in ``outcome`` (``pp`` for shares)."""

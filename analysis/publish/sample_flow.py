@@ -87,6 +87,8 @@ COMPARISON_SCHEMA = pl.Schema(
         "matched_value": pl.Float64,
         "unmatched_n": pl.Int64,
         "unmatched_value": pl.Float64,
+        "first_month": pl.Int32,  # the months of a pre-period mean (null for other rows)
+        "last_month": pl.Int32,
     }
 )
 
@@ -541,6 +543,8 @@ def _comparison(
                     pl.col(name),
                     history,
                     outcome=name,
+                    first_month=history_months[0],
+                    last_month=history_months[1],
                 )
     return pl.DataFrame(out, schema=COMPARISON_SCHEMA)
 
