@@ -9,7 +9,7 @@ PERSONS ?= 100000
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv/.synced
 
-.PHONY: run test ui bench lint clean setup system
+.PHONY: run test ui bench validate lint clean setup system
 
 $(UV):
 	python3 -m pip install --quiet --user 'uv==0.13.9' || python3 -m pip install --quiet 'uv==0.13.9'
@@ -29,13 +29,15 @@ system: $(VENV)  ## Debian chromium + postgresql for the browser and instance te
 test: $(VENV) system  ## the whole test suite
 	.venv/bin/python -m pytest
 
-ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance
-	@.venv/bin/cti prepare-instance
-	.venv/bin/dg dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
+ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance, with the key `make run` uses
+	.venv/bin/cti ui --host 127.0.0.1 --port 3000
 
 bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_ingest.py
+
+validate: $(VENV)  ## Monte Carlo validation of the effect estimators at the real programme's size (see README)
+	.venv/bin/python scripts/validate.py $(VALIDATE_ARGS)
 
 lint: $(VENV)
 	.venv/bin/ruff check .

@@ -133,7 +133,13 @@ COURSES = pl.Schema(
 )
 
 #: Dense integer person id for every linked pseudonym (``person_id`` == register ``PNR``).
-PERSON_INDEX = pl.Schema({"pseudonym": pl.String, "person_id": pl.Int64})
+PERSON_INDEX = pl.Schema({"pseudonym": pl.String, "person_id": pl.Int64, "key_id": pl.String})
+
+#: Inbox entries that are not ingested as they are (``pipelines.inbox.account``): what the steward must do.
+#: ``entry`` is the path relative to the inbox (masked; folders end with "/"); ``ingested`` is true for a file
+#: that is ingested but needs attention (a CPR-shaped number in its name).
+INBOX_ENTRIES = pl.Schema({"entry": pl.String, "quarter": pl.String, "site": pl.String, "kind": pl.String,
+                           "ingested": pl.Boolean, "reason": pl.String, "action": pl.String})
 
 # --- linkage / effect models ------------------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ _TABLES = {
     "event_study": "Event-study coefficients by month from start on the matched sample, relative to the mean of "
                    "months -15..-13 (before the dip; every month estimated, the transition month -1 included).",
     "matched_means": "Raw means by event month: participants vs matched comparisons.",
-    "group_time_att": "Callaway & Sant'Anna ATT(g, t) by start quarter and quarter.",
+    "group_time_att": "Callaway & Sant'Anna ATT(g, t) by start month and month.",
     "staggered_aggregates": "Simple / dynamic / group / calendar aggregations of the group-time ATTs.",
     "effect_influence": "Each matched person's influence on the event-study coefficients of months >= 0: "
                         "stacked by person across outcomes: their joint covariance (read by the SØM).",

@@ -13,9 +13,10 @@ import polars as pl
 
 from analysis.ingest import courses as course_rules
 from analysis.ingest import pseudonym, submissions, validate
+from analysis.masking import mask_text
 from expectations import ingest as suites
 from expectations.adapter import check_results, check_specs
-from pipelines import inbox
+from pipelines import inbox, keys
 from pipelines.layout import RESTRICTED
 from pipelines.partitions import INGEST_GROUP, QUARTER_DIM, SITE_DIM, SUBMISSIONS, quarter_label
 from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
@@ -26,7 +27,7 @@ VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
 RECEIVED_SCHEMA = {
     "sha256": pl.String, "filename": pl.String, "received": pl.String, "version": pl.Int32, "superseded": pl.Boolean,
     "size_bytes": pl.Int64, "readable": pl.Boolean, "encoding": pl.String, "delimiter": pl.String, "sheet": pl.String,
-    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String,
+    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String, "columns": pl.String,
 }
 
 
@@ -66,13 +67,18 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
         try:
             raw = submissions.read_submission(receipt.content(), filename=receipt.filename)
         except submissions.SubmissionError as error:
+            message = mask_text(str(error))  # the reader never quotes the file; masked all the same
             if latest:  # the file that counts is unreadable: fail this partition with the steward's message
-                raise dg.Failure(description=str(error), metadata={"file": receipt.filename, "sha256": receipt.sha256}) from None
-            files.append({**tags, "size_bytes": receipt.size_bytes, "readable": False, "note": str(error)})
+                raise dg.Failure(description=message, metadata={
+                    "file": receipt.filename, "sha256": receipt.sha256, "reason": error.reason,
+                    **{k: mask_text(v) for k, v in error.details.items()},
+                }) from None
+            files.append({**tags, "size_bytes": receipt.size_bytes, "readable": False, "note": message})
             continue
         files.append({**tags, "size_bytes": receipt.size_bytes, "readable": True, "encoding": raw.encoding,
                       "delimiter": raw.delimiter, "sheet": raw.sheet, "rows_read": raw.rows.height,
-                      "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes)})
+                      "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes),
+                      "columns": submissions.columns_record(raw)})
         frames.append(raw.rows.with_columns(
             sha256=pl.lit(receipt.sha256), filename=pl.lit(receipt.filename), received=pl.lit(receipt.received),
             version=pl.lit(version, dtype=pl.Int32), superseded=pl.lit(not latest),
@@ -142,11 +148,18 @@ def validated_rows(
     description="Clean rows with the CPR replaced by a keyed pseudonym (HMAC-SHA256) and key id; no raw CPR.",
     kinds={"polars", "parquet"},
 )
-def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: PseudonymKey):
-    """Pseudonymise the clean rows; sex and birth date were derived from the CPR before it is dropped."""
-    secret = pseudonym_key.secret()
-    rows = pseudonym.pseudonymise(validated_rows, key=secret, key_id=pseudonym.key_id(secret))
-    yield dg.Output(rows, metadata={"rows": rows.height, "key_id": pseudonym.key_id(secret)})
+def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: PseudonymKey, layout: LayoutResource):
+    """Pseudonymise the clean rows; sex and birth date were derived from the CPR before it is dropped.
+
+    A key whose id differs from the data directory's stops the partition before anything is written.
+    """
+    try:
+        secret, key_id = pseudonym_key.for_data(layout.value)
+    except keys.KeyRefused as error:
+        raise dg.Failure(description=str(error)) from None
+    rows = pseudonym.pseudonymise(validated_rows, key=secret, key_id=key_id)
+    keys.record(layout.value, key_id)
+    yield dg.Output(rows, metadata={"rows": rows.height, "key_id": key_id})
     yield from check_results(rows, suites.PSEUDONYMISED)
 
 
@@ -161,7 +174,10 @@ def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: Pseudonym
 )
 def courses(pseudonymised_courses: pl.DataFrame, received_files: pl.DataFrame):
     """Consolidate all quarters: resubmissions supersede, ongoing-then-ended is one course, conflicts flagged."""
-    result = course_rules.consolidate_courses(pseudonymised_courses, received=received_files)
+    try:
+        result = course_rules.consolidate_courses(pseudonymised_courses, received=received_files)
+    except ValueError as error:  # e.g. partitions pseudonymised with two keys
+        raise dg.Failure(description=str(error)) from None
     yield dg.Output(result.courses, output_name="courses", metadata={"courses": result.courses.height})
     yield dg.Output(result.conflicts, output_name="course_conflicts", metadata={"conflicts": result.conflicts.height})
     yield dg.Output(result.submission_log, output_name="submission_log", metadata={"files": result.submission_log.height})

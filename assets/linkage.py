@@ -12,8 +12,9 @@ from analysis.linkage import panel
 from analysis.linkage import population as pools
 from expectations import linkage as suites
 from expectations.adapter import check_results, check_specs
+from pipelines import keys
 from pipelines.partitions import LINKAGE_GROUP
-from pipelines.resources import CodeLists, PseudonymKey
+from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
 
 PANEL_FIRST_MONTH = date(2019, 1, 1)
 
@@ -37,12 +38,18 @@ class LinkageConfig(dg.Config):
     description="Dense integer person id (the register PNR) for every pseudonym, computed once.",
     kinds={"polars", "parquet"},
 )
-def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey):
-    """Pseudonymise the register provider's CPR bridge so courses can be joined on integers from here on."""
-    secret = pseudonym_key.secret()
-    index = pseudonym.pseudonymise(
-        cpr_key.rename({"CPR": "cpr_norm"}), key=secret, key_id=pseudonym.key_id(secret)
-    ).select("pseudonym", pl.col("PNR").alias("person_id"))
+def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey, layout: LayoutResource):
+    """Pseudonymise the register provider's CPR bridge so courses can be joined on integers from here on.
+
+    The index carries the key id; a key other than the data directory's stops it before anything is written.
+    """
+    try:
+        secret, key_id = pseudonym_key.for_data(layout.value)
+    except keys.KeyRefused as error:
+        raise dg.Failure(description=str(error)) from None
+    index = pseudonym.pseudonymise(cpr_key.rename({"CPR": "cpr_norm"}), key=secret, key_id=key_id).select(
+        "pseudonym", pl.col("PNR").alias("person_id"), "key_id")
+    keys.record(layout.value, key_id)
     yield dg.Output(index, metadata={"persons": index.height})
     yield from suites.person_index_results(index)
 
@@ -60,7 +67,10 @@ def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey):
 )
 def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
     """Join courses to the person index (many courses to one person)."""
-    result = panel.link_participants(courses, person_index)
+    try:
+        result = panel.link_participants(courses, person_index)
+    except ValueError as error:  # courses and index pseudonymised with different keys: nothing would link
+        raise dg.Failure(description=str(error)) from None
     yield dg.Output(result.linked, output_name="linked_courses", metadata={"courses": result.linked.height})
     yield dg.Output(result.unlinked, output_name="unlinked_participants", metadata={"unlinked": result.unlinked.height})
     yield dg.Output(result.link_rate, output_name="link_rate")

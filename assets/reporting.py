@@ -7,16 +7,20 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from analysis.publish import effect_report, monitoring_page, som_report, steward_view
+from analysis.publish import effect_report, feedback, monitoring_page, som_report, steward_view
 from analysis.publish.disclosure import Rules
+from analysis.publish.monitoring import Targets
 from analysis.publish.output_check import output_bundle
 from analysis.publish.provenance import provenance
 from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.schema import HEADLINE_OUTCOMES
+from assets import ingest, linkage
 from assets.monitoring import rebuild
+from expectations import steward as steward_checks_da
+from pipelines import inbox
 from pipelines.checks_log import latest_check_evaluations
 from pipelines.partitions import REPORTING_GROUP
-from pipelines.resources import CodeLists, LayoutResource
+from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
 from pipelines.run_status import code_version, ingest_failures, outcome_status
 from pipelines.sources import RegisterSource
 from pipelines.storage import write_bytes, write_parquet, write_text
@@ -144,32 +148,63 @@ def _monitoring_section(code_lists: CodeLists, status: pl.DataFrame | None,
                                                                monitoring_page.publication_tables(monitoring))
 
 
+#: Assets whose checks a steward can act on: the ingest and linkage groups (the methods checks, such as
+#: balance after matching, are the analysts' and stay out of the steward view).
+STEWARD_ASSETS = frozenset(key.to_user_string() for group in (ingest.assets, linkage.assets) for a in group
+                           for key in a.keys)
+
+
 @dg.asset(
     group_name=REPORTING_GROUP,
-    description="Expectation failures and quarantined rows per site and quarter, with per-site feedback "
-                "files.",
-    kinds={"html"},
+    description="Per site and quarter: what is new, outstanding since when and corrected, with per-site "
+                "feedback workbooks in Danish; only the checks a steward can act on (ingest, linkage).",
+    kinds={"html", "xlsx"},
 )
 def steward_view_html(context: dg.AssetExecutionContext, layout: LayoutResource, code_lists: CodeLists,
-                      quarantine: pl.DataFrame, submission_stats: pl.DataFrame) -> dg.MaterializeResult:
-    """General page (no CPR) under reports/, restricted page and feedback with CPR under restricted/reports/."""
-    checks = latest_check_evaluations(context.instance)
-    unreadable = ingest_failures(context.instance)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    for restricted in (False, True):
-        tables = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=restricted, unreadable=unreadable)
-        page = steward_view.render_steward_page(tables, restricted=restricted, generated_at=stamp)
+                      pseudonym_key: PseudonymKey, quarantine: pl.DataFrame, submission_stats: pl.DataFrame,
+                      received_files: pl.DataFrame, pseudonymised_courses: pl.DataFrame,
+                      course_conflicts: pl.DataFrame, unlinked_participants: pl.DataFrame,
+                      person_index: pl.LazyFrame) -> dg.MaterializeResult:
+    """General page and workbooks (CPR masked) under reports/, restricted ones under restricted/reports/.
+
+    The feedback memory (``layout.feedback_state``) is read, brought up to date and written back.
+    """
+    sites = code_lists.site_ids()
+    try:  # the deadline is monitoring's delivery_days; a broken targets table must not stop the feedback
+        targets = Targets.from_table(code_lists.table("monitoring_targets"), sites=sites)
+    except ValueError as error:
+        context.log.warning(f"no delivery deadline on the feedback: {error}")
+        targets = None
+    settings = feedback.FeedbackSettings.from_tables(code_lists.table("feedback"), targets=targets,
+                                                     sites=sites)
+    checks = steward_view.steward_checks(latest_check_evaluations(context.instance), assets=STEWARD_ASSETS,
+                                         danish=steward_checks_da.DANISH)
+    pseudonyms = pseudonymised_courses["pseudonym"].unique().implode()
+    registered = person_index.select("pseudonym").filter(pl.col("pseudonym").is_in(pseudonyms)).collect()
+    inputs = feedback.FeedbackInputs(
+        quarantine, received_files, submission_stats, pseudonymised_courses, registered, course_conflicts,
+        unlinked_participants, code_lists.table("sites"), code_lists.table("delmaalgrupper"),
+        ingest_failures(context.instance))
+    previous = pl.read_parquet(layout.feedback_state) if layout.feedback_state.exists() else None
+    result = feedback.build_feedback(inputs, key=pseudonym_key.secret(), previous_state=previous)
+    entries = inbox.account(layout.inbox, sites).to_frame()  # what the inbox holds besides ingested files
+    outputs = steward_view.steward_outputs(result, checks, settings=settings, now=datetime.now(UTC),
+                                           sites=sites, strays=entries)
+    for restricted, page in outputs.pages.items():
         write_text(layout.steward_reports(restricted=restricted) / "steward_view.html", page)
-        feedback = layout.feedback_dir(restricted=restricted)
-        for site in code_lists.site_ids():
-            sheets = steward_view.feedback_sheets(tables, site)
-            if any(frame.height for frame in sheets.values()):
-                write_bytes(feedback / f"{site}.xlsx", xlsx_bytes(sheets))
-                write_bytes(feedback / f"{site}_rows.csv", csv_bytes(sheets["Rækker"]))
-    general = steward_view.steward_tables(quarantine, submission_stats, checks, restricted=False, unreadable=unreadable)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(layout.reports / "steward_view.html")),
-                                          "quarantined_rows": general.rows.height, "failed_checks": general.check_failures.height,
-                                          "unreadable_files": general.unreadable.height})
+    for book in outputs.workbooks:
+        folder = layout.feedback_dir(restricted=book.restricted, language=book.language)
+        write_bytes(folder / f"{book.site}.xlsx", book.xlsx)
+        write_bytes(folder / book.csv_name, book.rows_csv)
+    write_parquet(layout.feedback_state, result.state)
+    counts = result.overview.select(pl.col("new", "outstanding", "resolved").sum()).row(0, named=True)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(layout.reports / "steward_view.html")),
+        "workbooks": len(outputs.workbooks),
+        "new_items": int(counts["new"]), "outstanding_items": int(counts["outstanding"]),
+        "resolved_items": int(counts["resolved"]), "failed_steward_checks": checks.height,
+        "unreadable_files": result.unreadable.height, "inbox_entries_to_check": entries.height,
+    })
 
 
 assets = [effect_report_html, steward_view_html]

@@ -18,9 +18,12 @@ import polars as pl
 
 from pipelines.layout import RAW_CPR_DIRS
 
-# Ten digits (optionally DDMMYY-SSSS) or nine digits (a CPR whose leading zero was dropped), not inside a
-# longer alphanumeric token (hex digests and ids are not CPR numbers).
-_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-?\d{4}|\d{9})(?![0-9A-Za-z])")
+# Ten digits (DDMMYY-SSSS with or without a separator: hyphen, dash, space) or nine digits (a CPR whose leading
+# zero was dropped), not inside a longer alphanumeric token (hex digests and ids are not CPR numbers); and
+# ten digits written in groups (``61 01 90 12 38``). Separators as in ``analysis.masking``.
+_SEP = r"[ \t\-\u2010-\u2015]"
+_CANDIDATE = re.compile(rf"(?<![0-9A-Za-z])(\d{{6}}{_SEP}{{0,2}}\d{{4}}|\d{{9}}|\d{{2}}(?:{_SEP}\d{{2}}){{3}}{_SEP}?\d{{2}})"
+                        r"(?![0-9A-Za-z])")
 
 #: Directories that may hold raw CPR by design: the delivered files and the restricted store.
 ALLOWED = RAW_CPR_DIRS
@@ -28,7 +31,7 @@ ALLOWED = RAW_CPR_DIRS
 
 def _plausible_cpr(digits: str) -> bool:
     """DDMMYY with a real day (1-31, or 61-91 for replacement numbers) and month."""
-    digits = digits.replace("-", "")
+    digits = re.sub(r"\D", "", digits)
     if len(digits) == 9:
         digits = "0" + digits
     day, month = int(digits[:2]), int(digits[2:4])
@@ -95,6 +98,21 @@ def scan_cpr(root: Path, *, allowed: tuple[str, ...] = ALLOWED) -> list[Finding]
         if hits:
             findings.append(Finding(relative, len(hits), hits[0][:2] + "****" + hits[0][-2:]))
     return findings
+
+
+def scan_values(root: Path, values: tuple[str, ...], *, allowed: tuple[str, ...] = ALLOWED) -> list[Path]:
+    """Files under ``root`` (outside ``allowed`` top-level folders) whose text contains any of ``values``.
+
+    For values the CPR scan does not see (a CPR cut short, one digit too long, a number in a file name).
+    """
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if relative.parts and relative.parts[0] in allowed:
+            continue
+        if any(value in text for text in _texts(path) for value in values):
+            found.append(relative)
+    return found
 
 
 def scan_secret(root: Path, secret: str) -> list[Path]:

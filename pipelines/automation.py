@@ -6,6 +6,7 @@ What follows what comes from ``pipelines.flow`` (read from the asset graph), nev
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -20,25 +21,44 @@ DOWNSTREAM_SENSOR = "downstream_chain"
 QUARTERLY_SCHEDULE = "quarterly_refresh"
 
 
-def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...]) -> tuple[list[dg.RunRequest], str]:
+def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...], *,
+                   ingested: Callable[[inbox.InboxFile], bool] | None = None) -> tuple[list[dg.RunRequest], str]:
     """Run requests for files that are new or changed since ``cursor``, and the new cursor.
 
     The cursor maps each file path to its ``mtime:size`` signature; a replaced file (a resubmission)
-    gets a new signature and so a new run. ``run_key`` makes a request for the same version idempotent.
+    gets a new signature and so a new run. A file the cursor has not seen yet (the first tick, e.g. after
+    ``make run``) is requested only if ``ingested`` says its bytes were not ingested already, so switching
+    the sensor on after a full run requests nothing. ``run_key`` makes a request for the same version
+    idempotent.
     """
     seen: dict[str, str] = json.loads(cursor) if cursor else {}
     current = {str(f.path): (f, f.signature) for f in inbox.scan(inbox_dir, sites)}
     requests: dict[str, dg.RunRequest] = {}
     for path, (item, signature) in current.items():
-        if seen.get(path) == signature:
+        if seen.get(path) == signature or (ingested is not None and ingested(item)):
             continue
         key = submission_key(item.quarter, item.site)
         requests[str(key)] = dg.RunRequest(
             run_key=f"{key}@{signature}",
             partition_key=key,
-            tags={flow.DRIVER_TAG: INBOX_SENSOR, "cti/file": Path(path).name},
+            tags={flow.DRIVER_TAG: INBOX_SENSOR, "cti/file": item.name},
         )
     return list(requests.values()), json.dumps({p: s for p, (_, s) in current.items()}, sort_keys=True)
+
+
+def ingested_check(instance: dg.DagsterInstance, archive: Path, /) -> Callable[[inbox.InboxFile], bool]:
+    """Whether a file's bytes are already ingested: archived as a current version, and the partition's latest
+    ingest run succeeded (a file whose run failed is requested again)."""
+
+    def check(item: inbox.InboxFile) -> bool:
+        if not inbox.already_received(archive, item):
+            return False
+        key = str(submission_key(item.quarter, item.site))
+        latest = instance.get_run_records(filters=dg.RunsFilter(job_name=INGEST_JOB, tags={flow.PARTITION_TAG: key}),
+                                          limit=1)
+        return bool(latest) and latest[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
+
+    return check
 
 
 @dg.sensor(
@@ -51,7 +71,8 @@ def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...]) 
 def inbox_sensor(context: dg.SensorEvaluationContext, layout: LayoutResource, code_lists: CodeLists) -> dg.SensorResult:
     """Watch the inbox for new or replaced submission files; sites come from the configuration at each tick."""
     sites = code_lists.site_ids()
-    requests, cursor = inbox_requests(layout.inbox, context.cursor, sites)
+    requests, cursor = inbox_requests(layout.inbox, context.cursor, sites,
+                                      ingested=ingested_check(context.instance, layout.received))
     known = set(context.instance.get_dynamic_partitions(SITES.name))
     new_sites = [s for s in sites if s not in known]
     return dg.SensorResult(

@@ -28,7 +28,8 @@ def _number(metadata: dict, key: str) -> int | None:
 
 def latest_check_evaluations(instance: dg.DagsterInstance) -> pl.DataFrame:
     """One row per (asset, check, partition): its most recent evaluation, counts only (never values)."""
-    records = instance.get_event_records(
+    # the storage's own reader: DagsterInstance.get_event_records is deprecated (and warns) in Dagster 1.13
+    records = instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION), ascending=True
     )
     latest: dict[tuple[str, str, str], dict] = {}

@@ -186,6 +186,24 @@ def _prices_table(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
     return out
 
 
+def _targets_and_course_rule(frame: pl.DataFrame) -> list[tuple[int | None, str]]:
+    """Check the targets table, and that its course plan is the one the quarantine rule uses."""
+    from analysis.ingest import rules
+    from analysis.publish.monitoring import Targets
+
+    out = _targets_table(frame)
+    if out:
+        return out
+    plan = Targets.from_table(frame, sites=_ANY_SITE)
+    if (plan.planned_months, plan.phase_months) != (rules.COURSE_MONTHS, rules.COURSE_TOLERANCE_MONTHS):
+        out.append((None, f"planned_months {plan.planned_months} and phase_months {plan.phase_months} differ "
+                          f"from the quarantine rule (courses of {rules.COURSE_MONTHS} months accepted up "
+                          f"to {rules.MAX_COURSE_MONTHS}: one more phase, analysis/ingest/rules.py); change "
+                          "both together, or monitoring and the feedback to sites disagree on a course's "
+                          "length"))
+    return out
+
+
 class _AnySite(tuple):
     """Any well-formed site id (the table check cannot see sites.csv; the monitoring asset checks it)."""
 
@@ -202,6 +220,21 @@ def _rule_row(row: dict) -> list[str]:
     except ValueError:
         return [f"value {row['value']!r} of rule {row['rule']!r} is not a number"]
     return [] if value >= 0 else [f"value {value} of rule {row['rule']!r} is negative"]
+
+
+_FEEDBACK_SETTINGS = ("contact", "staff_language")
+
+
+def _feedback_row(row: dict) -> list[str]:
+    setting, value = (row["setting"] or "").strip(), (row["value"] or "").strip()
+    if setting not in _FEEDBACK_SETTINGS:
+        return [f"unknown setting {setting!r}; known: {', '.join(_FEEDBACK_SETTINGS)} "
+                "(the delivery deadline is delivery_days in monitoring_targets.csv)"]
+    if setting == "contact" and not value:
+        return ["contact is empty: the cover sheet of every feedback file shows it"]
+    if setting == "staff_language" and value not in ("da", "en"):
+        return [f"staff_language {value!r} must be da or en (the file sent to a site is Danish either way)"]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +260,8 @@ TABLES: dict[str, TableSpec] = {
                                "education codes and their ISCED-like level"),
     "monitoring_targets": TableSpec(
         ("measure", "scope", "delmaalgruppe", "min", "max", "unit", "source"), (), _no_row_check,
-        "programme monitoring: the course plan, targets and thresholds, each with its source", _targets_table,
+        "programme monitoring: the course plan, targets and thresholds, each with its source",
+        _targets_and_course_rule,
     ),
     "som_prices": TableSpec(
         ("item", "outcome", "direction", "purse", "dkk_per_unit", "unit", "price_year", "status", "source",
@@ -240,4 +274,7 @@ TABLES: dict[str, TableSpec] = {
                                "and column headers", _labels_table),
     "disclosure_rules": TableSpec(("rule", "value", "description"), ("rule",), _rule_row,
                                   "disclosure-control thresholds (analysis.publish.disclosure.Rules)"),
+    "feedback": TableSpec(("setting", "value"), ("setting",), _feedback_row,
+                          "the sites' feedback: the contact line and the staff language of the steward view "
+                          "(da/en); the deadline is delivery_days in monitoring_targets"),
 }

@@ -9,11 +9,13 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/assets/...                        assets that hold raw CPR (raw submissions, quarantine)
     restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
     restricted/reports/                          steward view and feedback with raw CPR
+    restricted/feedback/feedback_state.parquet   what feedback each site got, round by round (no CPR)
     reports/                                     effect report, its tables, general steward view, feedback,
                                                  monitoring page (public), SØM workbook
     restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
     world/manifest.json, world/truth.json        the mock world's configuration and planted truth
     dagster_home/                                the Dagster instance (runs, event log, schedules)
+    run.lock                                     held by the ``cti`` command using the directory
     bench/, validate/                            benchmark and Monte Carlo results
 
 Only ``inbox/`` and ``restricted/`` may hold raw CPR (``RAW_CPR_DIRS``). Assets get the same places from the
@@ -83,6 +85,11 @@ class Places:
             return directory.with_suffix(".parquet")
         return directory.joinpath(*partition.split("|")).with_suffix(".parquet")
 
+    @property
+    def key_record(self) -> Path:
+        """The key id (a fingerprint, never the key) the pseudonyms in the data directory were made with."""
+        return self.root / "assets" / "key_id.json"
+
     # --- reports --------------------------------------------------------------------------------------------
     @property
     def reports(self) -> Path:
@@ -98,9 +105,15 @@ class Places:
         """Where the steward view and the feedback files go (the restricted version shows raw CPR)."""
         return self.restricted / "reports" if restricted else self.reports
 
-    def feedback_dir(self, *, restricted: bool) -> Path:
-        """Per-site feedback files (the restricted ones show raw CPR)."""
-        return self.steward_reports(restricted=restricted) / "feedback"
+    def feedback_dir(self, *, restricted: bool, language: str = "da") -> Path:
+        """Return where the sites' feedback workbooks go (Danish; SBST's English copies: ``en/``)."""
+        base = self.steward_reports(restricted=restricted) / "feedback"
+        return base if language == "da" else base / language
+
+    @property
+    def feedback_state(self) -> Path:
+        """Return the memory of the feedback each site got, round and item (fingerprints, no CPR)."""
+        return self.restricted / "feedback" / "feedback_state.parquet"
 
     def monitoring_page(self, *, restricted: bool) -> Path:
         """Return the monitoring page: public (disclosure-controlled) or internal (exact, restricted)."""
@@ -135,13 +148,18 @@ class Places:
     def derived(self) -> tuple[Path, ...]:
         """Return the outputs a new mock world removes."""
         return (self.root / "assets", self.restricted / "assets", self.received, self.inbox, self.reports,
-                self.restricted / "reports")
+                self.restricted / "reports", self.feedback_state.parent)
 
     # --- operation ------------------------------------------------------------------------------------------
     @property
     def dagster_home(self) -> Path:
         """The Dagster instance (runs, event log, schedules)."""
         return self.root / "dagster_home"
+
+    @property
+    def run_lock(self) -> Path:
+        """Held (``flock``) by the ``cti`` command using the data directory; says who holds it."""
+        return self.root / "run.lock"
 
     @property
     def bench(self) -> Path:

@@ -57,6 +57,11 @@ def sync_sites(instance: dg.DagsterInstance, site_ids: tuple[str, ...], /) -> li
     return new
 
 
+def quarter_labels() -> tuple[str, ...]:
+    """Every quarter that is a partition today, as inbox folder names (``2024Q1`` .. the next quarter)."""
+    return tuple(quarter_label(key) for key in QUARTERS.get_partition_keys())
+
+
 def quarter_label(partition_key: str) -> str:
     """``"2024-04-01"`` -> ``"2024Q2"`` (the inbox folder name)."""
     day = date.fromisoformat(partition_key)

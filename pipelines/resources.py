@@ -18,20 +18,39 @@ from pipelines.layout import Layout, Places
 class PseudonymKey(dg.ConfigurableResource):
     """The secret key for HMAC-SHA256 pseudonyms: from ``CTI_PSEUDONYM_KEY`` (``key``) or a file (``key_file``).
 
-    Only the key id (a fingerprint) is ever stored or shown; the key itself stays in memory.
+    Only the key id (a fingerprint) is ever stored or shown; the key itself stays in memory. The key rules
+    are ``analysis.ingest.pseudonym.key_problem``; :meth:`for_data` also refuses a key whose id differs from
+    the one the data directory's pseudonyms carry (``pipelines.keys``), so a run launched from the UI or a
+    sensor with another key stops before it writes.
     """
 
     key: str = ""
     key_file: str = ""
 
     def secret(self) -> bytes:
-        """Return the key bytes, refusing keys that are missing or too short."""
-        from analysis.ingest import pseudonym
+        """Return the key bytes, refusing keys that are missing or break the key rules."""
+        from pipelines import keys
+        from pipelines.settings import KEY_VARIABLE, KeySource
 
-        value = Path(self.key_file).read_text().strip() if self.key_file else self.key
-        secret = value.encode("utf-8")
-        pseudonym.check_key(secret)
+        if self.key_file:
+            source = KeySource(variable=None, file=Path(self.key_file))
+            secret = keys.read_secret(source)
+        else:
+            source = KeySource(variable=KEY_VARIABLE)
+            secret = keys.read_secret(source, env={KEY_VARIABLE: self.key})
+        if secret is None:
+            raise keys.KeyRefused(f"no pseudonymisation key: {source.describe()} is not set or does not exist")
         return secret
+
+    def for_data(self, layout: Layout) -> tuple[bytes, str]:
+        """The key and its id, after checking that the data directory's pseudonyms were made with it."""
+        from analysis.ingest import pseudonym
+        from pipelines import keys
+
+        secret = self.secret()
+        key_id = pseudonym.key_id(secret)
+        keys.require_same_key(layout, key_id)
+        return secret, key_id
 
 
 class CodeLists(dg.ConfigurableResource):

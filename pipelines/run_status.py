@@ -7,8 +7,9 @@ the failure from the data; the run storage is the record. These helpers read it 
 
 from __future__ import annotations
 
+import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -27,15 +28,43 @@ class PartitionFailure:
     partition: str
     run_id: str
     message: str
+    #: The failure's metadata as text (an unreadable file's ``reason``, ``filename``), for feedback texts.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+#: The reason shown for a run whose step was interrupted by a stop signal.
+INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` was stopped or killed, or the run "
+               "was terminated in the UI); rerun the partition or `cti run`")
+
+
+def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, str]]:
+    """The reason a run failed as a user reads it, and its failure metadata as text (both masked: they may
+    quote a delivered file's name).
+
+    The first step failure's description (or its error message); for a run that failed outside a step
+    (stopped, or marked failed because its process is gone) the run failure's own message.
+    """
+    from analysis.masking import mask_text
+
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:
-            return (data.user_failure_data.description if data.user_failure_data and data.user_failure_data.description
-                    else data.error.message).strip()
-    return "the run failed before a step started (see the run in the Dagster UI)"
+            if data.error.cls_name == "DagsterExecutionInterruptedError":
+                return INTERRUPTED, {}
+            user = data.user_failure_data
+            message = (user.description if user and user.description else data.error.message).strip()
+            pairs = (user.metadata or {}).items() if user else ()
+            metadata = {k: mask_text(str(getattr(v, "value", v))) for k, v in pairs}
+            return mask_text(message), metadata
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        if record.dagster_event is not None and record.dagster_event.message:
+            return mask_text(record.dagster_event.message.strip()), {}
+    return "the run failed before a step started (see the run in the Dagster UI)", {}
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
+    """The reason a run failed, as a user reads it (masked; see :func:`_failure`)."""
+    return _failure(instance, run_id)[0]
 
 
 def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = None) -> dict[str, PartitionFailure]:
@@ -49,7 +78,7 @@ def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = No
         latest = instance.get_run_records(filters=dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
         if latest and latest[0].dagster_run.status == dg.DagsterRunStatus.FAILURE:
             run_id = latest[0].dagster_run.run_id
-            out[key] = PartitionFailure(key, run_id, _failure_message(instance, run_id))
+            out[key] = PartitionFailure(key, run_id, *_failure(instance, run_id))
     return out
 
 
@@ -72,7 +101,11 @@ def outcome_status(instance: dg.DagsterInstance, estimates: pl.DataFrame, /) -> 
 
 
 def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
-    """Submission partitions whose latest ingest run failed: quarter label, site, run id and the reason."""
+    """List the submission partitions whose latest ingest run failed.
+
+    Columns: quarter label, site, run id, message, and the ``SubmissionError`` reason and details (JSON) the
+    failure carries, so the feedback can word it in Danish.
+    """
     rows = []
     for key, failure in failed_partitions(instance, job_name=INGEST_JOB).items():
         quarter, _, site = key.partition("|")
@@ -80,9 +113,12 @@ def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
             label = quarter_label(quarter)
         except ValueError:
             continue
-        rows.append((label, site, failure.run_id, failure.message))
-    return pl.DataFrame(rows, schema={"quarter": pl.String, "site": pl.String, "run_id": pl.String, "message": pl.String},
-                        orient="row")
+        details = {k: v for k, v in failure.metadata.items() if k not in ("reason", "sha256")}
+        rows.append((label, site, failure.run_id, failure.message, failure.metadata.get("reason"),
+                     json.dumps(details, ensure_ascii=False, sort_keys=True)))
+    schema = {"quarter": pl.String, "site": pl.String, "run_id": pl.String, "message": pl.String,
+              "reason": pl.String, "details": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def code_version() -> str:

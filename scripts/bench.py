@@ -202,7 +202,7 @@ def stage_effect_recovery(args, work: Path) -> int:
     did = pl.read_parquet(work / "estimates.parquet").filter(pl.col("dimension") == "all")
     rows = []
     for outcome in HEADLINE:
-        staggered = effects.staggered_effects(effects.quarterly_panel(frame, units, outcome), outcome)
+        staggered = effects.staggered_effects(effects.cohort_panel(frame, units, outcome), outcome)
         pooled = staggered.to_frame().row(0, named=True)
         matched = did.filter(pl.col("outcome") == outcome).row(0, named=True)
         for design, row in (("matched_did", matched), ("staggered_att", pooled)):

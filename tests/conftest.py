@@ -30,3 +30,38 @@ def cti_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pytest_configure(config: pytest.Config) -> None:  # noqa: D103
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+#: The deliveries the small operation world keeps (a quarter with rows, a resubmission, three partitions).
+SMALL_WORLD_FILES = ("2025Q1/aarhus.csv", "2025Q1/koebenhavn.csv", "2025Q1/koebenhavn_rettet.csv", "2025Q1/randers.csv")
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1,000-person mock world, ingested by ``cti run --demo-key --ingest-only`` (three partitions).
+
+    Shared read-only by the operation and UI tests: a test that changes data works on a copy. The key is the
+    demo key file (``restricted/demo_pseudonym.key``), as ``make run`` makes it.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path_factory.mktemp("small_world") / "data"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
+           "GX_ANALYTICS_ENABLED": "False", "DAGSTER_DISABLE_TELEMETRY": "1", "CTI_WORKERS": "2"}
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    made = subprocess.run([*cli, "mock-world", "--persons", "1000", "--seed", "5"], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert made.returncode == 0, made.stderr[-2000:]
+    keep = {data / "inbox" / f for f in SMALL_WORLD_FILES}
+    for path in sorted((data / "inbox").rglob("*"), reverse=True):
+        if path.is_file() and path not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            shutil.rmtree(path)
+    run = subprocess.run([*cli, "run", "--demo-key", "--ingest-only"], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "ingest: 3/3 submission partitions ok" in run.stdout, run.stdout
+    return data

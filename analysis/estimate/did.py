@@ -35,6 +35,10 @@ from analysis.estimate.inference import z_critical
 from analysis.estimate.power import mde_from_se
 from analysis.schema import EVENT_STUDY
 
+#: Event-time windows of the binned pre-trend test (EventStudyResult.pretrend_test): the year-long windows
+#: of the match's history, then the months before the transition month in two halves.
+PRETREND_BINS = ((-36, -25), (-24, -13), (-12, -7), (-6, -2))
+
 _NEEDED = ("unit", "person_id", "stack_time", "event_time", "treated", "weight")
 
 #: Columns of a pooled DiD estimate (one row of :meth:`DidResult.to_frame`, one level of a subgroup fit).

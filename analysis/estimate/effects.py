@@ -25,10 +25,16 @@ from analysis.schema import (
     STAGGERED_AGGREGATES,
 )
 
-#: Pooled post window (event months) of every headline estimate; the planted truth uses the same window.
+#: Pooled post window (event months) of every headline estimate, both designs; the planted truth uses it too.
 POST_WINDOW = (12, 24)
-#: The staggered ATT's pooled effect: dynamic aggregation over these event quarters (months 12..26).
-POST_QUARTERS = (4, 8)
+#: The month before the start holds the transition itself (the stay discharge, the dip's bottom, its
+#: register trace): the staggered design treats it as anticipation.
+ANTICIPATION_MONTHS = 1
+#: The staggered design's base: each person's mean over the 12 months before the transition month (event
+#: months -13..-2), so every ATT(g, t) compares month t with a year, not with one noisy month (with a single
+#: base month its standard error is 1.5-4 times as large, most for emergency contacts, whose month -2 lies
+#: in the crisis bump).
+BASE_WINDOW_MONTHS = 12
 #: Heterogeneity dimensions (columns of :func:`participant_table`).
 DIMENSIONS = ("delmaalgruppe", "site", "completed", "start_cohort")
 
@@ -82,9 +88,9 @@ class MatchedEffects:
 class StaggeredEffects:
     """The staggered ATT of one outcome (:func:`staggered_effects`) with the options it was estimated with.
 
-    ``estimate`` .. ``mde`` are the pooled dynamic effect over event quarters ``post`` (None where it could
+    ``estimate`` .. ``mde`` are the pooled dynamic effect over event months ``post`` (None where it could
     not be estimated; se, CI and mde also None where the standard error is degenerate). ``skipped`` lists
-    the start quarters left out, each with the reason.
+    the start months left out, each with the reason.
     """
 
     outcome: str
@@ -95,21 +101,22 @@ class StaggeredEffects:
     ci_lower: float | None
     ci_upper: float | None
     mde: float | None
-    n_treated: int  # participants in the estimated start quarters
+    n_treated: int  # participants in the estimated start months
     n_controls: int  # their matched comparison persons
     skipped: tuple[str, ...]
-    post: tuple[int, int]  # event quarters of the pooled effect
+    post: tuple[int, int]  # event months of the pooled effect
     alpha: float
     control_group: str
     method: str
-    anticipation: int  # quarters
+    anticipation: int  # months
+    base_window: int  # months of the base average
 
     @property
     def note(self) -> str:
-        """Which start quarters were left out and why (empty when none was)."""
+        """Which start months were left out and why (empty when none was)."""
         if not self.skipped:
             return ""
-        return f"{len(self.skipped)} start quarter(s) left out: {'; '.join(self.skipped)}"
+        return f"{len(self.skipped)} start month(s) left out: {'; '.join(self.skipped)}"
 
     def to_frame(self) -> pl.DataFrame:
         """Return the pooled effect as one row (outcome, estimate, se, CI, n, mde and the note)."""
@@ -174,71 +181,83 @@ def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: 
                           post=POST_WINDOW)
 
 
-def quarterly_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
-    """Return the matched sample by quarter, one stack per start quarter (participants, their comparisons).
+def cohort_panel(panel: pl.DataFrame, units: pl.DataFrame, outcome: str, /) -> pl.DataFrame:
+    """Return the matched sample by month, one stack per start month (its participants, their comparisons).
 
-    Columns: ``stack`` (start quarter of the match), ``person_id``, ``period`` (quarter index = year * 4 +
-    quarter - 1), the outcome (the quarter's monthly mean: the scale of the matched DiD), ``cohort`` (the
-    start quarter for participants, null for comparisons) and ``weight`` (matching weight, summed over a
-    comparison's matches within the stack). Comparison persons who start CTI later are left out (the
-    never-treated control group needs units that are never treated inside the panel).
+    Columns: ``stack`` (the start month of the match, a month index), ``person_id``, ``period`` (month
+    index = year * 12 + month - 1), the outcome, ``cohort`` (the start month for participants, null for
+    comparisons) and ``weight`` (matching weight, summed over a comparison's matches within the stack).
+    Comparison persons who start CTI later are left out (the never-treated control group needs units that
+    are never treated inside the panel). Start months, not quarters: a quarter's participants started up to
+    two months apart, so quarterly cells blur the start and cannot hold the window months 12..24.
     """
     eligible = units.filter((pl.col("treated") == 1) | pl.col("person_start").is_null()).with_columns(
-        stack=(pl.col("cohort") // 3).cast(pl.Int64))
+        stack=pl.col("cohort").cast(pl.Int64))
     members = (
         eligible.group_by("person_id", "stack").agg(treated=pl.col("treated").max())
         .join(sum_by(eligible, ["person_id", "stack"], "weight"), on=["person_id", "stack"], validate="1:1")
     )
-    q = (
-        panel.select("person_id", "month", outcome)
+    months = (
+        panel.select("person_id", period=month_index("month").cast(pl.Int64),
+                     value=pl.col(outcome).cast(pl.Float64))
         .join(members.select("person_id").unique(), on="person_id", how="semi")
-        .group_by("person_id", period=(month_index("month") // 3).cast(pl.Int64))
-        .agg(pl.col(outcome).cast(pl.Float64).mean())
     )
     return (
-        members.join(q, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks
-        .select("stack", "person_id", "period", outcome,
+        members.join(months, on="person_id", how="inner", validate="m:m")  # a comparison may serve two stacks
+        .select("stack", "person_id", "period", pl.col("value").alias(outcome),
                 cohort=pl.when(pl.col("treated") == 1).then(pl.col("stack")),
                 weight=pl.col("weight").cast(pl.Float64))
         .sort("stack", "person_id", "period")
     )
 
 
-#: The quarter before the start quarter holds the transition itself (the stay discharge, the dip's bottom):
-#: it is treated as anticipation, so every ATT(g, t) compares with quarter g - 2.
-ANTICIPATION_QUARTERS = 1
+def staggered_effects(stacks: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05,
+                      post: tuple[int, int] = POST_WINDOW, anticipation: int = ANTICIPATION_MONTHS,
+                      base_window: int = BASE_WINDOW_MONTHS) -> StaggeredEffects:
+    """Callaway & Sant'Anna ATT(g, t) on the matched sample by month, stacked by start month.
 
-
-def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float = 0.05) -> StaggeredEffects:
-    """Callaway & Sant'Anna ATT(g, t) on the quarterly matched sample, stacked by start quarter.
-
-    Each start quarter g is estimated against its own matched comparisons only (never-treated control group,
+    Each start month g is estimated against its own matched comparisons only (never-treated control group,
     doubly robust, matching weights), so a cohort is never compared with persons matched on another
-    cohort's dip; :func:`analysis.estimate.staggered.stack_results` then aggregates the stacks as one set of
-    ATT(g, t) with standard errors clustered by person.
+    cohort's dip. Every ATT(g, t) compares month t with the ``base_window`` months before the
+    ``anticipation`` months before g (universal base); :func:`analysis.estimate.staggered.stack_results`
+    then aggregates the stacks as one set of ATT(g, t) with standard errors clustered by person.
+
+    Parameters
+    ----------
+    stacks
+        :func:`cohort_panel` (any integer periods work; ``post``, ``anticipation`` and ``base_window`` are in
+        them).
+    outcome
+        The outcome column.
+    alpha
+        Level of the intervals.
+    post
+        Event periods whose dynamic aggregation is the pooled effect (the truth's months 12..24).
+    anticipation, base_window
+        See :func:`analysis.estimate.staggered.att_gt`.
 
     Returns
     -------
     StaggeredEffects
-        Group-time ATTs, the four aggregations, and the pooled dynamic effect over event quarters
-        ``POST_QUARTERS``.
+        Group-time ATTs, the four aggregations, and the pooled dynamic effect over event periods ``post``.
     """
-    if "stack" not in quarters.columns:
-        quarters = quarters.with_columns(stack=pl.lit(0, pl.Int64))
-    weights = "weight" if "weight" in quarters.columns else None
+    if "stack" not in stacks.columns:
+        stacks = stacks.with_columns(stack=pl.lit(0, pl.Int64))
+    weights = "weight" if "weight" in stacks.columns else None
     results, skipped = [], []
-    for (stack,), frame in quarters.partition_by("stack", as_dict=True, maintain_order=True).items():
+    for (stack,), frame in stacks.partition_by("stack", as_dict=True, maintain_order=True).items():
         try:
             results.append(att_gt(frame, unit="person_id", period="period", cohort="cohort", outcome=outcome,
                                   control_group="never_treated", method="dr", alpha=alpha, weights=weights,
-                                  anticipation=ANTICIPATION_QUARTERS))
-        except ValueError as error:  # e.g. a start quarter without pre-period inside the panel
+                                  anticipation=anticipation, base_period="universal",
+                                  base_window=base_window))
+        except ValueError as error:  # e.g. a start month without its base window inside the panel
             skipped.append(f"stack {stack}: {error}")
     if not results:
-        raise ValueError("no start quarter could be estimated: " + "; ".join(skipped))
+        raise ValueError("no start month could be estimated: " + "; ".join(skipped))
     result = stack_results(results)
     cohorts = result.group_time["cohort"].unique().cast(pl.Int64)
-    estimated = quarters.filter(pl.col("stack").is_in(cohorts.implode()))
+    estimated = stacks.filter(pl.col("stack").is_in(cohorts.implode()))
     sizes = (estimated.filter(pl.col("cohort").is_not_null()).group_by("cohort")
              .agg(n=pl.col("person_id").n_unique()))
     gt = (
@@ -266,7 +285,7 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
     ).select([pl.col(c).cast(t) for c, t in STAGGERED_AGGREGATES.items()])
     n_controls = int(estimated.filter(pl.col("cohort").is_null())["person_id"].n_unique())
     try:
-        pooled = result.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
+        pooled = result.aggregate("dynamic", min_e=post[0], max_e=post[1])
         ok = np.isfinite(pooled.se) and pooled.se > 0
         effect = {"estimate": pooled.att, "se": pooled.se if ok else None,
                   "ci_lower": pooled.ci_lower if ok else None, "ci_upper": pooled.ci_upper if ok else None,
@@ -275,8 +294,9 @@ def staggered_effects(quarters: pl.DataFrame, outcome: str, /, *, alpha: float =
         effect = {"estimate": None, "se": None, "ci_lower": None, "ci_upper": None, "mde": None}
     return StaggeredEffects(outcome=outcome, group_time=gt, aggregates=aggregates_frame, **effect,
                             n_treated=n_treated, n_controls=n_controls, skipped=tuple(skipped),
-                            post=POST_QUARTERS, alpha=alpha, control_group=result.control_group,
-                            method=result.method, anticipation=result.anticipation)
+                            post=post, alpha=alpha, control_group=result.control_group,
+                            method=result.method, anticipation=result.anticipation,
+                            base_window=result.base_window)
 
 
 def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame,
@@ -285,8 +305,8 @@ def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFr
     """All effect tables of one outcome (see the module docstring); ``honest`` adds the honest-DiD bounds."""
     matched = matched_effects(stacked, participants, outcome)
     study = matched.event_study
-    staggered = staggered_effects(quarterly_panel(panel, units, outcome), outcome)
-    window = f"quarters {POST_QUARTERS[0]}..{POST_QUARTERS[1]}"
+    staggered = staggered_effects(cohort_panel(panel, units, outcome), outcome)
+    window = f"{staggered.post[0]}..{staggered.post[1]}"
     window += f" ({staggered.note})" if staggered.note else ""
     pooled = _estimate_row(outcome, "staggered_att", "all", "all", staggered.to_frame().row(0, named=True),
                            pretrend_p=None, window=window)

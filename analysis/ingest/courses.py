@@ -28,9 +28,12 @@ class Consolidated:
     submission_log: pl.DataFrame
 
 
-def _course_id(frame: pl.DataFrame) -> pl.Series:
+def course_ids(frame: pl.DataFrame, /) -> pl.Series:
+    """Return the stable ``course_id`` of each row: a hash of (pseudonym, site, start date), no CPR."""
     keys = frame.select(pl.format("{}|{}|{}", "pseudonym", "site", "start_date")).to_series()
-    return pl.Series("course_id", [hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys.to_list()], dtype=pl.String)
+    return pl.Series("course_id", [hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys.to_list()],
+                     dtype=pl.String)
+
 
 
 def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | None = None) -> Consolidated:
@@ -51,6 +54,11 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
     missing = [c for c in needed if c not in history.columns]
     if missing:
         raise ValueError(f"consolidate_courses needs columns {missing}")
+    key_ids = sorted(history["key_id"].drop_nulls().unique().to_list())
+    if len(key_ids) > 1:  # pseudonyms of two keys never match: the same person would count twice
+        raise ValueError(f"the pseudonymised rows carry {len(key_ids)} key ids ({', '.join(key_ids)}); courses "
+                         "cannot be consolidated across keys. Rerun the partitions made with the other key using "
+                         "the data directory's key, or re-pseudonymise everything with `cti rotate-key`.")
     rows = history
     if "filename" not in rows.columns:
         rows = rows.with_columns(filename=pl.lit(None, pl.String))
@@ -82,22 +90,24 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
         last_reported=pl.col("quarter").max(),
         _groups=pl.col("delmaalgruppe").n_unique(),
     )
-    courses = courses.with_columns(_course_id(courses))
+    courses = courses.with_columns(course_ids(courses))
     conflicts = _conflicts(courses)
     out = courses.select([pl.col(c).cast(t) for c, t in COURSES.items()]).sort("pseudonym", "site", "start_date")
     return Consolidated(out, conflicts, log)
 
 
 def _conflicts(courses: pl.DataFrame) -> pl.DataFrame:
-    schema = {"pseudonym": pl.String, "kind": pl.String, "sites": pl.String, "course_ids": pl.String, "message": pl.String}
+    schema = {"pseudonym": pl.String, "key_id": pl.String, "kind": pl.String, "sites": pl.String,
+              "course_ids": pl.String, "message": pl.String}
     found = []
     changed = courses.filter(pl.col("_groups") > 1)
     for row in changed.iter_rows(named=True):
-        found.append({"pseudonym": row["pseudonym"], "kind": "changed_field", "sites": row["site"],
+        found.append({"pseudonym": row["pseudonym"], "key_id": row["key_id"], "kind": "changed_field",
+                      "sites": row["site"],
                       "course_ids": row["course_id"],
                       "message": "delmålgruppe differs between quarters for the same course; the latest report is used"})
     pairs = (
-        courses.select("pseudonym", "site", "start_date", "end_date", "course_id")
+        courses.select("pseudonym", "key_id", "site", "start_date", "end_date", "course_id")
         .join(courses.select("pseudonym", "site", "start_date", "end_date", "course_id"), on="pseudonym", suffix="_b")
         .filter(pl.col("course_id") < pl.col("course_id_b"))
     )
@@ -114,6 +124,6 @@ def _conflicts(courses: pl.DataFrame) -> pl.DataFrame:
         else:
             continue
         sites = row["site"] if row["site"] == row["site_b"] else f"{row['site']},{row['site_b']}"
-        found.append({"pseudonym": row["pseudonym"], "kind": kind, "sites": sites,
+        found.append({"pseudonym": row["pseudonym"], "key_id": row["key_id"], "kind": kind, "sites": sites,
                       "course_ids": f"{row['course_id']},{row['course_id_b']}", "message": text + "; both are kept until a steward decides"})
     return pl.DataFrame(found, schema=schema).sort("pseudonym", "kind", "course_ids")

@@ -1,4 +1,4 @@
-"""Danish CPR numbers: normalise, validate (century table, day + 60 replacement numbers), derive sex and birth date.
+"""Danish CPR numbers: normalise, validate (century table, day + 60 replacements), derive sex and birth date.
 
 Rules (see DOMAIN.md): DDMMYY-SSSS; the 7th digit and YY give the century; replacement numbers add 60 to the
 day; the modulus-11 check is not required since 2007 (a failure is only a warning); a 9-digit value whose
@@ -12,13 +12,15 @@ from datetime import date
 
 import polars as pl
 
+from analysis.ingest.rules import CPR_REPLACEMENT_DAY_OFFSET
+
 _WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 
 
 def _birth_date(digits: pl.Expr) -> pl.Expr:
     """Birth date of a 10-digit string expression (null when DDMMYY is no date under the century rule)."""
     day = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
-    day = pl.when(day > 60).then(day - 60).otherwise(day)
+    day = pl.when(day > CPR_REPLACEMENT_DAY_OFFSET).then(day - CPR_REPLACEMENT_DAY_OFFSET).otherwise(day)
     month = digits.str.slice(2, 2).cast(pl.Int32, strict=False)
     yy = digits.str.slice(4, 2).cast(pl.Int32, strict=False)
     d7 = digits.str.slice(6, 1).cast(pl.Int32, strict=False)
@@ -44,7 +46,8 @@ def normalise_cpr(frame: pl.DataFrame, /, *, column: str = "cpr") -> pl.DataFram
     ``cpr_warning`` notes a repaired leading zero and/or a failed modulus-11 check (comma-joined) or null.
     """
     raw = pl.col(column).cast(pl.String)
-    cleaned = raw.str.strip_chars().str.replace_all(r"[\s\-\u2010-\u2015]", "").str.replace(r"^(\d+)\.0+$", "${1}")
+    cleaned = raw.str.strip_chars().str.replace_all(r"[\s\-\u2010-\u2015]", "")
+    cleaned = cleaned.str.replace(r"^(\d+)\.0+$", "${1}")
     frame = frame.with_columns(_cpr_clean=cleaned)
     digits_only = pl.col("_cpr_clean").str.contains(r"^\d+$")
     length = pl.col("_cpr_clean").str.len_chars()
@@ -73,7 +76,8 @@ def normalise_cpr(frame: pl.DataFrame, /, *, column: str = "cpr") -> pl.DataFram
         cpr_warning=pl.when(valid & (warnings.list.len() > 0)).then(warnings.list.join(",")),
         cpr_norm=pl.when(valid).then(pl.col("_cpr10")),
         sex=pl.when(valid).then(
-            pl.when(pl.col("_cpr10").str.slice(9, 1).cast(pl.Int32, strict=False) % 2 == 1).then(1).otherwise(2)
+            pl.when(pl.col("_cpr10").str.slice(9, 1).cast(pl.Int32, strict=False) % 2 == 1)
+            .then(1).otherwise(2)
         ).cast(pl.Int8),
         birth_date=pl.when(valid).then(birth),
     ).drop("_cpr_clean", "_cpr10", "_repaired")

@@ -12,19 +12,43 @@ import hmac
 import polars as pl
 
 MESSAGE_VERSION = b"cpr:v1:"
+#: The key rules (one place: the CLI checks them before any file is read, the key resource when a run starts).
 MIN_KEY_BYTES = 32
+#: A key with fewer distinct bytes than this is a pattern (``aaaa...``, ``0000...``, ``abab...``), not a secret.
+MIN_DISTINCT_BYTES = 10
+#: How to make a good key (shown only when no pseudonyms exist yet: a new key unlinks existing data).
+GENERATE_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
 #: Columns that may hold a CPR number before pseudonymisation; all are dropped.
 CPR_COLUMNS = ("cpr", "cpr_norm", "cpr_raw", "CPR")
 
 
-def check_key(key: bytes) -> None:
-    """Refuse a missing or short key (the message never contains the key itself)."""
-    if not key or len(key) < MIN_KEY_BYTES:
-        raise ValueError(
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (it has {len(key or b'')}); "
-            "generate one with: python -c 'import secrets; print(secrets.token_hex(32))' "
-            "and provide it as CTI_PSEUDONYM_KEY"
-        )
+def key_problem(key: bytes | None, /) -> str | None:
+    """What is wrong with ``key`` as a pseudonymisation key (None when it is usable).
+
+    The rules: at least :data:`MIN_KEY_BYTES` bytes, not only whitespace, no leading or trailing whitespace
+    (a key pasted with a stray space or newline would silently be another key), and at least
+    :data:`MIN_DISTINCT_BYTES` distinct bytes. The answer never contains the key itself.
+    """
+    if not key:
+        return "the key is empty"
+    if not key.strip():
+        return f"the key is only whitespace ({len(key)} bytes)"
+    if key != key.strip():
+        return ("the key starts or ends with whitespace (a space, tab or newline); remove it, or the key "
+                "would differ from the one the data were pseudonymised with")
+    if len(key) < MIN_KEY_BYTES:
+        return f"the key must be at least {MIN_KEY_BYTES} bytes (it has {len(key)})"
+    if len(set(key)) < MIN_DISTINCT_BYTES:
+        return (f"the key has only {len(set(key))} distinct bytes (at least {MIN_DISTINCT_BYTES} are needed): "
+                "it is a pattern, not a secret")
+    return None
+
+
+def check_key(key: bytes | None) -> None:
+    """Refuse a key that breaks :func:`key_problem`'s rules (the message never contains the key itself)."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise ValueError(f"unusable pseudonymisation key: {problem}")
 
 
 def key_id(key: bytes) -> str:

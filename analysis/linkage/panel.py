@@ -36,9 +36,11 @@ def link_participants(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> L
     for name, frame, column in (("courses", courses, "pseudonym"), ("person_index", person_index, "person_id")):
         if column not in frame.columns:
             raise ValueError(f"{name} needs a {column!r} column")
+    _require_one_key(courses, person_index)
     joined = courses.join(person_index.select("pseudonym", "person_id"), on="pseudonym", how="left", validate="m:1")
     linked = joined.filter(pl.col("person_id").is_not_null())
-    unlinked = joined.filter(pl.col("person_id").is_null()).select("pseudonym", "site", "start_date", "first_reported")
+    unlinked = joined.filter(pl.col("person_id").is_null()).select(
+        "pseudonym", *(["key_id"] if "key_id" in joined.columns else []), "site", "start_date", "first_reported")
     rate = (
         joined.group_by("site", quarter=pl.col("first_reported"))
         .agg(participants=pl.len().cast(pl.Int64), linked=pl.col("person_id").is_not_null().sum().cast(pl.Int64))
@@ -46,6 +48,16 @@ def link_participants(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> L
         .sort("site", "quarter")
     )
     return Linkage(linked, unlinked, rate)
+
+
+def _require_one_key(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> None:
+    """Pseudonyms of two keys never match: joining them would silently unlink every participant."""
+    ids = {name: set(frame["key_id"].drop_nulls().unique().to_list())
+           for name, frame in (("courses", courses), ("person_index", person_index)) if "key_id" in frame.columns}
+    if len(set().union(*ids.values())) > 1:
+        found = "; ".join(f"{name}: key id {', '.join(sorted(values))}" for name, values in ids.items())
+        raise ValueError(f"the pseudonyms were made with different keys ({found}); they cannot be linked. Rerun "
+                         "with the data directory's key, or re-pseudonymise everything with `cti rotate-key`.")
 
 
 def _month_grid(first_month: date, last_month: date) -> pl.DataFrame:

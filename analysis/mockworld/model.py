@@ -37,6 +37,8 @@ def _treatment(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
     part = world.participants
     row = world.person["part_row"][idx]
     treated = row >= 0
+    if not treated.any():  # no participant among these persons (most chunks, and any comparison pool)
+        return np.zeros((len(idx), len(months)))
     safe = np.maximum(row, 0)
     start = np.where(treated, part["start_month"].to_numpy()[safe] if part.height else 0, _NEVER)
     mult = np.where(treated, part["multiplier"].to_numpy()[safe] if part.height else 0.0, 0.0)
@@ -47,10 +49,13 @@ def _treatment(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
 
 def _dip_shape(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
     """Crisis profile in [0, 1]: deepens over the 12 months before the crisis, then partly recovers."""
-    e = months[None, :] - world.person["crisis_month"][idx][:, None]
+    # A lookup by event month (clipped to -13..12, where the profile is flat), with the same arithmetic as
+    # the closed form: before = (e + 13) / 12 on -12..-1, after = 1 - recovery_share * min(e / 12, 1).
+    e = np.arange(-13, 13)
     before = np.where((e >= -12) & (e < 0), (e + 13) / 12.0, 0.0)
-    recovered = world.config.recovery_share * np.clip(e / 12.0, 0, 1)
-    return before + np.where(e >= 0, 1.0 - recovered, 0.0)
+    table = before + np.where(e >= 0, 1.0 - world.config.recovery_share * np.clip(e / 12.0, 0, 1), 0.0)
+    offset = months[None, :] - world.person["crisis_month"][idx][:, None]
+    return table[np.clip(offset, -13, 12) + 13]
 
 
 def _on_disability(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
@@ -118,3 +123,8 @@ def emergency_rates(world: World, idx: np.ndarray, months: np.ndarray) -> dict[s
     )
     rate1 = rate0 * np.clip(1 + world.config.effects.emergency_rel * _treatment(world, idx, months), 0, None)
     return {"em0": rate0, "em1": rate1}
+
+
+def psych_rates(world: World, idx: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """Return expected psychiatric admissions per month (no planted effect; the crisis's own comes on top)."""
+    return np.exp(-6.5 + 1.1 * world.person["z"][idx][:, None] + 1.2 * _dip_shape(world, idx, months))

@@ -12,6 +12,7 @@ from analysis.mockworld.model import (
     _on_disability,
     emergency_rates,
     labour_probabilities,
+    psych_rates,
 )
 from analysis.mockworld.world import (
     _CRISIS_KINDS,
@@ -39,8 +40,16 @@ def _rng(world: World, family: str, year: int, chunk: int) -> np.random.Generato
 def _labour_states(world: World, year: int, chunk: int, idx: np.ndarray):
     """Draw monthly states; the same uniforms drive treated and untreated worlds (common random numbers)."""
     months = _months_of(year, world.config.reference_date)
+    return (months, *labour_states(world, idx, months, _rng(world, "labour", year, chunk)))
+
+
+def labour_states(world: World, idx: np.ndarray, months: np.ndarray, rng: np.random.Generator):
+    """Self-support, employment and earnings of persons ``idx`` in ``months``, drawn from ``rng``.
+
+    The registers draw from one generator per (labour, year, person chunk) with ``idx`` the whole chunk;
+    ``analysis.mockworld.panel`` calls the same function for any set of persons.
+    """
     probs = labour_probabilities(world, idx, months)
-    rng = _rng(world, "labour", year, chunk)
     u = rng.random(probs["ss1"].shape)
     v = rng.random(u.shape)
     self_support = u < probs["ss1"]  # ss1 == ss0 for everyone but treated participants
@@ -48,7 +57,64 @@ def _labour_states(world: World, year: int, chunk: int, idx: np.ndarray):
         q = np.where(probs["ss1"] > 0, probs["emp1"] / probs["ss1"], 0.0)
     employed = self_support & (v < q)
     earnings = np.exp(rng.normal(9.9 - 0.15 * world.person["z"][idx][:, None], 0.35, u.shape))
-    return months, self_support, employed, earnings
+    return self_support, employed, earnings
+
+
+def benefit_kinds(world: World, idx: np.ndarray, months: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return the benefit family (1 UI, 2 social assistance, 3 sickness, 4 disability) of each person-month.
+
+    Around a crisis, benefit months are mostly social assistance; short sickness spells interrupt others.
+    Draws two uniforms per cell from ``rng`` (the registers then draw the code within the family from it).
+    """
+    p = world.person
+    shape = (len(idx), len(months))
+    kind = np.broadcast_to(p["benefit_kind"][idx][:, None], shape).astype(np.int8)
+    kind = np.where((_dip_shape(world, idx, months) > 0) & (rng.random(shape) < 0.7), 2, kind)
+    kind = np.where(rng.random(shape) < 0.08, 3, kind)
+    return np.where(_on_disability(world, idx, months), 4, kind)
+
+
+def health_counts(world: World, idx: np.ndarray, months: np.ndarray, rng: np.random.Generator):
+    """Emergency contacts, psychiatric admissions (with the crisis trace) and outpatient uniforms per cell.
+
+    Draws three uniforms per cell from ``rng`` up front, so counts in one cell never shift another's; the
+    crisis leaves a register trace in the month before it: a psychiatric admission discharged around the
+    crisis month (psychiatric discharge) or an emergency contact (other transitions).
+    """
+    p = world.person
+    shape = (len(idx), len(months))
+    uniforms = rng.random((3, *shape))
+    # em1 == em0 for everyone but treated participants
+    emergency = _poisson(uniforms[0], emergency_rates(world, idx, months)["em1"])
+    psych = _poisson(uniforms[2], psych_rates(world, idx, months))
+    marker = (months[None, :] - p["crisis_month"][idx][:, None]) == -1
+    psych_kind = (p["crisis_kind"][idx] == "PSY")[:, None]
+    return emergency + (marker & ~psych_kind), psych + (marker & psych_kind), uniforms[1]
+
+
+def psych_stay_days(world: World, pnr: np.ndarray, month: np.ndarray, nth: np.ndarray) -> np.ndarray:
+    """Return the bed days of the ``nth`` psychiatric admission of ``pnr`` in ``month`` (geometric)."""
+    u = _uniform_hash(world.config.seed, pnr, month, nth, np.full(len(pnr), 1))
+    return np.ceil(np.log1p(-u) / np.log1p(-1 / 14)).clip(1).astype(np.int64)
+
+
+def enrolment_spells(world: World, year: int, idx: np.ndarray, rng: np.random.Generator):
+    """Education enrolment spells starting in ``year``: positions in ``idx``, first and last day."""
+    p = world.person
+    age = year - (p["birth"][idx].astype("datetime64[Y]").astype(np.int64) + 1970)
+    starts = rng.random(len(idx)) < np.where(age < 30, 0.12, 0.015) * np.exp(-0.3 * p["z"][idx])
+    who = np.flatnonzero(starts)
+    begin = np.datetime64(f"{year}-08-01", "D") - rng.integers(0, 200, len(who)).astype("timedelta64[D]")
+    begin = np.maximum(begin, np.datetime64(f"{year}-01-01", "D"))
+    end = begin + rng.integers(90, 3 * 365, len(who)).astype("timedelta64[D]")
+    return who, begin, end, age[who]
+
+
+def stay_exits(world: World, idx: np.ndarray, months: np.ndarray):
+    """Return positions in ``idx`` with a stay discharge in ``months`` (the month before a crisis), and it."""
+    exit_month = world.person["crisis_month"][idx] - 1
+    who = np.flatnonzero(np.isin(exit_month, months))
+    return who, exit_month[who]
 
 
 def _week_starts(months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +188,7 @@ def _benefits(world, year, chunk, idx):
     p = world.person
     rng = _rng(world, "labour", year, chunk + 10_000)
     shape = self_support.shape
-    kind = np.broadcast_to(p["benefit_kind"][idx][:, None], shape).astype(np.int8)
-    # Around a crisis, benefit months are mostly social assistance; short sickness spells interrupt others.
-    kind = np.where((_dip_shape(world, idx, months) > 0) & (rng.random(shape) < 0.7), 2, kind)
-    kind = np.where(rng.random(shape) < 0.08, 3, kind)
-    kind = np.where(_on_disability(world, idx, months), 4, kind)
+    kind = benefit_kinds(world, idx, months, rng)
     choice = rng.integers(0, 1_000, shape)
     families = ("unemployment_insurance", "social_assistance", "sickness_benefit", "disability_pension")
     codes = [c for fam in families for c in world.dream[fam]]
@@ -196,22 +258,10 @@ def _uniform_hash(seed: int, *keys: np.ndarray) -> np.ndarray:
 
 def _health(world, year, chunk, idx):
     months = _months_of(year, world.config.reference_date)
-    rng = _rng(world, "health", year, chunk)
     p = world.person
     shape = (len(idx), len(months))
-    uniforms = rng.random((3, *shape))  # drawn up front, so counts in one cell never shift another's
-    rates = emergency_rates(world, idx, months)
-    emergency = _poisson(uniforms[0], rates["em1"])  # em1 == em0 for everyone but treated participants
-    outpatient = _poisson(uniforms[1], np.broadcast_to(np.exp(-2.6 + 0.3 * p["z"][idx])[:, None], shape))
-    psych_rate = np.exp(-6.5 + 1.1 * p["z"][idx][:, None] + 1.2 * _dip_shape(world, idx, months))
-    psych = _poisson(uniforms[2], psych_rate)
-    # The crisis leaves a register trace in the month before it: a psychiatric admission discharged around
-    # the crisis month (psychiatric discharge) or an emergency contact (other transitions).
-    e = months[None, :] - p["crisis_month"][idx][:, None]
-    marker = e == -1
-    psych_kind = (p["crisis_kind"][idx] == "PSY")[:, None]
-    psych = psych + (marker & psych_kind)
-    emergency = emergency + (marker & ~psych_kind)
+    emergency, psych, u_outpatient = health_counts(world, idx, months, _rng(world, "health", year, chunk))
+    outpatient = _poisson(u_outpatient, np.broadcast_to(np.exp(-2.6 + 0.3 * p["z"][idx])[:, None], shape))
     month_start = _month_dates(months)
     psych_diag, somatic_diag = np.array(_PSYCH_DIAG), np.array(_SOMATIC_DIAG)
     records = []
@@ -228,7 +278,7 @@ def _health(world, year, chunk, idx):
         if pattype == 0:
             # Admitted in the second half of the month, so the stay ends around the next month's start.
             start = month_start[rows_m] + (10 + (u[0] * 18).astype(np.int64)).astype("timedelta64[D]")
-            stay = np.ceil(np.log1p(-u[1]) / np.log1p(-1 / 14)).clip(1).astype(np.int64)  # geometric, mean 14
+            stay = psych_stay_days(world, pnr, months[rows_m], nth)
             diag = psych_diag[(u[2] * len(psych_diag)).astype(np.int64)]
         else:
             start = month_start[rows_m] + (u[0] * 28).astype(np.int64).astype("timedelta64[D]")
@@ -284,18 +334,11 @@ def _education(world, year, chunk, idx):
 
 
 def _enrolment(world, year, chunk, idx):
-    rng = _rng(world, "enrolment", year, chunk)
-    p = world.person
-    age = year - (p["birth"][idx].astype("datetime64[Y]").astype(np.int64) + 1970)
-    starts = rng.random(len(idx)) < np.where(age < 30, 0.12, 0.015) * np.exp(-0.3 * p["z"][idx])
-    who = np.flatnonzero(starts)
-    begin = np.datetime64(f"{year}-08-01", "D") - rng.integers(0, 200, len(who)).astype("timedelta64[D]")
-    begin = np.maximum(begin, np.datetime64(f"{year}-01-01", "D"))
-    end = begin + rng.integers(90, 3 * 365, len(who)).astype("timedelta64[D]")
+    who, begin, end, age = enrolment_spells(world, year, idx, _rng(world, "enrolment", year, chunk))
     return pl.DataFrame(
         {
-            "PNR": p["PNR"][idx][who],
-            "UDD": np.where(age[who] < 25, "5080", "6000"),
+            "PNR": world.person["PNR"][idx][who],
+            "UDD": np.where(age < 25, "5080", "6000"),
             "ELEV3_VFRA": begin,
             "ELEV3_VTIL": end,
         },
@@ -304,24 +347,25 @@ def _enrolment(world, year, chunk, idx):
 
 
 def _stays(world, year, chunk, idx):
-    """The institution stay each crisis ends: discharged in the last ten days of the month before the crisis.
+    """Return the institution stay each crisis ends, discharged in the last ten days of the month before it.
 
     Randomness is a counter-based hash of the person, so adding this register changed no other register.
     """
     p = world.person
-    exit_month = p["crisis_month"][idx] - 1
-    who = np.flatnonzero(np.isin(exit_month, _months_of(year, world.config.reference_date)))
-    pnr, kind, month = p["PNR"][idx][who], p["crisis_kind"][idx][who], exit_month[who]
+    who, month = stay_exits(world, idx, _months_of(year, world.config.reference_date))
+    pnr, kind = p["PNR"][idx][who], p["crisis_kind"][idx][who]
     u_day, u_length = (_uniform_hash(world.config.seed, pnr, np.full(len(pnr), 60 + j)) for j in range(2))
     month_days = (_month_dates(month + 1) - _month_dates(month)).astype(np.int64)
-    discharge = _month_dates(month) + (month_days - 1 - (u_day * 10).astype(np.int64)).astype("timedelta64[D]")
+    last_days = (month_days - 1 - (u_day * 10).astype(np.int64)).astype("timedelta64[D]")
+    discharge = _month_dates(month) + last_days
     discharge = np.minimum(discharge, np.datetime64(world.config.reference_date, "D"))
     mean = np.select([kind == k for k in _CRISIS_KINDS], [_STAY_MEAN_DAYS[k] for k in _CRISIS_KINDS], 60)
     length = np.ceil(np.log1p(-u_length) / np.log1p(-1 / mean)).clip(1).astype(np.int64)  # geometric
     return pl.DataFrame(
         {
             "PNR": pnr,
-            "OPHOLD_TYPE": np.select([kind == k for k in _CRISIS_KINDS], [_STAY_TYPE[k] for k in _CRISIS_KINDS], "BOF"),
+            "OPHOLD_TYPE": np.select([kind == k for k in _CRISIS_KINDS],
+                                     [_STAY_TYPE[k] for k in _CRISIS_KINDS], "BOF"),
             "INDDATO": discharge - length.astype("timedelta64[D]"),
             "UDDATO": discharge,
         },

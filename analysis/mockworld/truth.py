@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from analysis.mockworld.inbox import _submissions_with_truth
-from analysis.mockworld.model import _dip_shape, emergency_rates, labour_probabilities
+from analysis.mockworld.model import emergency_rates, labour_probabilities, psych_rates
 from analysis.mockworld.world import World, _month_index
 
 # --- truth ------------------------------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def _profile(world: World, idx: np.ndarray, anchor: np.ndarray, months: np.ndarr
     """Summarise expected untreated outcomes of persons ``idx`` around ``anchor`` (a month per person)."""
     lab = labour_probabilities(world, idx, months)
     rates = emergency_rates(world, idx, months)
-    psych = np.exp(-6.5 + 1.1 * world.person["z"][idx][:, None] + 1.2 * _dip_shape(world, idx, months))
+    psych = psych_rates(world, idx, months)
     e = months[None, :] - anchor[:, None]
     observed = np.ones_like(e, dtype=bool)
     p = world.person
@@ -47,25 +47,17 @@ def _profile(world: World, idx: np.ndarray, anchor: np.ndarray, months: np.ndarr
     }
 
 
-def truth(world: World) -> dict:
-    """Return the planted truth: effects on the treated, selection, participants, every defect in the inbox.
+def effects_truth(world: World, /, *, persons: np.ndarray | None = None) -> dict[str, dict]:
+    """Return the ``effects`` section of :func:`truth`: realised effects on the treated by outcome.
 
-    Effects are realised average effects on the treated from the model's own expected values (before
-    sampling noise): for every participant and event month ``e`` (months from the start month, 0 = the
-    start month) observed up to the reference date, ``E[Y(1)] - E[Y(0)]``. ``att_months_12_24`` pools event
-    months 12..24 (only participants who have reached them count), ``att_months_0_24`` pools 0..24.
-
-    Submissions: one record per file, in the order of ``submissions(world)``. ``rows_total`` counts data
-    rows: every line after the header whose fields are not all empty (fully blank lines, e.g. trailing
-    ``;;;;`` rows, are ignored). ``source_row`` is the 1-based number of a data row in that count, so the
-    first line after the header is row 1. ``rows_total == good_rows + exact_duplicates + len(bad_rows)``;
-    ``exact_duplicates`` counts the second copy of an identical line (the first copy is a good row); the
-    totals row ("I alt") is a bad row with reason ``not_a_data_row``. ``warnings`` would list clean rows
-    whose 9-digit CPR was repaired with a leading zero, but synthetic CPRs use day + 60 (first digit 6-9),
-    so no synthetic CPR starts with 0 and the list is always empty here; ingest tests cover that repair.
+    ``persons`` (PNR values) restricts it to some participants, e.g. those an estimator kept (the ATT on the
+    matched); others in ``persons`` are ignored. Cheap (participants only), unlike the whole :func:`truth`,
+    which also describes every inbox file.
     """
     cfg = world.config
     part = world.participants
+    if persons is not None:
+        part = part.filter(pl.col("PNR").is_in(pl.Series(np.asarray(persons, dtype=np.int64)).implode()))
     idx = part["PNR"].to_numpy()
     months = np.arange(_month_index(date(2021, 1, 1)), _month_index(cfg.reference_date) + 1)
     labour = labour_probabilities(world, idx, months)
@@ -105,6 +97,31 @@ def truth(world: World) -> dict:
             "by_delmaalgruppe_months_12_24": by_column["delmaalgruppe"],
             "by_completed_months_12_24": by_column["completed"],
         }
+    return effects
+
+
+def truth(world: World) -> dict:
+    """Return the planted truth: effects on the treated, selection, participants, every defect in the inbox.
+
+    Effects are realised average effects on the treated from the model's own expected values (before
+    sampling noise): for every participant and event month ``e`` (months from the start month, 0 = the
+    start month) observed up to the reference date, ``E[Y(1)] - E[Y(0)]``. ``att_months_12_24`` pools event
+    months 12..24 (only participants who have reached them count), ``att_months_0_24`` pools 0..24.
+
+    Submissions: one record per file, in the order of ``submissions(world)``. ``rows_total`` counts data
+    rows: every line after the header whose fields are not all empty (fully blank lines, e.g. trailing
+    ``;;;;`` rows, are ignored). ``source_row`` is the 1-based number of a data row in that count, so the
+    first line after the header is row 1. ``rows_total == good_rows + exact_duplicates + len(bad_rows)``;
+    ``exact_duplicates`` counts the second copy of an identical line (the first copy is a good row); the
+    totals row ("I alt") is a bad row with reason ``not_a_data_row``. ``warnings`` would list clean rows
+    whose 9-digit CPR was repaired with a leading zero, but synthetic CPRs use day + 60 (first digit 6-9),
+    so no synthetic CPR starts with 0 and the list is always empty here; ingest tests cover that repair.
+    """
+    cfg = world.config
+    part = world.participants
+    idx = part["PNR"].to_numpy()
+    months = np.arange(_month_index(date(2021, 1, 1)), _month_index(cfg.reference_date) + 1)
+    effects = effects_truth(world)
     # Selection and dip: participants vs crisis persons who did not take part (2024+) vs the population.
     p = world.person
     crisis_2024 = (p["crisis_month"] >= _month_index(date(2024, 1, 1))) & (p["part_row"] < 0)

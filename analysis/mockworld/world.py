@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -44,6 +49,12 @@ _PSYCH_DIAG = ("DF20", "DF32", "DF10", "DF43", "DF60")
 _SOMATIC_DIAG = ("DS52", "DJ18", "DR10", "DS06", "DK35", "DI21")
 
 
+#: Bumped whenever the same configuration would generate a different world (part of ``WorldConfig.identity``).
+GENERATOR_VERSION = 2
+#: How participants are enrolled (``WorldConfig.enrolment``).
+ENROLMENT_MODES = ("capacity", "population")
+
+
 @dataclass(frozen=True, slots=True)
 class PlantedEffects:
     """The causal effect of CTI in the mock world: the one place it is stated.
@@ -64,10 +75,45 @@ class PlantedEffects:
         default_factory=lambda: {"OVG": 1.0, "PSY": 0.8, "FAE": 0.7, "GRL": 1.3, "AKB": 1.1, "UNG": 1.0}
     )
 
+    def __post_init__(self) -> None:
+        for name in ("self_support_pp", "employed_pp"):
+            _check_range(name, getattr(self, name), -1.0, 1.0)
+        _check_range("emergency_rel", self.emergency_rel, -1.0, 10.0)
+        _check_range("ramp_months", self.ramp_months, 1, 120)
+        for name in ("completer_multiplier", "non_completer_multiplier"):
+            _check_range(name, getattr(self, name), 0.0, 10.0)
+        for code, value in self.delmaalgruppe_multiplier.items():
+            if not isinstance(code, str) or not code:
+                raise ValueError(f"delmaalgruppe_multiplier keys must be delmålgruppe codes (text), "
+                                 f"got {code!r}")
+            _check_range(f"delmaalgruppe_multiplier[{code!r}]", value, 0.0, 10.0)
+
+    def to_mapping(self) -> dict:
+        """Every field as plain JSON-able values (the inverse of :meth:`from_mapping`)."""
+        return _to_mapping(self)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping, /) -> PlantedEffects:
+        """Effects from a (possibly partial) mapping of field names; missing fields keep their defaults.
+
+        Raises ``ValueError`` naming the field for an unknown key, a value of the wrong type or out of range.
+        """
+        return _from_mapping(cls, mapping, "effects")
+
 
 @dataclass(frozen=True, slots=True)
 class WorldConfig:
-    """Size, seed and realism knobs of the mock world."""
+    """Size, seed, programme and realism knobs of the mock world.
+
+    The programme: each site enrols the crisis persons of its municipality who take CTI up (probability by
+    kind of transition and background, ``take_up*``), from the month it joined. With ``enrolment="capacity"``
+    (default) a site takes at most ``site_capacity`` of them per calendar quarter (its CTI workers' caseload;
+    ``site_capacity_overrides`` by site name; a site's first, partial quarter gets its share of months),
+    chosen at random among those who would take it up, so the programme has its real size (about 700
+    participants over 2024-2026 with the seven sites of ``pipelines/config/sites.csv``) whatever the
+    population size. With ``enrolment="population"`` everyone who takes it up is enrolled: take-up then
+    scales with the site municipalities' population (about 26,000 participants at 5.9 million persons).
+    """
 
     persons: int = 100_000
     seed: int = 0
@@ -78,11 +124,157 @@ class WorldConfig:
     take_up: float = 0.50  # base take-up among eligible crisis persons (see ``_TAKE_UP_BY_KIND``)
     take_up_minority_bonus: float = 0.25  # added for Greenlandic and other non-Danish background
     take_up_greenlandic_bonus: float = 0.25  # added on top for Greenlandic background (the Greenland strand)
+    enrolment: str = "capacity"  # "capacity" or "population" (see the class docstring)
+    site_capacity: int = 10  # participants a site enrols per calendar quarter at most ("capacity")
+    site_capacity_overrides: dict[str, int] = field(default_factory=dict)  # site name -> its own capacity
     dip_logit: float = 1.2  # depth of the pre-crisis dip on the logit scale
     recovery_share: float = 0.5  # share of the dip recovered 12 months after the crisis, without CTI
     completion_rate: float = 0.8
     bad_row_share: float = 0.03
     effects: PlantedEffects = field(default_factory=PlantedEffects)
+
+    def __post_init__(self) -> None:
+        _check_range("persons", self.persons, 1, 100_000_000)
+        _check_range("seed", self.seed, 0, 2**63 - 1)
+        _check_range("first_year", self.first_year, 1900, 2100)
+        _check_range("last_year", self.last_year, 1900, 2100)
+        if self.first_year > self.last_year:
+            raise ValueError(f"first_year {self.first_year} is after last_year {self.last_year}; swap them")
+        if not isinstance(self.reference_date, date) or isinstance(self.reference_date, datetime):
+            raise ValueError(f"reference_date must be a date (YYYY-MM-DD), got {self.reference_date!r}")
+        _check_range("crisis_share", self.crisis_share, 0.0, 0.5)
+        for name in ("take_up", "take_up_minority_bonus", "take_up_greenlandic_bonus", "recovery_share",
+                     "completion_rate"):
+            _check_range(name, getattr(self, name), 0.0, 1.0)
+        _check_range("bad_row_share", self.bad_row_share, 0.0, 0.5)
+        _check_range("dip_logit", self.dip_logit, 0.0, 10.0)
+        if self.enrolment not in ENROLMENT_MODES:
+            raise ValueError(f"enrolment must be one of {ENROLMENT_MODES}, got {self.enrolment!r}")
+        _check_range("site_capacity", self.site_capacity, 0, 100_000)
+        for site, value in self.site_capacity_overrides.items():
+            if not isinstance(site, str) or not site:
+                raise ValueError(f"site_capacity_overrides keys must be site names, got {site!r}")
+            _check_range(f"site_capacity_overrides[{site!r}]", value, 0, 100_000)
+        if not isinstance(self.effects, PlantedEffects):
+            raise ValueError(f"effects must be PlantedEffects, got {type(self.effects).__name__}")
+
+    def to_mapping(self) -> dict:
+        """Return every field, nested (``effects``), as plain JSON-able values (see :meth:`from_mapping`)."""
+        return _to_mapping(self)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping, /) -> WorldConfig:
+        """Build a configuration from a (possibly partial) nested mapping: a parsed config file, CLI options.
+
+        Missing fields keep their defaults; ``effects`` is a mapping of :class:`PlantedEffects` fields and
+        ``reference_date`` a date or ``YYYY-MM-DD`` text. ``WorldConfig.from_mapping(c.to_mapping()) == c``.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key (with the known ones listed), a value of the wrong type, or one out of range.
+        """
+        return _from_mapping(cls, mapping, "world")
+
+    def identity(self) -> str:
+        """Stable hash (hex SHA-256) of the whole configuration and ``GENERATOR_VERSION``.
+
+        Two configurations have the same identity exactly when they generate the same world, so a world on
+        disk whose identity matches is "already generated"; any field (an effect size, the capacity, the
+        seed) changes it. Independent of field order, process and platform (canonical JSON of
+        :meth:`to_mapping`).
+        """
+        payload = json.dumps({"generator": GENERATOR_VERSION, "config": self.to_mapping()}, sort_keys=True,
+                             separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def capacity(self, site: str, /) -> int:
+        """Participants ``site`` enrols per full calendar quarter at most (``enrolment="capacity"``)."""
+        return int(self.site_capacity_overrides.get(site, self.site_capacity))
+
+
+def _check_range(name: str, value, low, high) -> None:
+    """Raise a ValueError unless ``value`` is a finite number (an int for int bounds) in ``[low, high]``."""
+    integer = isinstance(low, int) and isinstance(high, int)
+    kind = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind + (np.integer, np.floating)) or (
+        integer and isinstance(value, (float, np.floating))
+    ):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
+
+
+def _to_mapping(obj) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        value, kind = getattr(obj, f.name), str(f.type)
+        if dataclasses.is_dataclass(value):
+            value = _to_mapping(value)
+        elif isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, dict):
+            cast = float if kind.endswith("float]") else int
+            value = {str(k): cast(v) for k, v in sorted(value.items())}
+        elif kind in ("int", "float"):
+            value = int(value) if kind == "int" else float(value)  # 1 and 1.0 give one identity
+        out[f.name] = value
+    return out
+
+
+#: Scalar type of each field for :func:`_from_mapping` (floats also accept integers).
+_FIELD_KINDS = {"int": int, "float": float, "str": str, "date": date}
+
+
+def _from_mapping(cls, mapping: Mapping, where: str):
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"{where} settings must be a mapping of field names to values, "
+                         f"got {type(mapping).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in mapping if k not in fields)
+    if unknown:
+        raise ValueError(f"unknown {where} setting(s) {unknown}; known: {sorted(fields)}")
+    values = {}
+    for name, raw in mapping.items():
+        kind = str(fields[name].type)
+        label = f"{where}.{name}"
+        if name == "effects":
+            values[name] = raw if isinstance(raw, PlantedEffects) else PlantedEffects.from_mapping(raw)
+        elif kind.startswith("dict["):
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"{label} must be a mapping, got {raw!r}")
+            cast = float if kind.endswith("float]") else int
+            values[name] = {str(k): _scalar(f"{label}[{k!r}]", v, cast) for k, v in raw.items()}
+        else:
+            values[name] = _scalar(label, raw, _FIELD_KINDS[kind])
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise ValueError(f"{where} settings: {error}") from None
+
+
+def _scalar(label: str, raw, kind):
+    """``raw`` as ``kind`` (int, float, str or date), refusing anything that would be a silent conversion."""
+    if kind is date:
+        if isinstance(raw, date) and not isinstance(raw, datetime):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                pass
+        raise ValueError(f"{label} must be a date as YYYY-MM-DD, got {raw!r}")
+    if kind is str:
+        if isinstance(raw, str):
+            return raw
+        raise ValueError(f"{label} must be text, got {raw!r}")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{label} must be {'an integer' if kind is int else 'a number'}, got {raw!r}")
+    if kind is int:
+        if float(raw) != int(raw):
+            raise ValueError(f"{label} must be an integer, got {raw!r}")
+        return int(raw)
+    return float(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +302,35 @@ class World:
     codes: pl.DataFrame
     dream: dict[str, list[str]]
     participants: pl.DataFrame  # PNR, site, start, end, completed, delmaalgruppe, multiplier
+
+
+#: WorldConfig fields that only the monthly outcome model reads (not ``build_world``'s draws of people).
+OUTCOME_MODEL_FIELDS = ("effects", "dip_logit", "recovery_share")
+
+
+def with_outcome_model(world: World, config: WorldConfig, /) -> World:
+    """Return the same people, participants and courses under another outcome model (effects, dip, recovery).
+
+    Equal to ``build_world(config, ...)`` when ``config`` differs from ``world.config`` only in
+    :data:`OUTCOME_MODEL_FIELDS` (``build_world`` draws nothing from them; only the participants' effect
+    multipliers are recomputed), at no cost: the Monte Carlo harness runs several scenarios on one world.
+    """
+    differ = [f.name for f in dataclasses.fields(WorldConfig) if f.name not in OUTCOME_MODEL_FIELDS
+              and getattr(config, f.name) != getattr(world.config, f.name)]
+    if differ:
+        raise ValueError(f"with_outcome_model changes only {OUTCOME_MODEL_FIELDS}; {differ} differ: "
+                         "build a new world")
+    part = world.participants
+    multiplier = _multiplier(config.effects, part["delmaalgruppe"].to_numpy(), part["completed"].to_numpy())
+    return dataclasses.replace(world, config=config,
+                               participants=part.with_columns(multiplier=pl.Series(multiplier)))
+
+
+def _multiplier(effects: PlantedEffects, group: np.ndarray, completed: np.ndarray) -> np.ndarray:
+    """Each participant's effect multiplier: delmålgruppe times completion."""
+    by_group = np.array([effects.delmaalgruppe_multiplier.get(g, 1.0) for g in np.asarray(group).tolist()],
+                        dtype=np.float64)
+    return by_group * np.where(completed, effects.completer_multiplier, effects.non_completer_multiplier)
 
 
 def _month_index(day: date) -> int:
@@ -243,6 +464,9 @@ def _draw_participants(config, person, sites, codes, rng) -> pl.DataFrame:
     p_take = config.take_up * by_kind + config.take_up_minority_bonus * minority
     p_take = np.clip(p_take + config.take_up_greenlandic_bonus * greenlandic, 0, 1)
     chosen = np.flatnonzero(eligible & (rng.random(len(kom)) < p_take))
+    if config.enrolment == "capacity":
+        chosen = _within_capacity(config, chosen, person["crisis_month"][chosen], site_pos[kom[chosen]],
+                                  sites, lookup[kom[chosen]])
     m = len(chosen)
     start_month = person["crisis_month"][chosen]
     month_days = np.array(
@@ -268,10 +492,7 @@ def _draw_participants(config, person, sites, codes, rng) -> pl.DataFrame:
     # Only codes valid on the start date may be used; otherwise the person's crisis kind applies.
     valid = _valid_on(codes, group, start)
     group = np.where(valid, group, kind)
-    eff = config.effects
-    multiplier = np.array([eff.delmaalgruppe_multiplier.get(g, 1.0) for g in group.tolist()]) * np.where(
-        completed, eff.completer_multiplier, eff.non_completer_multiplier
-    )
+    multiplier = _multiplier(config.effects, group, completed)
     names = np.array(sites["site"].to_list())
     return pl.DataFrame(
         {
@@ -295,6 +516,29 @@ def _draw_participants(config, person, sites, codes, rng) -> pl.DataFrame:
             "start_month": pl.Int64,
         },
     )
+
+
+def _within_capacity(config: WorldConfig, chosen: np.ndarray, month: np.ndarray, site: np.ndarray,
+                     sites: pl.DataFrame, joined: np.ndarray) -> np.ndarray:
+    """Return the persons (sorted) each site enrols: at most its capacity per calendar quarter, at random.
+
+    A site's first quarter holds its capacity times the share of that quarter's months it was open. The draw
+    has its own generator, so worlds where no site exceeds its capacity are unchanged by it (and every later
+    draw of ``build_world`` is too).
+    """
+    names = sites["site"].to_list()
+    capacity = np.array([config.capacity(name) for name in names], dtype=np.float64)
+    quarter = month // 3
+    open_months = np.clip(3 * quarter + 3 - np.maximum(joined, 3 * quarter), 0, 3)
+    cells = site * 10_000 + quarter  # one cell per (site, quarter)
+    rng = np.random.default_rng([config.seed, 7])
+    priority = rng.random(chosen.size)  # enrolment order inside a cell: random among those who take CTI up
+    order = np.lexsort((priority, cells))
+    sorted_cells = cells[order]
+    first = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.arange(order.size) - first  # 0-based position inside the cell
+    limit = np.floor(capacity[site[order]] * open_months[order] / 3 + 0.5)
+    return np.sort(chosen[order][rank < limit])
 
 
 def _valid_on(codes: pl.DataFrame, group: np.ndarray, start: np.ndarray) -> np.ndarray:

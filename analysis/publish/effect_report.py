@@ -60,9 +60,9 @@ COMPARES = {
     "matched_did": "participants against matched comparison persons who went through the same transition "
                    "in the same month; the post-period months against the whole pre-period (months −36 "
                    "to −1)",
-    "staggered_att": "each start quarter's participants against its own never-treated matched comparison "
-                     "persons, each quarter against the quarter before the transition quarter, aggregated "
-                     "by time since the start",
+    "staggered_att": "each start month's participants against its own never-treated matched comparison "
+                     "persons, every month against the mean of months −13 to −2 (the year before the "
+                     "transition month), pooled over months 12 to 24 after the start",
     "naive_before_after": "participants only, after the start against the dip before it: no comparison group",
 }
 
@@ -358,9 +358,8 @@ class _Report:
         if len(set(windows.values())) <= 1:
             return "<p>Both designs pool the same post-period months.</p>"
         said = "; ".join(f"{self.labels.design(d).split(' (')[0]}: {w}" for d, w in windows.items())
-        return (f'<p class="note"><b>Not the same post-period:</b> {_e(said)}. The staggered design pools '
-                "whole quarters after the start quarter, so its window differs from the matched design's "
-                "months; compare them with that in mind.</p>")
+        return (f'<p class="note"><b>Not the same post-period:</b> {_e(said)}. The designs pool different '
+                "post-period months; compare them with that in mind.</p>")
 
     def _power(self) -> str:
         """What the study can detect, and plainly when it cannot detect the planted effect."""
@@ -1058,7 +1057,9 @@ phase's months.</p>
 quarters from the reference (a port of HonestDiD, checked against moderndid), for the pooled effect over months 12
 to 23; the placebo moves every start 12 months earlier and estimates the pooled DiD on months before the real
 start only.</p>
-<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs stacked by start group: each start
-group is compared with its own never-treated matched comparisons only (matching weights, doubly robust), and the
-stacks are aggregated together with standard errors clustered by person.</p>
+<p><b>Staggered adoption.</b> Callaway &amp; Sant'Anna (2021) group-time ATTs by month, stacked by start month:
+each start month is compared with its own never-treated matched comparisons only (matching weights, doubly
+robust), every month with the mean of the 12 months before the transition month (months −13 to −2; month -1, the
+transition itself, is anticipation), and the stacks are aggregated together with standard errors clustered by
+person; the pooled effect is the dynamic aggregation over months 12 to 24 after start, the matched DiD's window.</p>
 <p><b>Power.</b> Minimum detectable effect = 2.80 × standard error (80 % power, 5 % two-sided test).</p>"""

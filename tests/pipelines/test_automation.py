@@ -168,3 +168,34 @@ def test_downstream_chain_sensor_evaluates_against_the_definitions() -> None:
     with dg.build_sensor_context(instance=instance, definitions=definitions) as context:
         result = sensor(context)
     assert [r.job_name for r in result.run_requests] == [EFFECTS_JOB] and result.cursor
+
+
+def test_the_sensor_knows_what_cti_run_already_ingested(tmp_path: Path) -> None:
+    """Switching the inbox sensor on after `make run` requests only files that were not ingested."""
+    from support import settings_for
+
+    from pipelines import runner
+    from pipelines.automation import ingested_check
+    from pipelines.instance import get_instance
+    from pipelines.partitions import INGEST_JOB, sync_sites
+
+    settings = settings_for(tmp_path / "data", persons=1_000)
+    inbox_dir, archive = settings.layout.inbox, settings.layout.received
+    good = b"CPR;Startdato;Delmaalgruppe\r\n6101901238;01-02-2024;GRL\r\n"
+    _drop(inbox_dir, "2024Q1", "aarhus.csv", good)
+    _drop(inbox_dir, "2024Q1", "odense.csv", good)
+    instance = get_instance(settings.layout)
+    sync_sites(instance, SITES)
+    _, outcome = runner.execute(settings, INGEST_JOB, str(submission_key("2024Q1", "aarhus")), {})
+    assert outcome.success, outcome.message
+    requests, cursor = inbox_requests(inbox_dir, None, SITES, ingested=ingested_check(instance, archive))
+    assert [str(r.partition_key) for r in requests] == [str(submission_key("2024Q1", "odense"))]
+    # a corrected file for the ingested partition is new again
+    path = _drop(inbox_dir, "2024Q1", "aarhus.csv", good + b"7102851236;01-03-2024;GRL\r\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    again, _ = inbox_requests(inbox_dir, cursor, SITES, ingested=ingested_check(instance, archive))
+    assert [str(r.partition_key) for r in again] == [str(submission_key("2024Q1", "aarhus"))]
+    # the run cti made is a run of the cti code location (the UI lists it under its job) naming its process
+    [run] = instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB,
+                                                    tags={".dagster/repository": "__repository__@cti"}))
+    assert run.remote_job_origin.location_name == "cti" and run.tags["cti/pid"] == str(os.getpid())

@@ -33,6 +33,6 @@ def test_a_partition_whose_worker_fails_is_reported_by_name(tmp_path) -> None:
     messages: list[str] = []
     settings = Settings.from_env({}, data_dir=tmp_path)
     got = list(runner._run_partitions(settings, "no_such_job", ["employed", "bed_days"], {}, 2, messages.append))
-    assert got == [("employed", False), ("bed_days", False)]
+    assert [(r.key, r.ok) for r in got] == [("employed", False), ("bed_days", False)]
     assert any("no_such_job [employed] stopped" in m for m in messages)
     assert any("no_such_job [bed_days] stopped" in m for m in messages)

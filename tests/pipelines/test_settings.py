@@ -101,3 +101,16 @@ def test_cti_config_check_explains_validity_and_fails_on_problems(tmp_path: Path
     bad = subprocess.run([*command, "--config-dir", str(tmp_path)], capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "sites.csv row 1: joined 'not a date'" in bad.stderr and "Traceback" not in bad.stderr
     assert f"read from {tmp_path.resolve() / 'sites.csv'}" in bad.stdout
+
+
+def test_config_check_refuses_a_course_plan_the_quarantine_rule_does_not_use(tmp_path: Path) -> None:
+    import polars as pl
+
+    table = ConfigDir().table("monitoring_targets").with_columns(
+        max=pl.when(pl.col("measure") == "planned_months").then(pl.lit("12"))
+        .when(pl.col("measure") == "phase_months").then(pl.lit("4")).otherwise(pl.col("max")),
+        min=pl.when(pl.col("measure") == "phase_months").then(pl.lit("4")).otherwise(pl.col("min")))
+    table.write_csv(tmp_path / "monitoring_targets.csv")
+    problems = [str(p) for p in ConfigDir(tmp_path).check()]
+    assert any("differ from the quarantine rule" in p and "analysis/ingest/rules.py" in p for p in problems)
+    assert ConfigDir().check() == []

@@ -24,8 +24,12 @@ class PanelArrays:
     cumsum: dict[str, np.ndarray]  # with a leading zero column: window sums in O(1)
 
     @classmethod
-    def from_panel(cls, panel: pl.DataFrame, outcomes: Sequence[str]) -> PanelArrays:
+    def from_panel(cls, panel: pl.DataFrame, outcomes: Sequence[str], *,
+                   cumulative: Sequence[str] | None = None) -> PanelArrays:
         """Arrays of ``outcomes`` from a balanced ``person_id`` x ``month`` panel (sorted here if it is not).
+
+        ``cumulative`` names the outcomes whose window means are needed (their running sums are kept; all
+        ``outcomes`` when None).
 
         Raises
         ------
@@ -52,10 +56,15 @@ class PanelArrays:
                 f"{frame.height} rows for {ids.size} persons x {months} months"
             )
         values, sums = {}, {}
+        running = set(outcomes if cumulative is None else cumulative)
         for outcome in outcomes:
             matrix = frame[outcome].cast(pl.Float64).to_numpy().reshape(ids.size, months)
             values[outcome] = matrix
-            sums[outcome] = np.concatenate([np.zeros((ids.size, 1)), np.cumsum(matrix, axis=1)], axis=1)
+            if outcome in running:
+                total = np.empty((ids.size, months + 1))
+                total[:, 0] = 0.0
+                np.cumsum(matrix, axis=1, out=total[:, 1:])
+                sums[outcome] = total
         return cls(ids, first, values, sums)
 
     @property

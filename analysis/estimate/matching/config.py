@@ -20,6 +20,13 @@ class MatchConfig:
     #: an institution stay in the month before the start is the critical transition itself (shelter exit,
     #: psychiatric discharge, prison release), so comparisons are persons in a transition at the same time.
     exact_transition: tuple[str, ...] = ("shelter_exits", "psych_ward_exits", "prison_exits")
+    #: Inside the transition split, match exactly on the kind of transition too (which of the columns mark
+    #: month -1: a shelter exit is compared with shelter exits, a prison release with prison releases), where
+    #: it costs no participant: one whose kind stratum has no candidate inside the caliper is matched within
+    #: the whole transition split instead (counted in the notes). Participants and the pool differ in their
+    #: kind mix (take-up differs by kind), and the kind decides the month -1 register trace (a psychiatric
+    #: admission or an emergency contact), which otherwise enters every outcome's pre-period unbalanced.
+    exact_transition_kind: bool = True
     #: Used instead when the panel lacks the ``exact_transition`` columns or no participant has one at month
     #: -1 (extracts without a stays register): a hospital contact in the month before the start.
     transition_fallback: tuple[str, ...] = ("emergency_contacts", "psych_admissions")

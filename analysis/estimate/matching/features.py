@@ -3,7 +3,7 @@
 Features of a panel row evaluated at month ``at`` (for participants their own start month, for candidates
 the cohort's month): means of the history outcomes over event-month windows, each dip month, age, sex,
 origin, municipality type and education level in month -1. The *transition split* is whether any of the
-transition columns is > 0 in month -1.
+transition columns is > 0 in month -1, the *kind* of transition which of them are.
 """
 
 from __future__ import annotations
@@ -109,18 +109,32 @@ def transition_marked(arrays: PanelArrays, rows: np.ndarray, at: np.ndarray, col
     return sum((arrays.values[o][rows, at - 1] for o in columns), np.zeros(rows.size)) > 0
 
 
+def transition_kind(arrays: PanelArrays, rows: np.ndarray, at: np.ndarray, columns: tuple[str, ...],
+                    /) -> np.ndarray:
+    """Which of ``columns`` are > 0 in the month before ``at``, as a bit code (bit i: column i; 0: none).
+
+    With the stays columns this is the kind of transition (shelter exit, psychiatric discharge, prison
+    release); with the hospital fallback, an emergency contact or a psychiatric admission.
+    """
+    code = np.zeros(rows.size, dtype=np.int64)
+    for bit, column in enumerate(columns):
+        code |= (arrays.values[column][rows, at - 1] > 0).astype(np.int64) << bit
+    return code
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureRows:
-    """Panel rows evaluated at a month each: their features and their transition split."""
+    """Panel rows evaluated at a month each: their features, transition split and kind of transition."""
 
     rows: np.ndarray  # panel row positions
     at: np.ndarray  # month (column position) each row is evaluated at
     features: np.ndarray  # rows x features (feature_matrix)
     split: np.ndarray  # bool: a transition in the month before ``at``
+    kind: np.ndarray  # transition_kind: which transition columns mark that month (0 without a transition)
 
     @classmethod
     def build(cls, arrays: PanelArrays, attrs: dict[str, np.ndarray], rows: np.ndarray, at: np.ndarray, /, *,
               config: MatchConfig, transition: tuple[str, ...]) -> FeatureRows:
         """Features and transition split of ``rows`` at ``at`` (``transition``: the marker columns)."""
-        return cls(rows, at, feature_matrix(arrays, attrs, rows, at, config=config),
-                   transition_marked(arrays, rows, at, transition))
+        kind = transition_kind(arrays, rows, at, transition)
+        return cls(rows, at, feature_matrix(arrays, attrs, rows, at, config=config), kind > 0, kind)

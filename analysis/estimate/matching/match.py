@@ -62,6 +62,7 @@ class CohortMatches:
     unmatched: list[dict]  # person_id, cohort, reason
     features: list[np.ndarray]  # each matched participant's chosen comparisons' features
     weights: list[np.ndarray]  # their matching weights (1/k each)
+    coarsened: list[int]  # matched within the whole transition split (no candidate of their own kind)
 
 
 def _starts(arrays: PanelArrays, participants: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,44 +122,67 @@ def match_cohort(cohort: int, treated: FeatureRows, scores: np.ndarray, model: P
                  transition: tuple[str, ...], config: MatchConfig, rng: np.random.Generator) -> CohortMatches:
     """Match the participants who start in ``cohort`` to the persons who have not started by then.
 
-    Within each exact stratum (``config.exact`` and, with a ``transition``, the transition split) the
-    ``config.neighbours`` nearest candidates inside the caliper of the stratum's split model; a
-    participant without one is reported as unmatched. ``scores`` are the participants' propensities.
+    Within each exact stratum (``config.exact`` and, with a ``transition``, the transition split and, with
+    ``config.exact_transition_kind``, the kind of transition) the ``config.neighbours`` nearest candidates
+    inside the caliper of the stratum's split model. A participant whose kind stratum has none is matched
+    within the whole transition split (listed in ``coarsened``); one without any is reported as unmatched.
+    ``scores`` are the participants' propensities.
     """
     t_idx = np.flatnonzero(treated.at == cohort)
     eligible = np.flatnonzero(person_start > cohort)
+    if transition:
+        # Only candidates in a participant's transition split can be chosen: the features of the others (at
+        # population scale nearly everyone) are never evaluated.
+        marked = transition_marked(arrays, eligible, np.full(eligible.size, cohort), transition)
+        eligible = eligible[np.isin(marked, treated.split[t_idx])]
     candidates = FeatureRows.build(arrays, attrs, eligible, np.full(eligible.size, cohort), config=config,
                                    transition=transition)
     ps_c = model.score(candidates)
-    strata = [np.concatenate([attrs[c][treated.rows[t_idx]], attrs[c][eligible]]) for c in config.exact]
+    exact = [np.concatenate([attrs[c][treated.rows[t_idx]], attrs[c][eligible]]) for c in config.exact]
+    levels = [exact]  # strata from the finest to the coarsest a participant may fall back to
     if transition:
-        # any transition in month -1 (not its kind: per kind, the month x sex cells of a small world hold
-        # too few candidates; the kind mix then shows as imbalance in the month -1 hospital markers)
-        strata.append(np.concatenate([treated.split[t_idx], candidates.split]))
-    keys = stratum_codes(strata, t_idx.size + eligible.size)
-    t_key, c_key = keys[: t_idx.size], keys[t_idx.size :]
-    pairs, unmatched, features, weights = [], [], [], []
-    for key in np.unique(t_key):
-        ti, ci = t_idx[t_key == key], np.flatnonzero(c_key == key)
-        split = model.splits[bool(treated.split[ti[0]])]
-        nearest = match_stratum(treated.features[ti], candidates.features[ci], scores[ti], ps_c[ci],
-                                split=split, design=model.design, config=config, rng=rng)
-        for i, (chosen, dist) in zip(ti, nearest, strict=True):
-            treated_id = int(arrays.ids[treated.rows[i]])
-            if not chosen.size:
-                unmatched.append({"person_id": treated_id, "cohort": int(cohort),
-                                  "reason": "no comparison person within the caliper"})
-                continue
-            k = chosen.size
-            controls = arrays.ids[eligible[ci[chosen]]]
-            pairs.extend(
-                {"cohort": int(cohort), "treated_id": treated_id, "control_id": int(j), "distance": float(dj),
-                 "weight": 1.0 / k}
-                for j, dj in zip(controls, dist, strict=True)
-            )
-            features.append(candidates.features[ci[chosen]])
-            weights.append(np.full(k, 1.0 / k))
-    return CohortMatches(pairs, unmatched, features, weights)
+        split = np.concatenate([treated.split[t_idx], candidates.split])
+        levels = [exact + [split]]
+        if config.exact_transition_kind:
+            levels.insert(0, exact + [split, np.concatenate([treated.kind[t_idx], candidates.kind])])
+    pairs, unmatched, features, weights, coarsened = [], [], [], [], []
+    pending = np.arange(t_idx.size)  # positions in t_idx still to match
+    for level, strata in enumerate(levels):
+        keys = stratum_codes(strata, t_idx.size + eligible.size)
+        t_key, c_key = keys[: t_idx.size], keys[t_idx.size :]
+        last = level == len(levels) - 1
+        retry = []
+        for key in np.unique(t_key[pending]):
+            here = pending[t_key[pending] == key]
+            ti, ci = t_idx[here], np.flatnonzero(c_key == key)
+            split_model = model.splits[bool(treated.split[ti[0]])]
+            nearest = match_stratum(treated.features[ti], candidates.features[ci], scores[ti], ps_c[ci],
+                                    split=split_model, design=model.design, config=config, rng=rng)
+            for position, i, (chosen, dist) in zip(here, ti, nearest, strict=True):
+                treated_id = int(arrays.ids[treated.rows[i]])
+                if not chosen.size:
+                    # a kind stratum is finer than the split only for participants with a transition
+                    if not last and treated.split[i]:
+                        retry.append(position)
+                    else:
+                        unmatched.append({"person_id": treated_id, "cohort": int(cohort),
+                                          "reason": "no comparison person within the caliper"})
+                    continue
+                if level:
+                    coarsened.append(treated_id)
+                k = chosen.size
+                controls = arrays.ids[eligible[ci[chosen]]]
+                pairs.extend(
+                    {"cohort": int(cohort), "treated_id": treated_id, "control_id": int(j),
+                     "distance": float(dj), "weight": 1.0 / k}
+                    for j, dj in zip(controls, dist, strict=True)
+                )
+                features.append(candidates.features[ci[chosen]])
+                weights.append(np.full(k, 1.0 / k))
+        pending = np.array(retry, dtype=np.int64)
+        if not pending.size:
+            break
+    return CohortMatches(pairs, unmatched, features, weights, coarsened)
 
 
 def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSample, arrays: PanelArrays,
@@ -197,6 +221,10 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
     balance = balance_table(feature_names(config), treated.features[keep_treated], sample.candidates.features,
                             sample.weight, np.vstack([x for m in matches for x in m.features]),
                             np.concatenate([w for m in matches for w in m.weights]))
+    coarsened = sum(len(m.coarsened) for m in matches)
+    if coarsened:
+        notes = [*notes, f"{coarsened} participants had no comparison of their kind of transition within the "
+                         "caliper and were matched within the whole transition split"]
     if unmatched:
         notes = [*notes, f"{len(unmatched)} participants could not be matched (see unmatched)"]
     return MatchResult(
@@ -241,7 +269,8 @@ def match(panel: pl.DataFrame, participants: pl.DataFrame, persons: pl.DataFrame
                 if config.exact_transition else ())
     outcomes = tuple(dict.fromkeys((*config.history_outcomes, *config.dip_outcomes, *exact, *fallback,
                                     "edu_level")))
-    arrays = PanelArrays.from_panel(panel, [o for o in outcomes if o in panel.columns or o != "edu_level"])
+    arrays = PanelArrays.from_panel(panel, [o for o in outcomes if o in panel.columns or o != "edu_level"],
+                                    cumulative=config.history_outcomes)
     attrs = attribute_arrays(arrays, persons)
     rng = np.random.default_rng(config.seed)
 

@@ -228,8 +228,8 @@ def aggte(
 
 
 #: Settings every stack of :func:`stack_results` must share.
-_STACK_SETTINGS = ("outcome", "covariates", "control_group", "method", "anticipation", "base_period", "alpha",
-                   "bootstrap")
+_STACK_SETTINGS = ("outcome", "covariates", "control_group", "method", "anticipation", "base_period",
+                   "base_window", "alpha", "bootstrap")
 
 
 def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True,
@@ -246,7 +246,7 @@ def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True
     ----------
     results
         ``att_gt`` results on the same periods, with disjoint cohorts and the same settings (outcome,
-        covariates, control group, method, anticipation, base period, alpha, bootstrap).
+        covariates, control group, method, anticipation, base period and window, alpha, bootstrap).
     cluster
         Sum influence functions over appearances of the same unit id in several stacks (a comparison
         person matched to participants of two cohorts), i.e. cluster by unit. With False, appearances are
@@ -281,18 +281,19 @@ def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True
     if cluster and any(r.unit_ids is None for r in results):
         raise ValueError("cluster=True needs results from att_gt (they carry unit ids)")
     n_total = sum(r.n_units for r in results)
-    influence, weights, slices, ids, offset = [], [], {}, [], 0
+    # one matrix filled block by block (each stack's cells on its own units' columns; zero elsewhere)
+    influence = np.zeros((sum(r.influence.shape[0] for r in results), n_total))
+    weights, slices, ids, offset, row = [], {}, [], 0, 0
     for r in results:
-        block = np.zeros((r.influence.shape[0], n_total))
-        block[:, offset : offset + r.n_units] = r.influence * (n_total / r.n_units)
-        influence.append(block)
+        cells = r.influence.shape[0]
+        influence[row : row + cells, offset : offset + r.n_units] = r.influence * (n_total / r.n_units)
+        row += cells
         treated = np.concatenate([r.weights[a:b] for a, b in r.cohort_slices.values()])
         weights.append(r.weights / (treated.mean() if treated.size else 1.0))
         slices |= {h: (a + offset, b + offset) for h, (a, b) in r.cohort_slices.items()}
         if r.unit_ids is not None:
             ids.append(np.asarray(r.unit_ids))
         offset += r.n_units
-    influence = np.vstack(influence)
     weights = np.concatenate(weights)
     clusters = None
     if cluster:

@@ -43,6 +43,7 @@ class GroupTimeResult:
     method: str
     anticipation: int
     base_period: str
+    base_window: int
     alpha: float
     bootstrap: int
     seed: int | None
@@ -93,6 +94,7 @@ def att_gt(
     method: Method = "dr",
     anticipation: int = 0,
     base_period: BasePeriod = "varying",
+    base_window: int = 1,
     weights: str | None = None,
     alpha: float = 0.05,
     bootstrap: int = 0,
@@ -123,6 +125,11 @@ def att_gt(
     base_period
         ``"varying"`` (pre-treatment cells compare t with t - 1) or ``"universal"`` (always
         g - 1 - anticipation).
+    base_window
+        With ``base_period="universal"``: the base outcome is each unit's mean over the ``base_window``
+        periods ending at g - 1 - anticipation (1, the default, is that period alone, as R ``did``), so every
+        ATT(g, t) compares period t with the same pre-period average; parallel trends are then assumed from
+        that window on. A cohort without ``base_window`` periods before its base is dropped with a note.
     weights
         Optional column of positive sampling weights (time-invariant; the first period's value is used).
     alpha
@@ -153,6 +160,10 @@ def att_gt(
         raise ValueError(f"base_period must be 'varying' or 'universal', not {base_period!r}")
     if not isinstance(anticipation, (int, np.integer)) or isinstance(anticipation, bool) or anticipation < 0:
         raise ValueError(f"anticipation must be a non-negative integer, not {anticipation!r}")
+    if not isinstance(base_window, (int, np.integer)) or isinstance(base_window, bool) or base_window < 1:
+        raise ValueError(f"base_window must be a positive integer, not {base_window!r}")
+    if base_window > 1 and base_period != "universal":
+        raise ValueError("base_window > 1 needs base_period='universal' (one base average per cohort)")
     check_alpha(alpha)
     check_bootstrap(bootstrap)
     covariates = list(covariates or [])
@@ -166,6 +177,7 @@ def att_gt(
         weights=weights,
         control_group=control_group,
         anticipation=int(anticipation),
+        base_window=int(base_window),
     )
     cells = _cells(
         panel, control_group=control_group, base_period=base_period, anticipation=int(anticipation)
@@ -176,19 +188,24 @@ def att_gt(
     n_treated = np.zeros(len(cells), np.int64)
     n_control = np.zeros(len(cells), np.int64)
     ps_cache: dict = {}
+    base_values: dict = {}  # base rank -> each unit's base outcome (the window mean)
     for k, (g, t, base, controls) in enumerate(cells):
         a, b = panel.slices[g]
         n_treated[k] = b - a
         n_control[k] = sum(stop - start for start, stop in controls)
-        if t == base:  # universal base period: the reference cell is 0 by construction
+        if t == base and base_window == 1:  # universal base period: the reference cell is 0 by construction
             att[k] = 0.0
             continue
         if n_control[k] == 0:
             continue
+        if base not in base_values:
+            window = panel.y[base - base_window + 1 : base + 1]
+            base_values[base] = panel.y[base] if base_window == 1 else window.mean(axis=0)
+        y_base = base_values[base]
         if not covariates:
-            att[k] = _unconditional(panel, influence[k], (a, b), controls, t, base)
+            att[k] = _unconditional(panel, influence[k], (a, b), controls, t, y_base)
         else:
-            att[k] = _conditional(panel, influence[k], (a, b), controls, t, base, method, ps_cache, g)
+            att[k] = _conditional(panel, influence[k], (a, b), controls, t, base, y_base, method, ps_cache, g)
     ses, crit = standard_errors(influence, n, alpha=alpha, bootstrap=bootstrap, seed=seed, cband=cband)
     ses[~np.isfinite(att)] = np.nan
     cell_g = np.array([c[0] for c in cells], dtype=np.int64)
@@ -219,6 +236,7 @@ def att_gt(
         method=method,
         anticipation=int(anticipation),
         base_period=base_period,
+        base_window=int(base_window),
         alpha=alpha,
         bootstrap=int(bootstrap),
         seed=seed,
@@ -251,7 +269,8 @@ class _Panel:
 
 
 def _prepare(
-    frame, /, *, unit, period, cohort, outcome, covariates, weights, control_group, anticipation
+    frame, /, *, unit, period, cohort, outcome, covariates, weights, control_group, anticipation,
+    base_window=1,
 ) -> _Panel:
     if not isinstance(frame, pl.DataFrame):
         if type(frame).__module__.split(".")[0] == "pandas":
@@ -346,11 +365,12 @@ def _prepare(
             f">= {periods[max(last - anticipation, 0)]} are dropped (as R did)"
         )
     # cohorts with no pre-treatment period (R drops these units with a warning)
-    early = (grank < never_rank) & (grank - 1 - anticipation < 0)
+    early = (grank < never_rank) & (grank - anticipation - base_window < 0)
     unit_keep = ~early
     if early.any():
         notes.append(
-            f"dropped {int(early.sum())} units treated in (or within anticipation of) the first period: "
+            f"dropped {int(early.sum())} units treated in (or within anticipation"
+            f"{' and base window' if base_window > 1 else ''} of) the first period: "
             "they have no pre-treatment period"
         )
     if not (unit_keep & (grank < never_rank) & (grank < keep_periods.sum())).any():
@@ -424,23 +444,27 @@ def _cells(panel: _Panel, /, *, control_group, base_period, anticipation) -> lis
     return out
 
 
-def _unconditional(panel: _Panel, inf: np.ndarray, treated, controls, t, base) -> float:
-    """Closed-form 2x2 (all estimators coincide); writes the R-scaled influence function into ``inf``."""
+def _unconditional(panel: _Panel, inf: np.ndarray, treated, controls, t, y_base) -> float:
+    """Closed-form 2x2 (all estimators coincide); writes the R-scaled influence function into ``inf``.
+
+    ``y_base`` holds every unit's base outcome (the base period's, or the base window's mean).
+    """
     y, w, n = panel.y, panel.w, panel.n
     a, b = treated
-    dy1 = y[t, a:b] - y[base, a:b]
+    dy1 = y[t, a:b] - y_base[a:b]
     w1 = w[a:b]
     s1 = w1.sum()
     m1 = (w1 * dy1).sum() / s1
     inf[a:b] = n * w1 * (dy1 - m1) / s1
     s0 = sum(w[s:e].sum() for s, e in controls)
-    m0 = sum((w[s:e] * (y[t, s:e] - y[base, s:e])).sum() for s, e in controls) / s0
+    m0 = sum((w[s:e] * (y[t, s:e] - y_base[s:e])).sum() for s, e in controls) / s0
     for s, e in controls:
-        inf[s:e] = -n * w[s:e] * ((y[t, s:e] - y[base, s:e]) - m0) / s0
+        inf[s:e] = -n * w[s:e] * ((y[t, s:e] - y_base[s:e]) - m0) / s0
     return float(m1 - m0)
 
 
-def _conditional(panel: _Panel, inf: np.ndarray, treated, controls, t, base, method, ps_cache, g) -> float:
+def _conditional(panel: _Panel, inf: np.ndarray, treated, controls, t, base, y_base, method, ps_cache,
+                 g) -> float:
     """DRDID panel estimators (drdid_panel / std_ipw_did_panel / reg_did_panel) on the 2x2 subsample."""
     idx = np.concatenate([np.arange(*treated)] + [np.arange(s, e) for s, e in controls])
     n1 = len(idx)
@@ -448,7 +472,7 @@ def _conditional(panel: _Panel, inf: np.ndarray, treated, controls, t, base, met
     d[: treated[1] - treated[0]] = 1.0
     xp = min(t, base)  # R's panel2cs keeps the earlier period's covariates
     x = np.column_stack([np.ones(n1), panel.x[xp, idx, :]])
-    dy = panel.y[t, idx] - panel.y[base, idx]
+    dy = panel.y[t, idx] - y_base[idx]
     w = panel.w[idx]
     w = w / w.mean()
     if method == "reg":

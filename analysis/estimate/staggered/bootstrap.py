@@ -7,6 +7,7 @@ influence function values over units; clustering sums a row's columns within clu
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import norm
 
 from analysis.estimate.inference import z_critical
@@ -28,7 +29,10 @@ def collapse(influence: np.ndarray, clusters: np.ndarray | None, /) -> np.ndarra
     if clusters is None:
         return influence
     size = int(clusters.max()) + 1
-    return np.vstack([np.bincount(clusters, weights=row, minlength=size) for row in influence])
+    # one sparse product (rows x units) @ (units x clusters) instead of a bincount per row
+    members = sparse.csr_matrix((np.ones(clusters.size), (np.arange(clusters.size), clusters)),
+                                shape=(clusters.size, size))
+    return np.asarray((members.T @ np.asarray(influence, dtype=float).T).T)
 
 
 def standard_errors(

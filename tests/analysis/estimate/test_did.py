@@ -4,6 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from analysis.estimate.did import (
     TwoWayAbsorber,
@@ -71,6 +72,24 @@ def test_pre_trend_test_rejects_a_diverging_pre_period() -> None:
         .then(0.1 * pl.col("event_time")).otherwise(0)
     )
     assert event_study(frame, "y").pretrend_p < 1e-6
+
+
+def test_binned_pre_trend_test_is_the_wald_test_of_window_means() -> None:
+    frame = _stacked(noise=0.05)
+    study = event_study(frame, "y")
+    assert study.pretrend_test() == (study.pretrend_stat, study.pretrend_df, study.pretrend_p)
+    # a window without any coefficient is left out
+    stat, dof, p = study.pretrend_test([(-4, -3), (-2, -2), (5, 9)])
+    rows = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])  # coefficients of event times -4, -3, -2 (ref -1)
+    pre = study.times < -1
+    b, v = rows @ study.params[pre], rows @ study.cov[np.ix_(pre, pre)] @ rows.T
+    assert dof == 2 and stat == pytest.approx(float(b @ np.linalg.solve(v, b)), rel=1e-10)
+    assert p == pytest.approx(float(stats.chi2.sf(stat, 2)), rel=1e-12)
+    diverging = frame.with_columns(
+        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0))
+        .then(0.1 * pl.col("event_time")).otherwise(0)
+    )
+    assert event_study(diverging, "y").pretrend_test([(-4, -3), (-2, -2)])[2] < 1e-6
 
 
 def test_weights_act_as_duplicated_units() -> None:

@@ -1,15 +1,18 @@
 """The per-outcome effect tables: the result objects of the matched and the staggered design."""
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 import pytest
 
 from analysis.estimate.did import event_study, pooled_did, subgroup_did
 from analysis.estimate.effects import (
-    ANTICIPATION_QUARTERS,
+    ANTICIPATION_MONTHS,
+    BASE_WINDOW_MONTHS,
     DIMENSIONS,
-    POST_QUARTERS,
     POST_WINDOW,
+    cohort_panel,
     matched_effects,
     staggered_effects,
 )
@@ -55,20 +58,22 @@ def test_matched_effects_are_the_pooled_and_subgroup_dids_with_the_event_study()
     assert result.estimates.height == 1 + 2 * len(DIMENSIONS)
 
 
-def _quarters(seed: int = 1) -> pl.DataFrame:
-    """Two stacks of 30 participants (cohorts 3, 4) and their own 60 comparisons, periods 0..13, effect 0.5.
+def _months(seed: int = 1) -> pl.DataFrame:
+    """Two stacks of 30 participants (start months 20, 21) and their own 60 comparisons, months 0..45.
 
-    A third stack's cohort 1 has no period before its anticipation window: it cannot be estimated.
+    The effect is 0.5 from the start month; the outcome also drifts with a unit-specific trend. A third
+    stack's start month 5 has no full base window (12 months before its anticipation month): it cannot be
+    estimated.
     """
     rng = np.random.default_rng(seed)
     frames = []
-    for stack, cohort in ((3, 3), (4, 4), (1, 1)):
+    for stack in (20, 21, 5):
         n = 90
         person = np.arange(n) + 1000 * stack
-        g = np.where(np.arange(n) < 30, cohort, 0)
-        t = np.arange(14)
+        g = np.where(np.arange(n) < 30, stack, 0)
+        t = np.arange(46)
         effect = np.where((g[:, None] > 0) & (t >= g[:, None]), 0.5, 0.0)
-        y = rng.normal(size=n)[:, None] + 0.05 * t[None, :] + effect + rng.normal(scale=0.2, size=(n, t.size))
+        y = rng.normal(size=n)[:, None] + 0.02 * t[None, :] + effect + rng.normal(scale=0.3, size=(n, t.size))
         frames.append(pl.DataFrame({
             "stack": np.full(n * t.size, stack), "person_id": np.repeat(person, t.size),
             "period": np.tile(t, n), "y": y.ravel(), "cohort": np.repeat(np.where(g > 0, g, -1), t.size),
@@ -78,22 +83,23 @@ def _quarters(seed: int = 1) -> pl.DataFrame:
 
 
 def test_staggered_effects_carry_their_design_and_the_stacks_left_out() -> None:
-    quarters = _quarters()
-    result = staggered_effects(quarters, "y", alpha=0.1)
-    assert (result.outcome, result.post, result.alpha) == ("y", POST_QUARTERS, 0.1)
+    months = _months()
+    result = staggered_effects(months, "y", alpha=0.1)
+    assert (result.outcome, result.post, result.alpha) == ("y", POST_WINDOW, 0.1)  # the truth's months
     assert (result.control_group, result.method) == ("never_treated", "dr")
-    assert result.anticipation == ANTICIPATION_QUARTERS
-    assert len(result.skipped) == 1 and result.skipped[0].startswith("stack 1: ")
-    assert result.note.startswith("1 start quarter(s) left out: stack 1: ")
+    assert (result.anticipation, result.base_window) == (ANTICIPATION_MONTHS, BASE_WINDOW_MONTHS) == (1, 12)
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("stack 5: ")
+    assert result.note.startswith("1 start month(s) left out: stack 5: ")
     assert (result.n_treated, result.n_controls) == (60, 120)  # the two estimated stacks
     assert result.group_time.schema == GROUP_TIME_ATT and result.aggregates.schema == STAGGERED_AGGREGATES
     assert set(result.aggregates["aggregation"]) == {"simple", "dynamic", "group", "calendar"}
-    # the pooled effect is the dynamic aggregate over POST_QUARTERS of the stacked att_gt results
-    stacks = [quarters.filter(pl.col("stack") == s) for s in (3, 4)]
+    # the pooled effect is the dynamic aggregate over months 12..24 of the stacked att_gt results, each
+    # against the mean of months g-13..g-2
+    stacks = [months.filter(pl.col("stack") == s) for s in (20, 21)]
     direct = stack_results([att_gt(f, unit="person_id", period="period", cohort="cohort", outcome="y",
-                                   weights="weight", anticipation=ANTICIPATION_QUARTERS, alpha=0.1)
-                            for f in stacks])
-    pooled = direct.aggregate("dynamic", min_e=POST_QUARTERS[0], max_e=POST_QUARTERS[1])
+                                   weights="weight", anticipation=1, base_period="universal", base_window=12,
+                                   alpha=0.1) for f in stacks])
+    pooled = direct.aggregate("dynamic", min_e=12, max_e=24)
     assert (result.estimate, result.se, result.ci_lower) == (pooled.att, pooled.se, pooled.ci_lower)
     assert result.ci_upper - result.estimate == pytest.approx(z_critical(0.1) * result.se, rel=1e-12)
     assert result.ci_lower < 0.5 < result.ci_upper
@@ -104,18 +110,32 @@ def test_staggered_effects_carry_their_design_and_the_stacks_left_out() -> None:
 
 
 def test_staggered_effects_without_any_estimable_stack_say_why() -> None:
-    with pytest.raises(ValueError, match="no start quarter could be estimated: stack 1: "):
-        staggered_effects(_quarters().filter(pl.col("stack") == 1), "y")
+    with pytest.raises(ValueError, match="no start month could be estimated: stack 5: "):
+        staggered_effects(_months().filter(pl.col("stack") == 5), "y")
 
 
+def test_cohort_panel_stacks_each_start_month_with_its_own_comparisons() -> None:
+    months = [date(2024, m, 1) for m in range(1, 7)]
+    panel = pl.DataFrame({"person_id": np.repeat([1, 2, 3, 4], 6), "month": months * 4,
+                          "y": np.arange(24, dtype=float)})
+    start = 2024 * 12 + 2  # March 2024 as a month index
+    units = pl.DataFrame({"person_id": [1, 2, 3, 2, 4], "cohort": [start, start, start, start + 1, start + 1],
+                          "treated": [1, 0, 0, 0, 1], "weight": [1.0, 0.5, 0.5, 1.0, 1.0],
+                          "person_start": [start, None, start + 5, None, start + 1]})
+    frame = cohort_panel(panel, units, "y")
+    # person 3 starts CTI later: not a never-treated comparison; person 2 serves both start months
+    members = frame.group_by("stack").agg(pl.col("person_id").unique().sort()).sort("stack")
+    assert members["person_id"].to_list() == [[1, 2], [2, 4]]
+    assert frame["period"].min() == 2024 * 12 and frame["period"].max() == 2024 * 12 + 5
+    first = frame.filter(pl.col("stack") == start)
+    assert first.filter(pl.col("person_id") == 1)["cohort"].unique().to_list() == [start]
+    assert first.filter(pl.col("person_id") == 2)["cohort"].null_count() == 6
+    assert first.filter(pl.col("person_id") == 2)["weight"].unique().to_list() == [0.5]
+    assert first.filter(pl.col("person_id") == 2)["y"].to_list() == list(range(6, 12))
 
-def test_stack_weights_do_not_depend_on_row_order() -> None:
-    """A comparison's weights within a stack are summed in one fixed order (analysis.frames.sum_by)."""
-    from datetime import date
 
-    from analysis.estimate.effects import quarterly_panel
-
-    # one comparison person matched in three start months of the same quarter, weights 0.1, 0.2, 0.3
+def test_cohort_panel_does_not_depend_on_row_order() -> None:
+    """Stack weights are summed in one fixed order (analysis.frames.sum_by): same bytes for any row order."""
     start = 24 * 12
     units = pl.DataFrame(
         {"person_id": [9, 9, 9, 1], "cohort": [start, start + 1, start + 2, start], "treated": [0, 0, 0, 1],
@@ -126,8 +146,8 @@ def test_stack_weights_do_not_depend_on_row_order() -> None:
     months = [date(2023, m, 1) for m in range(1, 13)]
     panel = pl.DataFrame({"person_id": [9] * 12 + [1] * 12, "month": months * 2,
                           "self_support": [0.1, 0.7, 0.2] * 4 + [0.3, 0.6, 0.1] * 4})
-    forward = quarterly_panel(panel, units, "self_support")
-    backward = quarterly_panel(panel.reverse(), units.reverse(), "self_support")
+    forward = cohort_panel(panel, units, "self_support")
+    backward = cohort_panel(panel.reverse(), units.reverse(), "self_support")
     assert forward.write_ipc(None).getvalue() == backward.write_ipc(None).getvalue()
-    weights = forward.filter(pl.col("person_id") == 9)["weight"].unique().to_list()
-    assert weights == [pytest.approx(0.6, abs=1e-15)]
+    assert forward.filter(pl.col("person_id") == 9)["stack"].unique().sort().to_list() == [start, start + 1,
+                                                                                          start + 2]

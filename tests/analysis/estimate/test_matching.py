@@ -85,6 +85,36 @@ def test_transition_split_matches_participants_to_persons_discharged_the_same_mo
     assert plain.n_treated == 4 and any("no participant has shelter_exits" in n for n in plain.notes)
 
 
+def _exits(panel: pl.DataFrame, shelter: list[int], prison: list[int]) -> pl.DataFrame:
+    """Stay discharges in month 11 (the month before the participants' start) for the listed persons."""
+    def exit_in(ids: list[int]) -> pl.Expr:
+        return (pl.col("person_id").is_in(ids) & (pl.col("month") == date(2022, 12, 1))).cast(pl.Int64)
+
+    return panel.with_columns(shelter_exits=exit_in(shelter), psych_ward_exits=pl.lit(0, pl.Int64),
+                              prison_exits=exit_in(prison))
+
+
+def test_comparisons_share_the_kind_of_transition_where_one_of_that_kind_exists() -> None:
+    panel, participants, persons = _toy()
+    config = replace(SMALL, exact_transition=MatchConfig().exact_transition, caliper=10.0, neighbours=2)
+    # shelter exits 0, 1 and twin 6 (and flat person 9); prison releases 2, 3 and twin 7 (and flat 10)
+    marked = _exits(panel, shelter=[0, 1, 6, 9], prison=[2, 3, 7, 10])
+    result = match(marked, participants, persons, config=config)
+    kind = {p: "shelter" for p in (0, 1, 6, 9)} | {p: "prison" for p in (2, 3, 7, 10)}
+    pairs = result.pairs.select("treated_id", "control_id").iter_rows()
+    assert all(kind[t] == kind[c] for t, c in pairs)
+    assert not any("matched within the whole transition split" in n for n in result.notes)
+    # with no prison release among the candidates, the prison participants fall back to the whole split
+    no_prison = _exits(panel, shelter=[0, 1, 6, 7, 9], prison=[2, 3])
+    fallback = match(no_prison, participants, persons, config=config)
+    assert fallback.n_treated == 4 and fallback.unmatched.height == 0
+    assert set(fallback.pairs.filter(pl.col("treated_id") >= 2)["control_id"].to_list()) <= {6, 7, 9}
+    assert any(n.startswith("2 participants had no comparison of their kind") for n in fallback.notes)
+    # and without exact kinds, any transition serves any participant from the start
+    loose = match(marked, participants, persons, config=replace(config, exact_transition_kind=False))
+    assert set(loose.pairs["control_id"].to_list()) <= {6, 7, 9, 10}
+
+
 def test_a_participant_without_history_is_reported_not_matched() -> None:
     panel, participants, persons = _toy()
     early = pl.concat([participants, pl.DataFrame({"person_id": [8], "start_month": [date(2022, 3, 1)]})])
@@ -193,7 +223,9 @@ def test_designs_with_a_comparison_group_recover_the_planted_effect(world_effect
     headline = (pl.col("design") == design) & (pl.col("dimension") == "all")
     row = estimates[outcome].filter(headline).row(0, named=True)
     planted = truth[outcome]["att_months_12_24"]
-    assert row["ci_lower"] <= planted <= row["ci_upper"], (design, outcome, planted, row)
+    # One world's 95 % interval misses a correct estimate one time in twenty (scripts/validate.py measures
+    # the coverage over replications), so a single world is held to 3.29 standard errors (99.9 %).
+    assert abs(row["estimate"] - planted) <= 3.29 * row["se"], (design, outcome, planted, row)
     assert row["n_treated"] > 0 and row["n_controls"] > 0 and row["mde"] > 0
 
 

@@ -131,6 +131,40 @@ def test_anticipation_shifts_base_period_and_controls() -> None:
     assert _cell(res, 4, 3)["att"] == pytest.approx(expected, abs=1e-10)
 
 
+def test_base_window_compares_every_period_with_a_pre_period_average() -> None:
+    frame = _panel(n=300, periods=8, seed=5).with_columns(pl.col("first_treat").replace(3, 5))
+    res = att_gt(frame, **KW, base_period="universal", anticipation=1, base_window=2)
+    y = frame.sort("id", "year")["y"].to_numpy().reshape(-1, 8)
+    g = frame.sort("id", "year")["first_treat"].to_numpy()[::8]
+    # cohort 5: base period 5 - 1 - 1 = 3, window the years 2 and 3 (columns 1, 2)
+    base = y[:, 1:3].mean(axis=1)
+    for t in (1, 3, 6, 8):
+        dy = y[:, t - 1] - base
+        assert _cell(res, 5, t)["att"] == pytest.approx(dy[g == 5].mean() - dy[g == 0].mean(), abs=1e-10)
+    assert _cell(res, 5, 3)["att"] != 0.0  # the base period differs from the window average
+    assert res.base_window == 2 and res.base_period == "universal"
+    assert 4 in res.group_time["cohort"].to_list()  # its base year 2 and window years 1..2 are in the panel
+    # with a window of three years cohort 4 (base year 2) would need a year 0: it is dropped with a note
+    wide = att_gt(frame, **KW, base_period="universal", anticipation=1, base_window=3)
+    assert 4 not in wide.group_time["cohort"].to_list() and 5 in wide.group_time["cohort"].to_list()
+    assert any("base window" in note for note in wide.notes)
+    # a window of one period is R's universal base
+    one = att_gt(frame, **KW, base_period="universal", anticipation=1, base_window=1)
+    plain = att_gt(frame, **KW, base_period="universal", anticipation=1)
+    assert one.group_time.equals(plain.group_time)
+
+
+def test_base_window_standard_errors_are_the_two_by_twos_of_the_averages() -> None:
+    frame = _panel(n=200, periods=8, seed=6).with_columns(pl.col("first_treat").replace({3: 6, 4: 6}))
+    res = att_gt(frame, **KW, base_period="universal", base_window=3)
+    y = frame.sort("id", "year")["y"].to_numpy().reshape(-1, 8)
+    g = frame.sort("id", "year")["first_treat"].to_numpy()[::8]
+    dy = y[:, 7] - y[:, 2:5].mean(axis=1)  # ATT(6, 8) against the mean of years 3..5
+    t, c = dy[g == 6], dy[g == 0]
+    se = np.sqrt(t.var() / t.size + c.var() / c.size)
+    assert _cell(res, 6, 8)["se"] == pytest.approx(se, rel=1e-10)
+
+
 def test_unconditional_methods_coincide_and_pandas_and_zero_cohort_are_accepted() -> None:
     frame = _panel(seed=4)
     base = att_gt(frame, **KW, method="dr").group_time
@@ -383,6 +417,8 @@ def test_units_treated_in_the_first_period_are_dropped_with_a_note() -> None:
         (lambda f: f, {"base_period": "fixed"}, "base_period"),
         (lambda f: f, {"anticipation": -1}, "anticipation"),
         (lambda f: f, {"bootstrap": -5}, "bootstrap"),
+        (lambda f: f, {"base_window": 0}, "base_window must be a positive integer"),
+        (lambda f: f, {"base_window": 2}, "base_window > 1 needs base_period='universal'"),
     ],
 )
 def test_bad_input_raises(mutate, options: dict, message: str) -> None:

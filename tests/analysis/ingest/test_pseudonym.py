@@ -5,10 +5,10 @@ import polars as pl
 import pytest
 
 from analysis.ingest.cpr import normalise_cpr
-from analysis.ingest.pseudonym import _pseudonyms, check_key, key_id, pseudonym_of, pseudonymise
+from analysis.ingest.pseudonym import _pseudonyms, check_key, key_id, key_problem, pseudonym_of, pseudonymise
 
-KEY = b"k" * 32
-OTHER = b"o" * 32
+KEY = b"test-key-k-0123456789abcdefghijklmn"
+OTHER = b"test-key-o-0123456789abcdefghijklmn"
 
 
 def _rows(values):
@@ -36,11 +36,33 @@ def test_cpr_columns_are_dropped_and_key_never_stored() -> None:
     assert set(out["key_id"]) == {key_id(KEY)}
 
 
-@pytest.mark.parametrize("key", [b"", b"short", b"x" * 31])
-def test_short_or_missing_key_is_refused_without_echoing_it(key) -> None:
-    with pytest.raises(ValueError, match="at least 32 bytes") as error:
+@pytest.mark.parametrize(("key", "why"), [
+    (b"", "empty"),
+    (b"short", "at least 32 bytes"),
+    (b"abcdefghijklmnopqrstuvwxyz01234", "at least 32 bytes"),  # 31 bytes
+    (b" " * 40, "only whitespace"),
+    (b"\t\n " * 14, "only whitespace"),
+    (b" " + KEY, "starts or ends with whitespace"),
+    (KEY + b"\n", "starts or ends with whitespace"),
+    (b"x" * 40, "distinct bytes"),
+    (b"ab" * 20, "distinct bytes"),
+    (b"0123456780" * 4, "distinct bytes"),  # 9 distinct
+])
+def test_key_rules_refuse_weak_keys_without_echoing_them(key: bytes, why: str) -> None:
+    assert why in key_problem(key)
+    with pytest.raises(ValueError, match=why) as error:
         check_key(key)
-    assert key.decode() not in str(error.value) or key == b""
+    assert key.strip() == b"" or key.decode().strip() not in str(error.value)
+    with pytest.raises(ValueError):
+        key_id(key)
+
+
+@pytest.mark.parametrize("key", [KEY, b"0123456789" * 4, b"9f86d081884c7d659a2feaa0c55ad015",
+                                 b"a3f1c2e4b5d6978812ab34cd56ef7890a3f1c2e4b5d6978812ab34cd56ef7890",
+                                 "nøgle med æøå og mellemrum 0123".encode()])
+def test_good_keys_pass_the_rules(key: bytes) -> None:
+    assert key_problem(key) is None
+    check_key(key)
 
 
 @pytest.mark.parametrize("length", [32, 63, 64, 65, 200])

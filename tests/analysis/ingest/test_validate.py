@@ -49,7 +49,8 @@ def test_each_quarantine_reason(change: dict, reason: str) -> None:
     assert result.clean.height == 0 and result.quarantine.height == 1
     row = result.quarantine.row(0, named=True)
     assert reason in row["reasons"] and reason in QUARANTINE_REASONS
-    assert row["message"].startswith("Row 1:") and "resend" in row["message"]
+    assert row["message"].startswith("Data row 1: ")
+    assert ("resend" in row["message"]) is (reason != "not_a_data_row")  # a totals row is removed, not resent
 
 
 @pytest.mark.parametrize(
@@ -90,3 +91,49 @@ def test_repaired_and_mod11_rows_stay_clean_with_a_warning() -> None:
 def test_missing_columns_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs columns"):
         validate_rows(pl.DataFrame({"cpr": ["1"]}), quarter="q", site="s", codes=CODES, today=date(2024, 1, 1))
+
+
+def test_the_course_length_rule_is_the_constant_the_texts_quote() -> None:
+    from analysis.ingest import reasons, rules
+
+    start = date(2024, 2, 1)
+    at_limit = date(start.year + (start.month + rules.MAX_COURSE_MONTHS - 1) // 12,
+                    (start.month + rules.MAX_COURSE_MONTHS - 1) % 12 + 1, 1)
+    ok = _validate({**GOOD, "end_date": at_limit.strftime("%d-%m-%Y"), "completed": "Ja"},
+                   today=date(2025, 12, 31))
+    over = _validate({**GOOD, "end_date": "02-" + at_limit.strftime("%m-%Y"), "completed": "Ja"},
+                     today=date(2025, 12, 31))
+    assert ok.clean.height == 1 and over.quarantine["reasons"].to_list() == [["course_too_long"]]
+    assert rules.COURSE_MONTHS == 9
+    assert rules.MAX_COURSE_MONTHS == rules.COURSE_MONTHS + rules.COURSE_TOLERANCE_MONTHS
+    for language in reasons.LANGUAGES:
+        rule = reasons.reason_texts(language)["course_too_long"].rule
+        assert f"{rules.COURSE_MONTHS} " in rule and f"{rules.MAX_COURSE_MONTHS} " in rule
+    assert "9 months and up to 12 are accepted" in over.quarantine["message"][0]
+
+
+def test_quarantine_keeps_where_the_site_sees_the_row_and_the_message_says_it() -> None:
+    frame = pl.DataFrame({"source_row": [1, 2, 3], "file_line": [2, 4, 5], "sheet": [None, None, None],
+                          "sheet_row": [None, None, None],
+                          "cpr": ["610190-1235", "710285-2346", "710285-2346"],
+                          "start_date": ["01-02-2024", "31-02-2024", "01-03-2024"],
+                          "end_date": [None, None, None],
+                          "delmaalgruppe": ["GRL", "GRL", "GRL"], "completed": [None, None, None]},
+                         schema_overrides={"sheet": pl.String, "sheet_row": pl.Int64, "end_date": pl.String,
+                                           "completed": pl.String})
+    result = validate_rows(frame, quarter="2024Q1", site="aarhus", codes=CODES, today=date(2024, 3, 31))
+    row = result.quarantine.row(0, named=True)
+    found = (row["file_line"], row["source_row"], row["start_parsed"], row["cpr_norm"])
+    assert found == (4, 2, None, "7102852346")
+    assert row["message"].startswith("Line 4: The start date '31-02-2024' is not a date that exists")
+    assert result.clean.select("source_row", "file_line").rows() == [(1, 2), (3, 5)]
+
+
+def test_duplicates_name_the_other_lines() -> None:
+    frame = pl.DataFrame({"source_row": [1, 2, 3], "file_line": [2, 3, 7], "cpr": ["710285-2346"] * 3,
+                          "start_date": ["01-02-2024"] * 3, "end_date": [None] * 3,
+                          "delmaalgruppe": ["GRL", "OVG", "PSY"], "completed": [None] * 3},
+                         schema_overrides={"end_date": pl.String, "completed": pl.String})
+    result = validate_rows(frame, quarter="2024Q1", site="aarhus", codes=CODES, today=date(2024, 3, 31))
+    assert result.quarantine["duplicate_lines"].to_list() == [[3, 7], [2, 7], [2, 3]]
+    assert "also appear on lines 3 and 7" in result.quarantine["message"][0]

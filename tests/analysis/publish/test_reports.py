@@ -1,4 +1,4 @@
-"""Effect report, steward view and spreadsheet-safe exports on small synthetic tables."""
+"""Effect report and spreadsheet-safe exports on small synthetic tables (steward view: test_steward_view)."""
 
 import csv
 import io
@@ -11,9 +11,7 @@ from openpyxl import load_workbook
 
 from analysis.publish.effect_report import SECTIONS, ReportInputs, export_tables, render_effect_report
 from analysis.publish.safe_export import DANGEROUS, csv_bytes, escape_formula, escape_frame, xlsx_bytes
-from analysis.publish.steward_view import feedback_sheets, render_steward_page, steward_tables
 from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
-from pipelines.audit import cpr_like
 
 
 def _inputs(**overrides) -> ReportInputs:
@@ -79,29 +77,6 @@ def test_report_is_deterministic_and_survives_empty_inputs() -> None:
     assert "Not available" in page and "no planted truth" in page
 
 
-def _quarantine() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    q = pl.DataFrame({"source_row": [3, 7], "cpr": ["010190-1234", "3113901234"], "reasons": [["cpr_invalid_date"], ["end_before_start"]],
-                      "message": ["CPR 310290-1234 has no real date", "end before start"], "quarter": ["2024Q1", "2024Q1"],
-                      "site": ["aarhus", "=HYPERLINK(\"x\")"], "filename": ["a.csv", "=cmd.csv"], "superseded": [False, False]})
-    stats = pl.DataFrame({"site": ["aarhus"], "quarter": ["2024Q1"], "filename": ["a.csv"], "received": ["2024-04-02"], "rows_in": [10],
-                          "clean": [9], "quarantined": [1], "duplicates": [0], "superseded": [False]})
-    checks = pl.DataFrame({"asset": ["validated_rows"], "check": ["row_conservation"], "partition": ["2024Q1|aarhus"], "passed": [False],
-                           "severity": ["ERROR"], "blocking": [True], "description": ["rows in = clean + quarantined"],
-                           "unexpected_count": [1], "element_count": [10], "run_id": ["r"]})
-    return q, stats, checks
-
-
-def test_steward_view_masks_cpr_in_the_general_version_only() -> None:
-    q, stats, checks = _quarantine()
-    general = render_steward_page(steward_tables(q, stats, checks, restricted=False), restricted=False, generated_at="t")
-    restricted = render_steward_page(steward_tables(q, stats, checks, restricted=True), restricted=True, generated_at="t")
-    assert cpr_like(general) == [] and "010190-1234" in restricted
-    assert "Ret CPR-nummeret" in general and "row_conservation" in general
-    assert "http://" not in general and "https://" not in general
-    sheets = feedback_sheets(steward_tables(q, stats, checks, restricted=False), "=HYPERLINK(\"x\")")
-    assert sheets["Rækker"]["site"].to_list() == ["'=HYPERLINK(\"x\")"] and sheets["Rækker"]["filename"].to_list() == ["'=cmd.csv"]
-
-
 def test_formula_cells_are_escaped_in_csv_and_xlsx(tmp_path) -> None:
     frame = pl.DataFrame({"text": ["=1+1", "+a", "-b", "@c", "safe"], "number": [-1.5, 2.0, 3.0, 4.0, 5.0]})
     content = csv_bytes(frame)
@@ -128,16 +103,3 @@ def test_report_names_outcomes_without_current_estimates() -> None:
     summary = page.split('<section id="summary">')[1].split("</section>")[0]
     assert "Outcomes without current estimates" in summary and "bed_days" in summary and "failed" in summary
     assert "Outcomes without current estimates" not in render_effect_report(_inputs())
-
-
-def test_steward_view_lists_unreadable_files_for_the_site() -> None:
-    q, stats, checks = _quarantine()
-    unreadable = pl.DataFrame({"site": ["randers"], "quarter": ["2025Q1"], "run_id": ["abc"],
-                               "message": ["randers.csv: the file is not a text (CSV) file"]})
-    tables = steward_tables(q, stats, checks, restricted=False, unreadable=unreadable)
-    page = render_steward_page(tables, restricted=False, generated_at="t")
-    section = page.split('<section id="unreadable">')[1].split("</section>")[0]
-    assert "randers.csv: the file is not a text (CSV) file" in section and "2025Q1" in section
-    assert feedback_sheets(tables, "randers")["Ulæselige filer"].height == 1
-    empty = render_steward_page(steward_tables(q, stats, checks, restricted=False), restricted=False, generated_at="t")
-    assert "Nothing to report" in empty.split('<section id="unreadable">')[1].split("</section>")[0]
