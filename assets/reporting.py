@@ -1,18 +1,20 @@
 """Reports: the researchers' effect report and the data stewards' view (HTML plus machine-readable tables)."""
 
-import html
 import json
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
-from analysis.publish import effect_report, feedback, monitoring_page, som_report, steward_view
+from analysis.publish import effect_report, feedback, report_tables, steward_view
 from analysis.publish.disclosure import Rules
+from analysis.publish.labels import Labels
 from analysis.publish.monitoring import Targets
 from analysis.publish.output_check import output_bundle
 from analysis.publish.provenance import provenance
-from analysis.publish.safe_export import csv_bytes, xlsx_bytes
+from analysis.publish.safe_export import xlsx_bytes
+from analysis.publish.sample_flow import FlowInputs, sample_flow
+from analysis.publish.workbook import published_csv_bytes
 from analysis.schema import HEADLINE_OUTCOMES
 from assets import ingest, linkage
 from assets.monitoring import rebuild
@@ -40,10 +42,16 @@ def disclosure_rules(code_lists: CodeLists) -> Rules:
     return Rules.from_table(code_lists.table("disclosure_rules"))
 
 
+def report_labels(code_lists: CodeLists) -> Labels:
+    """Words, units and number formats of the published tables (``report_labels``, code lists, sites)."""
+    return Labels.from_tables(code_lists.table("report_labels"), delmaalgrupper=code_lists.table("delmaalgrupper"),
+                              sites=code_lists.table("sites"))
+
+
 @dg.asset(
     group_name=REPORTING_GROUP,
-    description="Self-contained HTML effect report for researchers (disclosure-controlled) and its tables "
-                "as CSV/parquet.",
+    description="Self-contained HTML effect report for researchers (disclosure-controlled) and every table it "
+                "publishes as CSV (';' fields, ',' decimals), parquet and one xlsx workbook.",
     kinds={"html"},
     check_specs=[dg.AssetCheckSpec(DISCLOSURE_AUDIT, asset="effect_report_html", blocking=True,
                                    description="No count below 5 persons can be derived from all published tables "
@@ -52,8 +60,13 @@ def disclosure_rules(code_lists: CodeLists) -> Rules:
 def effect_report_html(
     context: dg.AssetExecutionContext, layout: LayoutResource, code_lists: CodeLists, register_source: RegisterSource,
     balance: pl.DataFrame, before_after: pl.DataFrame, submission_stats: pl.DataFrame, received_files: pl.DataFrame,
-    courses: pl.DataFrame, effect_estimates: pl.DataFrame | None, event_study: pl.DataFrame | None,
+    courses: pl.DataFrame, linked_courses: pl.DataFrame, unlinked_participants: pl.DataFrame,
+    matched_units: pl.DataFrame, unmatched_participants: pl.DataFrame, quarantine: pl.DataFrame,
+    outcome_panel: pl.LazyFrame,
+    effect_estimates: pl.DataFrame | None, event_study: pl.DataFrame | None,
     matched_means: pl.DataFrame | None, group_time_att: pl.DataFrame | None, staggered_aggregates: pl.DataFrame | None,
+    pretrend_tests: pl.DataFrame | None, phase_effects: pl.DataFrame | None, placebo_effects: pl.DataFrame | None,
+    honest_did: pl.DataFrame | None,
     public_budget: pl.DataFrame | None, som_effects: pl.DataFrame | None,
     som_sensitivity: pl.DataFrame | None,
     som_prices_used: pl.DataFrame | None, som_status: pl.DataFrame | None,
@@ -62,11 +75,20 @@ def effect_report_html(
     monitoring_delivery: pl.DataFrame | None, monitoring_status: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Every outcome partition that exists (a failed outcome is reported missing, not fatal)."""
-    budget, budget_tables = _public_budget_section(public_budget, som_effects, som_sensitivity,
-                                                   som_prices_used, som_status)
-    monitoring = _monitoring_section(code_lists, monitoring_status, programme_monitoring, monitoring_mix,
-                                     monitoring_endings, monitoring_targets, monitoring_delivery)
+    labels = report_labels(code_lists)
     estimates = _by_outcome(effect_estimates)
+    flow = sample_flow(FlowInputs(
+        submission_stats, courses, linked_courses, unlinked_participants, matched_units, unmatched_participants,
+        estimates, panel=outcome_panel,
+        quarantine=quarantine.select([c for c in ("reasons", "reason", "superseded") if c in quarantine.columns])),
+        labels=labels)
+    names = ("programme_monitoring", "monitoring_mix", "monitoring_endings", "monitoring_targets",
+             "monitoring_delivery")
+    monitoring = rebuild(code_lists, dict(zip(names, (programme_monitoring, monitoring_mix, monitoring_endings,
+                                                      monitoring_targets, monitoring_delivery), strict=True)))
+    budget_ok = public_budget is not None and public_budget.height > 0
+    som_problem = "; ".join(som_status["message"]) if som_status is not None and som_status.height and not budget_ok \
+        else ""
     inputs = effect_report.ReportInputs(
         estimates=estimates, event_study=_by_outcome(event_study), matched_means=_by_outcome(matched_means),
         balance=balance, group_time=_by_outcome(group_time_att), aggregates=_by_outcome(staggered_aggregates),
@@ -78,12 +100,21 @@ def effect_report_html(
                   "key_id": ", ".join(sorted(courses["key_id"].unique().drop_nulls().to_list()))},
         truth=register_source.truth(layout.truth), headline_outcomes=HEADLINE_OUTCOMES,
         outcome_status=outcome_status(context.instance, estimates),
-        public_budget_section=budget, monitoring_section=monitoring,
+        pretrend_tests=_by_outcome(pretrend_tests), phase_effects=_by_outcome(phase_effects),
+        placebo=_by_outcome(placebo_effects), honest=_by_outcome(honest_did),
+        sample_flow=flow.table, flow_comparison=flow.comparison,
+        som_budget=public_budget if budget_ok else pl.DataFrame(),
+        som_effects=som_effects if budget_ok and som_effects is not None else pl.DataFrame(),
+        som_sensitivity=som_sensitivity if budget_ok and som_sensitivity is not None else pl.DataFrame(),
+        som_prices=som_prices_used if budget_ok and som_prices_used is not None else pl.DataFrame(),
+        som_problem=som_problem, monitoring=monitoring,
+        monitoring_problems=tuple(monitoring_status["message"]) if monitoring_status is not None else (),
+        labels=labels,
     )
     if inputs.outcome_status.height:
         context.log.warning("outcomes without current estimates: " + ", ".join(inputs.outcome_status["outcome"]))
     published = effect_report.publish(inputs, rules=disclosure_rules(code_lists))
-    audit, out, tables = published.audit, layout.reports, layout.report_tables
+    audit, tables = published.audit, layout.report_tables
     meta = {"disclosure_audit": audit.summary(), "cells_published": audit.cells_checked,
             "cells_suppressed": audit.cells_suppressed,
             "outcomes_not_current": ", ".join(inputs.outcome_status["outcome"]) or "none"}
@@ -95,57 +126,32 @@ def effect_report_html(
         context.log.error("disclosure audit failed, report not written: " + "; ".join(audit.problems[:5]))
         return dg.MaterializeResult(metadata=meta, check_results=[check])
     page = effect_report.render_effect_report(inputs, published=published)
-    write_text(out / "effect_report.html", page)
-    write_text(out / f"effect_report_{datetime.now(UTC).strftime('%Y-%m-%d')}.html", page)
-    files = {"effect_report.html": (None, page.encode())}
-    for name, frame in {**effect_report.export_tables(published), **budget_tables}.items():
+    write_text(layout.effect_report, page)
+    write_text(layout.dated_effect_report(datetime.now(UTC).strftime("%Y-%m-%d")), page)
+    files = {layout.effect_report.name: (None, page.encode())}
+    exported = effect_report.export_tables(published, labels)
+    for name, frame in exported.items():
         write_parquet(tables / f"{name}.parquet", frame)
-        write_bytes(tables / f"{name}.csv", csv_bytes(frame))
-        files |= {f"tables/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes())
+        write_bytes(tables / f"{name}.csv", published_csv_bytes(frame))
+        files |= {f"{tables.name}/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes())
                   for ext in ("csv", "parquet")}
-    if "som_effects" in budget_tables:
-        write_bytes(layout.som_workbook, xlsx_bytes({"SØM effekter": budget_tables["som_effects"],
-                                                     "Priser": budget_tables["som_prices"]}))
+    write_bytes(layout.report_workbook, report_tables.workbook(exported, published))
+    files[layout.report_workbook.name] = (None, layout.report_workbook.read_bytes())
+    if "som_effects" in exported:  # SØM's own input form, from the controlled tables
+        write_bytes(layout.som_workbook, xlsx_bytes({"SØM effekter": exported["som_effects"],
+                                                     "Priser": exported.get("som_prices", pl.DataFrame())}))
+        files[layout.som_workbook.name] = ("som_effects", layout.som_workbook.read_bytes())
     for stale in tables.glob("*"):  # a table no longer published must not linger beside the new ones
-        if stale.is_file() and f"tables/{stale.name}" not in files:
+        if stale.is_file() and f"{tables.name}/{stale.name}" not in files:
             stale.unlink()
     bundle = output_bundle(published, files)
-    write_text(out / "output_checking.json", json.dumps(bundle, indent=1, ensure_ascii=False))
+    write_text(layout.output_checking, json.dumps(bundle, indent=1, ensure_ascii=False))
     headline = published.frames["estimates"].filter((pl.col("dimension") == "all")
                                                     & pl.col("outcome").is_in(HEADLINE_OUTCOMES))
     meta |= {f"{r['design']}/{r['outcome']}": f"{r['estimate']:.4f}" for r in headline.iter_rows(named=True)
              if r["estimate"] is not None}
-    path = dg.MetadataValue.path(str(out / "effect_report.html"))
+    path = dg.MetadataValue.path(str(layout.effect_report))
     return dg.MaterializeResult(metadata={"path": path, **meta}, check_results=[check])
-
-
-def _public_budget_section(budget: pl.DataFrame | None, effects: pl.DataFrame | None,
-                           sensitivity: pl.DataFrame | None, prices: pl.DataFrame | None,
-                           status: pl.DataFrame | None) -> tuple[str, dict[str, pl.DataFrame]]:
-    """Return the SØM section's HTML and published tables (none when absent or unpublishable)."""
-    problem = "; ".join(status["message"]) if status is not None and status.height and not (
-        budget is not None and budget.height) else ""
-    if budget is None or not budget.height:
-        return som_report.render_public_budget_section(None, problem=problem), {}
-    tables = som_report.SomTables(budget, effects, sensitivity, prices)
-    return som_report.render_public_budget_section(tables), som_report.export_tables(tables)
-
-
-def _monitoring_section(code_lists: CodeLists, status: pl.DataFrame | None,
-                        *frames: pl.DataFrame | None) -> str:
-    """Return the monitoring section's HTML (public variant), or a warning when it is absent."""
-    problems = [] if status is None else status["message"].to_list()
-    warning = ('<p class="warn">The monitoring has problems in this run (details on the monitoring page): '
-               + html.escape("; ".join(problems[:5])) + "</p>") if problems else ""
-    if any(f is None for f in frames):
-        return warning
-    names = ("programme_monitoring", "monitoring_mix", "monitoring_endings", "monitoring_targets",
-             "monitoring_delivery")
-    monitoring = rebuild(code_lists, dict(zip(names, frames, strict=True)))
-    if monitoring is None:
-        return warning
-    return warning + monitoring_page.render_monitoring_section(monitoring,
-                                                               monitoring_page.publication_tables(monitoring))
 
 
 #: Assets whose checks a steward can act on: the ingest and linkage groups (the methods checks, such as

@@ -153,6 +153,26 @@ def quarter_expr(column: str, /) -> pl.Expr:
     return pl.format("{}Q{}", c // 4, c % 4 + 1)
 
 
+def period_label(index: int, /) -> str:
+    """A quarter or month index as a calendar label: ``8096`` -> ``"2024Q1"``, ``24288`` -> ``"2024-01"``.
+
+    The two encodings do not overlap for the years 1999..2050 (quarter indices 7996..8203, month indices
+    23988..24611), so the index says which it is.
+    """
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ValueError(f"a period index is an integer, not {index!r}")
+    if 1999 * 12 <= index < 2051 * 12:
+        return month_label(index)
+    return quarter_label(index)
+
+
+def period_expr(column: str, /) -> pl.Expr:
+    """Polars expression turning a quarter- or month-index column into ``2024Q1`` / ``2024-01`` labels."""
+    c = pl.col(column).cast(pl.Int64)
+    month = pl.format("{}-{}", c // 12, (c % 12 + 1).cast(pl.String).str.zfill(2))
+    return pl.when(c >= 1999 * 12).then(month).otherwise(pl.format("{}Q{}", c // 4, c % 4 + 1))
+
+
 def event_month_label(month: int, /) -> str:
     """Label an event month: ``-3`` -> ``"month −3"``, ``0`` -> ``"month 0 (start)"``."""
     if month == 0:
@@ -330,16 +350,20 @@ class Labels:
         """Say a staggered aggregation in words."""
         return self._get("aggregation", code)
 
-    def aggregation_key(self, aggregation: str, key: int | None, /) -> str:
-        """Label an aggregation key: event quarter in months, cohort or calendar quarter as ``2024Q1``."""
+    def aggregation_key(self, aggregation: str, key: int | None, /, *, monthly: bool = True) -> str:
+        """Label an aggregation key: event month (or quarter, ``monthly=False``), start or calendar period.
+
+        Start groups and calendar periods are month or quarter indices (``2024-01`` / ``2024Q1``, see
+        :func:`period_label`); ``None`` (the simple aggregation's one row) is "overall".
+        """
         if key is None:
-            return "all"
+            return "overall"
         if aggregation == "dynamic":
-            return event_quarter_label(int(key))
+            return event_month_label(int(key)) if monthly else event_quarter_label(int(key))
         if aggregation == "group":
-            return f"starting {quarter_label(int(key))}"
+            return f"starting {period_label(int(key))}"
         if aggregation == "calendar":
-            return quarter_label(int(key))
+            return period_label(int(key))
         raise ValueError(f"unknown aggregation {aggregation!r}")
 
     def group(self, code: str, /) -> str:
@@ -400,7 +424,7 @@ class Labels:
                                            dtype=pl.String)
         for name in ("cohort", "period"):
             if name in out.columns and out.schema[name].is_integer():
-                replaced[name] = out.select(quarter_expr(name).alias(name)).to_series()
+                replaced[name] = out.select(period_expr(name).alias(name)).to_series()
         if keep_codes:
             out = out.with_columns(pl.col(c).alias(f"{c}_code") for c in replaced if c in frame.columns)
         return out.with_columns(replaced.values())

@@ -127,13 +127,27 @@ def format_cell(value: object, token: str | None, row: Mapping, labels: Labels, 
     return format_number(value, row_unit(token, row, labels))
 
 
-def _label_special(frame: pl.DataFrame) -> pl.DataFrame:
-    """Words for the code columns of the sensitivity tables and the phases."""
-    out = frame
-    if "test" in out.columns:
-        out = out.with_columns(test_code=pl.col("test"), test=pl.col("test").replace(TESTS))
-    if "phase" in out.columns:
-        out = out.with_columns(phase_code=pl.col("phase"), phase=pl.col("phase").replace(PHASES))
+#: Words for the comparison table's statistics and the public budget's purses.
+STATISTICS = {"count": "number of persons", "share": "share of the persons", "mean": "mean over the persons"}
+PURSES = {"all": "all purses", "municipality": "municipality", "region": "region", "state": "state"}
+#: Columns renamed in the exports (a count of days is not a period).
+RENAMED = {"monitoring_delivery": {"days_after_quarter": "days_to_first_file"}}
+
+
+def _label_special(name: str, frame: pl.DataFrame, labels: Labels, titles: Mapping[str, str]) -> pl.DataFrame:
+    """Words for the code columns the Labels do not know (tests, phases, statistics, purses, tables)."""
+    out = frame.rename({k: v for k, v in RENAMED.get(name, {}).items() if k in frame.columns})
+    specials = {"test": TESTS, "phase": PHASES, "statistic": STATISTICS, "purse": PURSES}
+    for column, words_ in specials.items():
+        if column in out.columns and out.schema[column] == pl.String:
+            out = out.with_columns(pl.col(column).alias(f"{column}_code"), pl.col(column).replace(words_))
+    if name == "disclosure_control" and "table" in out.columns:
+        out = out.with_columns(table_code=pl.col("table"), table=pl.col("table").replace(dict(titles)))
+    for column in ("outcomes_valued", "not_valued"):  # comma-separated outcome codes
+        if column in out.columns:
+            said = [", ".join(labels.outcome(c.strip()) for c in (v or "").split(",") if c.strip())
+                    for v in out[column]]
+            out = out.with_columns(pl.Series(column, said, dtype=pl.String))
     return out
 
 
@@ -164,10 +178,10 @@ def export_frame(name: str, published: Controlled, labels: Labels, /) -> pl.Data
         if all(v == first for v in per_row.values()):  # one unit per row for all of them
             out = out.with_columns(unit_code=pl.Series(first, dtype=pl.String),
                                    unit=pl.Series([UNITS[u].label for u in first], dtype=pl.String))
-    out = labels.label_codes(_label_special(out), keep_codes=True)
-    if "unit_code" in out.columns:  # label_codes names the effect unit; a level table's rows say theirs
-        out = out.with_columns(unit=pl.col("unit_code").replace_strict(
-            {k: u.label for k, u in UNITS.items()}, return_dtype=pl.String))
+    out = labels.label_codes(_label_special(name, out, labels, published.titles), keep_codes=True)
+    if per_row and "unit_code" in out.columns:  # label_codes names the effect unit; a level table's rows
+        out = out.with_columns(unit=pl.col("unit_code").replace_strict(  # say theirs
+            {k: u.label for k, u in UNITS.items()}, default=pl.col("unit"), return_dtype=pl.String))
     return _order(out)
 
 
@@ -181,8 +195,8 @@ def _order(frame: pl.DataFrame) -> pl.DataFrame:
 def export_tables(published: Controlled, labels: Labels, /) -> dict[str, pl.DataFrame]:
     """Every published table as exported, plus ``disclosure_control`` (cells suppressed per table)."""
     out = {name: export_frame(name, published, labels) for name in published.frames}
-    loss = published.to_frame()
-    out["disclosure_control"] = loss.with_columns(share_suppressed=pl.col("share_suppressed") * 100)
+    loss = published.to_frame().with_columns(share_suppressed=pl.col("share_suppressed") * 100)
+    out["disclosure_control"] = _order(_label_special("disclosure_control", loss, labels, published.titles))
     return out
 
 
