@@ -139,7 +139,8 @@ def _table(view: _View, columns: Sequence[Column], labels: Labels, *, caption: s
             else:
                 text = format_cell(row.get(column), fmt, row, labels,
                                    suppressed=bool(row.get(f"{column}__x")))
-            cells.append(f"<td{_NUM if is_number else ''}>{_e(text)}</td>")
+            klass = ' class="num count"' if fmt == "count" else _NUM if is_number else ""  # persons: count
+            cells.append(f"<td{klass}>{_e(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
     klass = f' class="{css}"' if css else ""
@@ -300,7 +301,7 @@ class _Report:
         if status.height:
             body += ('<p class="warn">Outcomes without current estimates in this run (their partition failed '
                      "or never ran; rerun them from the Dagster UI): "
-                     + _e("; ".join(f"{r['outcome']} ({r['status']}: {r.get('reason') or ''})"
+                     + _e("; ".join(f"{self.outcome(r['outcome'])} ({r['status']}: {r.get('reason') or ''})"
                                     for r in status.iter_rows(named=True))) + "</p>")
         sentences, designs = [], []
         for o in self.heads:
@@ -964,10 +965,7 @@ def render_effect_report(inputs: ReportInputs, /, *, published: Controlled | Non
 
 def _window_words(window: str) -> str:
     """``"12..24"`` -> ``"months 12–24"``; ``"quarters 4..8 (...)"`` -> ``"quarters 4–8 (months 12–26)"``."""
-    from analysis.publish.labels import window_label
-
-    base, _, note = window.partition(" (")
-    return window_label(base) + (f" ({note}" if note else "")
+    return report_tables.window_words(window)
 
 
 def _window_da(window: str | None) -> str:

@@ -880,10 +880,10 @@ def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /, *, lab
         for q, s in zip(m.quarters, t["programme_stock"]["open_at_end"].to_list(), strict=True)
     ]
     slipping = t["slipping"].filter(pl.col("slipping"))
-    name = (lambda site: labels.site(site) if site in m.sites else site) if labels is not None else str
+    names = {s: labels.site(s) for s in m.sites} if labels is not None else {}
     targets = t["targets"].with_columns(
         goal=_goal(), target=pl.col("target").str.replace_all("_", " "),
-        site=pl.col("site").map_elements(name, return_dtype=pl.String))
+        site=pl.col("site").cast(pl.String).replace(names))
     return (
         f"<p>The programme, {_e(m.quarters[0])}–{_e(m.through)}, all {len(m.sites)} sites "
         "(disclosure-controlled together with the rest of this report; the per-site tables, phases, "
@@ -892,7 +892,7 @@ def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /, *, lab
         + _table(pl.DataFrame(rows), headers=["Quarter", "New starts", "Ended, completed", "Ended early",
                                                "Open at the quarter's end"])
         + "<p>Sites that slip in the last two quarters: "
-        + f"<b>{_e(', '.join(name(s) for s in slipping['site'].to_list()) or 'none')}"
+        + f"<b>{_e(', '.join(names.get(s, s) for s in slipping['site'].to_list()) or 'none')}"
         "</b>.</p>"
         + _table(targets, ["target", "site", "citizens", "goal", "status"],
                  ["Target", "Site", "Citizens", "Goal", "Status"])

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from analysis.publish.disclosure import Controlled
-from analysis.publish.labels import UNITS, Labels, format_number, quarter_label
+from analysis.publish.labels import UNITS, Labels, format_number, quarter_label, window_label
 from analysis.publish.workbook import workbook_bytes
 
 _EFFECT = {c: "effect" for c in ("estimate", "se", "ci_lower", "ci_upper", "mde")}
@@ -143,6 +143,9 @@ def _label_special(name: str, frame: pl.DataFrame, labels: Labels, titles: Mappi
             out = out.with_columns(pl.col(column).alias(f"{column}_code"), pl.col(column).replace(words_))
     if name == "disclosure_control" and "table" in out.columns:
         out = out.with_columns(table_code=pl.col("table"), table=pl.col("table").replace(dict(titles)))
+    if "window" in out.columns and out.schema["window"] == pl.String:  # "12..24" -> "months 12–24"
+        said = [None if v is None else window_words(v) for v in out["window"]]
+        out = out.with_columns(window_code=pl.col("window"), window=pl.Series(said, dtype=pl.String))
     for column in ("outcomes_valued", "not_valued"):  # comma-separated outcome codes
         if column in out.columns:
             said = [", ".join(labels.outcome(c.strip()) for c in (v or "").split(",") if c.strip())
@@ -216,6 +219,12 @@ def workbook(tables: Mapping[str, pl.DataFrame], published: Controlled, /) -> by
     descriptions["disclosure_control"] = "Cells published and suppressed per table (disclosure control)"
     return workbook_bytes(tables, units=units, descriptions=descriptions,
                           title="CTI effect report: every published table")
+
+
+def window_words(window: str, /) -> str:
+    """``"12..24"`` -> ``"months 12–24"``, ``"quarters 4..8 (note)"`` -> ``"quarters 4–8 (months 12–26) (note)"``."""
+    base, _, note = window.partition(" (")
+    return window_label(base) + (f" ({note}" if note else "")
 
 
 def quarter_or_text(value: object) -> str:
