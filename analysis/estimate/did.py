@@ -442,13 +442,33 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tupl
                             times=times.astype(np.int64), params=np.asarray(params), cov=np.asarray(cov))
 
 
-def wald(b: np.ndarray, v: np.ndarray, /) -> tuple[float, int, float]:
-    """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any."""
+#: Eigenvalues of a covariance below this share of its largest are numerical noise (see :func:`wald`).
+WALD_RCOND = 1e-10
+
+
+def wald(b: np.ndarray, v: np.ndarray, /, *, rcond: float = WALD_RCOND) -> tuple[float, int, float]:
+    """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any.
+
+    Rank-aware: ``v`` is symmetrised and decomposed into eigenvalues, and only directions whose eigenvalue
+    exceeds ``rcond`` times the largest are tested (a Moore-Penrose pseudo-inverse with one tolerance for
+    both the inverse and the degrees of freedom). A near-constant outcome (a register that barely changes
+    around the start) has coefficients with clustered variances of order 1e-20 whose ratios are rounding
+    noise: ``np.linalg.pinv``'s default cut-off kept some of them, so the statistic exploded while
+    ``matrix_rank`` counted a different rank. Such directions carry no information and are left out; when
+    none is left the test is not defined (NaN).
+    """
     if not b.size:
         return float("nan"), 0, float("nan")
-    stat = float(b @ np.linalg.pinv(v) @ b)
-    dof = int(np.linalg.matrix_rank(v))
-    return stat, dof, float(stats.chi2.sf(stat, dof)) if dof else float("nan")
+    sym = (np.asarray(v, dtype=float) + np.asarray(v, dtype=float).T) / 2
+    values, vectors = np.linalg.eigh(sym)
+    top = float(values.max(initial=0.0))
+    keep = values > rcond * top if top > 0 else np.zeros(values.size, bool)
+    dof = int(keep.sum())
+    if not dof:
+        return float("nan"), 0, float("nan")
+    z = vectors[:, keep].T @ np.asarray(b, dtype=float)
+    stat = float(np.sum(z * z / values[keep]))
+    return stat, dof, float(stats.chi2.sf(stat, dof))
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),

@@ -879,11 +879,19 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
     total("linked", [k[c] for c in ("transition", "no_transition") if c in k], "linked = with + without")
     if "transition" in k and "transition_matched" in k:
         book.difference("flow.transition_unmatched", k["transition"], k["transition_matched"])
+    unmatched_key = "flow.unmatched"
     if "linked" in k and "matched" in k:
-        book.difference("flow.unmatched", k["linked"], k["matched"])
         total_u = [*parts("unmatched:"), *[k[c] for c in ("unmatched_other",) if c in k]]
-        if total_u and "flow.unmatched" in book.values:
-            book.identity({"flow.unmatched": 1.0, **{t: -1.0 for t in total_u}}, "the unmatched, by reason")
+        if len(total_u) == 1 and total_u[0] in book.values:
+            # one reason: its box is the number of the unmatched, published in the flow; the comparison's
+            # unmatched persons are that same quantity (one decision for both), not a hidden difference
+            unmatched_key = total_u[0]
+        elif book.has(k["linked"], k["matched"]):  # published in the comparison: a quantity, not hidden
+            book.note(["flow.unmatched"], [book.values[k["linked"]] - book.values[k["matched"]]])
+            book.identity({k["linked"]: 1.0, k["matched"]: -1.0, "flow.unmatched": -1.0},
+                          "linked = matched + not matched")
+            if total_u and "flow.unmatched" in book.values:
+                book.identity({"flow.unmatched": 1.0, **{t: -1.0 for t in total_u}}, "the unmatched, by reason")
     flow = flow.with_columns(
         _kn=pl.Series(n_keys, dtype=pl.String), _kx=pl.Series(x_keys, dtype=pl.String),
         _kc=pl.Series(c_keys, dtype=pl.String),
@@ -896,9 +904,9 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
     ))
 
     cmp = _or_empty(inputs.flow_comparison, COMPARISON_SCHEMA)
-    if not cmp.height or "matched" not in k or "flow.unmatched" not in book.values:
+    if not cmp.height or "matched" not in k or unmatched_key not in book.values:
         return dict(k)
-    matched, unmatched = k["matched"], "flow.unmatched"
+    matched, unmatched = k["matched"], unmatched_key
     rows, members = [], {}
     for r in cmp.iter_rows(named=True):
         stat, attribute = r["statistic"], r["attribute"]

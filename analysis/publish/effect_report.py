@@ -481,7 +481,7 @@ class _Report:
         body = (f"<p>Coefficients of participation by month since the start, on the stacked matched sample "
                 f"(person and stack × month fixed effects, standard errors clustered by person), relative to "
                 f"the <b>mean of months {span(*reference)}</b>, before the dip that precedes entry (shaded). "
-                f"Month {span(transition, transition)} is the transition itself (the discharge that defines "
+                f"Month {format_number(transition, 'count')} is the transition itself (the discharge that defines "
                 f"the matched comparison: its register trace differs by design, not by trend): it is marked and "
                 f"left out of the pre-trend tests, which cover the months before the dip and, separately, the "
                 f"dip.</p>")
@@ -503,7 +503,7 @@ class _Report:
                     {t: i for i, t in enumerate(TESTS)}, default=9, return_dtype=pl.Int32))
             body += _table(part, self._test_columns(), L,
                            caption="Pre-trend tests: joint Wald tests that the coefficients are 0 "
-                                   "(clustered covariance)")
+                                   "(clustered covariance, rank-aware: see Methods)")
         body += _fold("Pre-trend tests of every outcome", _table(tests, [("outcome", "Outcome", self.text(
             "outcome")), *self._test_columns()], L))
         body += _fold("Every coefficient (all outcomes)", _table(es, [
@@ -680,6 +680,8 @@ class _Report:
             unit = L.effect_unit(o)
             if part.height:
                 rows = [r for r in part.rows() if part.value(r, "att") is not None]
+                if rows and min(r["cohort"] for r in rows) >= 1999 * 12:  # by month: the event window only
+                    rows = [r for r in rows if -36 <= r["period"] - r["cohort"] <= 24]
                 cohorts = sorted({r["cohort"] for r in rows})
                 periods = sorted({r["period"] for r in rows})
                 grid = np.full((len(cohorts), len(periods)), np.nan)
@@ -689,13 +691,16 @@ class _Report:
                     body += f"<h3>{_e(self.outcome(o))}</h3>" + figures.heatmap(
                         [_period(c) for c in cohorts], [_period(p) for p in periods], grid,
                         name=f"group-time-{o}", scale=UNITS[unit].scale,
-                        title="ATT(g, t) by start group (rows) and calendar period",
+                        title="ATT(g, t) by start group (rows) and calendar period (months −36 to 24 "
+                              "around each start)",
                         xlabel="calendar period", ylabel="start (cohort)",
                         colour_label=f"effect, {UNITS[unit].label}")
             dyn = agg.where((pl.col("outcome") == o) & (pl.col("aggregation") == "dynamic")) if agg.height else agg
             if dyn.height:
                 rows = sorted(dyn.rows(), key=lambda r: r["key"])
                 monthly = max(abs(r["key"]) for r in rows) > 12
+                if monthly:  # the event study's window (every key stays in the folded table)
+                    rows = [r for r in rows if -36 <= r["key"] <= 24]
                 body += figures.coefficients(
                     [r["key"] for r in rows], [dyn.value(r, "att") for r in rows],
                     [dyn.value(r, "ci_lower") for r in rows], [dyn.value(r, "ci_upper") for r in rows],
@@ -1048,7 +1053,10 @@ control when it starts CTI), weighted least squares with person-stack and stack-
 errors clustered by person. The event study is relative to the mean of months −15 to −13 (before the dip; the
 study is fitted with one of those months omitted and re-normalised exactly, covariance included). Its pre-trend
 tests are joint Wald tests over the months before the dip (−36 to −13) and over the dip (−12 to −1), the
-transition month (−1) left out; the binned variants test yearly and half-yearly means. The pooled DiD compares
+transition month (−1) left out; the binned variants test yearly and half-yearly means. The Wald tests are
+rank-aware: the clustered covariance is inverted over its eigenvalues above 10⁻¹⁰ of the largest (a pseudo-inverse)
+and the degrees of freedom are that rank, so a near-constant outcome, whose coefficients have variances of rounding
+size, neither inflates the statistic nor counts directions without information. The pooled DiD compares
 months 12 to 24 with the whole pre-period. Effects by CTI phase are means of the event-study coefficients over the
 phase's months.</p>
 <p><b>Sensitivity.</b> Honest DiD (Rambachan &amp; Roth 2023, relative magnitudes) on the event study averaged into

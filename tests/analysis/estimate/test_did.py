@@ -372,3 +372,20 @@ def test_the_pretrend_window_leaves_out_the_transition_month() -> None:
         event_study(frame, "y", reference=(-9, -8))
     with pytest.raises(ValueError, match="first to its last"):
         event_study(frame, "y", reference=(-2, -4))
+
+
+def test_wald_is_rank_aware_for_a_near_constant_outcome() -> None:
+    """Directions with rounding-noise variance are left out of the statistic and of the degrees of freedom."""
+    from analysis.estimate.did import wald
+
+    b = np.array([0.1, 1e-5])
+    v = np.diag([1.0, 1e-12])  # the second coefficient is a near-constant outcome's: noise, not information
+    stat, dof, p = wald(b, v)
+    assert dof == 1 and stat == pytest.approx(0.01) and p == pytest.approx(stats.chi2.sf(0.01, 1))
+    # np.linalg.pinv's default cut-off keeps the noise direction: the statistic explodes
+    assert float(b @ np.linalg.pinv(v) @ b) > 50 and np.linalg.matrix_rank(v) == 2
+    # a well-conditioned covariance: the ordinary Wald test
+    full = np.array([[1.0, 0.3], [0.3, 2.0]])
+    assert wald(b, full)[0] == pytest.approx(float(b @ np.linalg.solve(full, b))) and wald(b, full)[1] == 2
+    # nothing but noise: not defined
+    assert wald(b, np.zeros((2, 2)))[1] == 0 and np.isnan(wald(b, np.zeros((2, 2)))[2])
