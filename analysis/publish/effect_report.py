@@ -363,32 +363,38 @@ class _Report:
                 "post-period months; compare them with that in mind.</p>")
 
     def _power(self) -> str:
-        """What the study can detect, and plainly when it cannot detect the planted effect."""
+        """What the study can detect (analysis.estimate.power.power_statement), plainly when it cannot.
+
+        The MDE and the power against the planted effect come from the published standard error and n of
+        the headline estimate; the sentence is written here in the outcome's words and unit.
+        """
+        from analysis.estimate.power import power_statement
+
         L = self.labels
         lines = []
         for o in self.heads:
             row, est = self.headline_row(o)
             if row is None:
                 continue
-            unit = L.effect_unit(o)
-            mde = est.value(row, "mde")
-            if mde is None:
+            se, n = est.value(row, "se"), est.value(row, "n_treated")
+            if se is None or n is None or not se > 0:
                 continue
-            text = (f"{self.outcome(o)}: with {_n(est.value(row, 'n_treated'))} participants the "
-                    f"{L.design(self.preferred(o)).split(' (')[0].lower()} detects an effect of "
-                    f"{_sentence_number(mde, unit)} or larger with 80 % power (5 % two-sided test)")
+            unit = L.effect_unit(o)
             planted = (self.inputs.truth or {}).get(o, {}).get("att_months_12_24")
-            if planted is not None:
-                if abs(planted) >= mde:
-                    text += (f"; the planted effect ({_sentence_number(planted, unit)}) is larger, so the "
-                             "study can detect it.")
-                else:
-                    text += (f"; <b>it cannot reliably detect the planted effect</b> "
-                             f"({_sentence_number(planted, unit)}): a study this size misses an effect that "
-                             "size more often than one time in five.")
-            else:
+            stated = power_statement(o, float(se), int(n), design=self.preferred(o), effect=planted)
+            text = (f"{_e(self.outcome(o))}: with {_n(n)} participants the "
+                    f"{_e(L.design(self.preferred(o)).split(' (')[0].lower())} detects an effect of "
+                    f"{_e(_sentence_number(stated.mde, unit))} or larger with 80 % power (5 % two-sided test)")
+            if stated.detectable is None:
                 text += "."
-            lines.append(f"<li>{text if '<b>' in text else _e(text)}</li>")
+            elif stated.detectable:
+                text += (f"; the planted effect ({_e(_sentence_number(planted, unit))}) is larger, so the study "
+                         f"can detect it (it is significant with probability {stated.power_at_effect:.2f}).")
+            else:
+                text += (f"; <b>it cannot reliably detect the planted effect</b> "
+                         f"({_e(_sentence_number(planted, unit))}): a study this size finds an effect that size "
+                         f"significant with probability {stated.power_at_effect:.2f} only.")
+            lines.append(f"<li>{text}</li>")
         if not lines:
             return ""
         return "<h3>What the study can detect</h3><ul>" + "".join(lines) + "</ul>"

@@ -244,3 +244,16 @@ def test_csv_export_uses_semicolons_and_decimal_commas_and_the_workbook_numbers(
     header = [c.value for c in sheet[1]]
     assert isinstance(sheet.cell(2, header.index("estimate") + 1).value, float)
     assert "About" in book.sheetnames
+
+
+def test_the_report_says_plainly_when_the_study_cannot_detect_the_planted_effect() -> None:
+    from analysis.estimate.power import power_statement
+
+    small = _inputs(truth={"self_support": {"att_months_12_24": 0.02}})  # MDE 2.8 x 0.02 = 5.6 pp > 2 pp
+    text = re.sub(r"<[^>]+>", "", render_effect_report(small))
+    stated = power_statement("self_support", 0.02, 120, design="matched_did", effect=0.02)
+    assert not stated.detectable
+    assert "it cannot reliably detect the planted effect (2.0 pp)" in text
+    assert f"significant with probability {stated.power_at_effect:.2f} only" in text
+    large = re.sub(r"<[^>]+>", "", render_effect_report(_inputs()))  # planted 7 pp > MDE 5.6 pp
+    assert "so the study can detect it" in large and "cannot reliably detect" not in large
