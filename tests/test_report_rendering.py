@@ -19,10 +19,13 @@ from browser import chromium_path, render  # noqa: E402
 from analysis.publish import figures  # noqa: E402
 from analysis.publish.effect_report import SECTIONS, render_effect_report  # noqa: E402
 
-SHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots"))
+SHOTS = Path(
+    os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots")
+)
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed "
-                                "(scripts/setup_system.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="chromium is not installed (scripts/setup_system.sh installs it)"
+)
 
 
 def _page(body: str) -> str:
@@ -61,8 +64,14 @@ def test_a_plot_without_axis_labels_fails(tmp_path: Path) -> None:
 
 def test_overlapping_tick_labels_fail(tmp_path: Path) -> None:
     names = [f"a long category name {i}" for i in range(12)]  # horizontal, far too long for their slots
-    crowded = figures.bars(names, {"estimate": ([1.0] * 12, [0.5] * 12, [1.5] * 12)}, name="crowded",
-                           title="crowded", xlabel="category", ylabel="effect, percentage points")
+    crowded = figures.bars(
+        names,
+        {"estimate": ([1.0] * 12, [0.5] * 12, [1.5] * 12)},
+        name="crowded",
+        title="crowded",
+        xlabel="category",
+        ylabel="effect, percentage points",
+    )
     page = tmp_path / "ticks.html"
     page.write_text(_page('<div style="width:600px">' + crowded + "</div>"))
     rendered = render(page, tmp_path / "ticks.png")

@@ -23,15 +23,23 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 #: Deterministic SVG, real text (searchable, selectable), one size of type.
-RC = {"svg.hashsalt": "cti", "svg.fonttype": "none", "font.size": 10, "figure.dpi": 72,
-      "axes.spines.top": False, "axes.spines.right": False}
+RC = {
+    "svg.hashsalt": "cti",
+    "svg.fonttype": "none",
+    "font.size": 10,
+    "figure.dpi": 72,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 WIDTH = 10.0  # inches at 72 dpi: 720 px, scaled to the page's width by CSS
 BLUE, GREY, RED, ORANGE = "#1f4e79", "#8a8a8a", "#b00020", "#c55a11"
 
 
 def axis_problems(fig: plt.Figure, /) -> list[str]:
-    """Axes of ``fig`` without an x or y label (colour bars need a y label only; panels sharing an axis
-    with a labelled one need no label of their own)."""
+    """Return the axes of ``fig`` without an x or y label.
+
+    Colour bars need a y label only; panels sharing an axis with a labelled one need no label of their own.
+    """
     problems = []
     for i, ax in enumerate(fig.axes):
         colorbar = ax.get_label() == "<colorbar>"
@@ -58,7 +66,7 @@ def svg(fig: plt.Figure, /, *, name: str, caption: str = "") -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'\s(xmlns(:xlink)?)="[^"]*"', "", text)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     text = text.replace("xlink:href", "href")
@@ -69,31 +77,65 @@ def svg(fig: plt.Figure, /, *, name: str, caption: str = "") -> str:
 
 
 def _finite(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([np.nan if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values],
-                    dtype=float)
+    return np.array(
+        [np.nan if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values], dtype=float
+    )
 
 
-def event_study(months: Sequence[int], estimate: Sequence[float | None], lower: Sequence[float | None],
-                upper: Sequence[float | None], /, *, name: str, title: str, ylabel: str,
-                reference: tuple[int, int], transition: int | None, scale: float = 1.0) -> str:
+def event_study(
+    months: Sequence[int],
+    estimate: Sequence[float | None],
+    lower: Sequence[float | None],
+    upper: Sequence[float | None],
+    /,
+    *,
+    name: str,
+    title: str,
+    ylabel: str,
+    reference: tuple[int, int],
+    transition: int | None,
+    scale: float = 1.0,
+) -> str:
     """Coefficients by event month with 95 % intervals; the reference months shaded, the transition marked."""
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
         x = np.asarray(months, dtype=float)
         y, lo, hi = (_finite(v) * scale for v in (estimate, lower, upper))
         ok = ~np.isnan(y)
-        ax.axvspan(reference[0] - 0.5, reference[1] + 0.5, color="#dde8f3", zorder=0,
-                   label=f"reference: mean of months {_span(*reference)} = 0")
+        ax.axvspan(
+            reference[0] - 0.5,
+            reference[1] + 0.5,
+            color="#dde8f3",
+            zorder=0,
+            label=f"reference: mean of months {_span(*reference)} = 0",
+        )
         ax.axhline(0, color=GREY, lw=0.8)
         ax.axvline(-0.5, color=GREY, lw=0.8, ls=":")
         err = np.vstack([np.where(np.isnan(lo), 0, y - lo), np.where(np.isnan(hi), 0, hi - y)])
-        ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="o", ms=3.5, lw=0.9, color=BLUE, ecolor="#7f9fbf",
-                    label="estimate, 95 % CI")
+        ax.errorbar(
+            x[ok],
+            y[ok],
+            yerr=err[:, ok],
+            fmt="o",
+            ms=3.5,
+            lw=0.9,
+            color=BLUE,
+            ecolor="#7f9fbf",
+            label="estimate, 95 % CI",
+        )
         if transition is not None and transition in set(months):
             at = list(months).index(transition)
             if ok[at]:
-                ax.plot([transition], [y[at]], "D", ms=6, mfc="white", mec=RED, mew=1.5,
-                        label=f"transition month ({_signed(transition)}): left out of the pre-trend test")
+                ax.plot(
+                    [transition],
+                    [y[at]],
+                    "D",
+                    ms=6,
+                    mfc="white",
+                    mec=RED,
+                    mew=1.5,
+                    label=f"transition month ({_signed(transition)}): left out of the pre-trend test",
+                )
         ax.set_xticks(range(6 * math.floor(min(months) / 6), max(months) + 1, 6))
         ax.set_xlabel("months since the start of the course (0 = start month)")
         ax.set_ylabel(ylabel)
@@ -102,9 +144,18 @@ def event_study(months: Sequence[int], estimate: Sequence[float | None], lower: 
         return svg(fig, name=name)
 
 
-def lines(series: dict[str, tuple[Sequence[int], Sequence[float | None]]], /, *, name: str, title: str,
-          xlabel: str, ylabel: str, scale: float = 1.0, start: float | None = -0.5,
-          band: dict[str, tuple[Sequence[float | None], Sequence[float | None]]] | None = None) -> str:
+def lines(
+    series: dict[str, tuple[Sequence[int], Sequence[float | None]]],
+    /,
+    *,
+    name: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    scale: float = 1.0,
+    start: float | None = -0.5,
+    band: dict[str, tuple[Sequence[float | None], Sequence[float | None]]] | None = None,
+) -> str:
     """One line per series (gaps where a value is missing); optional 95 % bands per series."""
     colours = [BLUE, ORANGE, GREY, RED]
     with plt.rc_context(RC):
@@ -113,8 +164,9 @@ def lines(series: dict[str, tuple[Sequence[int], Sequence[float | None]]], /, *,
             ax.plot(list(xs), _finite(ys) * scale, lw=1.5, color=colour, label=label)
             if band and label in band:
                 lo, hi = band[label]
-                ax.fill_between(list(xs), _finite(lo) * scale, _finite(hi) * scale, color=colour, alpha=0.15,
-                                lw=0)
+                ax.fill_between(
+                    list(xs), _finite(lo) * scale, _finite(hi) * scale, color=colour, alpha=0.15, lw=0
+                )
         if start is not None:
             ax.axvline(start, color=GREY, lw=0.8, ls=":")
         all_x = [x for xs, _ in series.values() for x in xs]
@@ -127,9 +179,21 @@ def lines(series: dict[str, tuple[Sequence[int], Sequence[float | None]]], /, *,
         return svg(fig, name=name)
 
 
-def forest(labels: Sequence[str], estimate: Sequence[float | None], lower: Sequence[float | None],
-           upper: Sequence[float | None], /, *, name: str, title: str, xlabel: str, ylabel: str,
-           scale: float = 1.0, reference: float | None = None, reference_label: str = "") -> str:
+def forest(
+    labels: Sequence[str],
+    estimate: Sequence[float | None],
+    lower: Sequence[float | None],
+    upper: Sequence[float | None],
+    /,
+    *,
+    name: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    scale: float = 1.0,
+    reference: float | None = None,
+    reference_label: str = "",
+) -> str:
     """Estimates with intervals, one row per label (long labels stay readable: they are on the y axis)."""
     with plt.rc_context(RC):
         height = 0.9 + 0.32 * max(1, len(labels))
@@ -152,10 +216,20 @@ def forest(labels: Sequence[str], estimate: Sequence[float | None], lower: Seque
         return svg(fig, name=name)
 
 
-def forest_panels(labels: Sequence[str], panels: Sequence[tuple[str, Sequence[float | None],
-                                                                Sequence[float | None], Sequence[float | None],
-                                                                str, float]], /, *, name: str, ylabel: str) -> str:
-    """Side-by-side forest panels sharing the rows: ``(title, estimates, lower, upper, xlabel, scale)`` each."""
+def forest_panels(
+    labels: Sequence[str],
+    panels: Sequence[
+        tuple[str, Sequence[float | None], Sequence[float | None], Sequence[float | None], str, float]
+    ],
+    /,
+    *,
+    name: str,
+    ylabel: str,
+) -> str:
+    """Side-by-side forest panels sharing the rows.
+
+    ``(title, estimates, lower, upper, xlabel, scale)`` each.
+    """
     with plt.rc_context(RC):
         height = 1.1 + 0.32 * max(1, len(labels))
         fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, height), sharey=True, squeeze=False)
@@ -178,9 +252,21 @@ def forest_panels(labels: Sequence[str], panels: Sequence[tuple[str, Sequence[fl
         return svg(fig, name=name)
 
 
-def coefficients(times: Sequence[int], estimate: Sequence[float | None], lower: Sequence[float | None],
-                 upper: Sequence[float | None], /, *, name: str, title: str, xlabel: str, ylabel: str,
-                 scale: float = 1.0, marked: int | None = None, marked_label: str = "") -> str:
+def coefficients(
+    times: Sequence[int],
+    estimate: Sequence[float | None],
+    lower: Sequence[float | None],
+    upper: Sequence[float | None],
+    /,
+    *,
+    name: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    scale: float = 1.0,
+    marked: int | None = None,
+    marked_label: str = "",
+) -> str:
     """Effects by event period with 95 % intervals (the staggered design's dynamic aggregation)."""
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
@@ -203,8 +289,15 @@ def coefficients(times: Sequence[int], estimate: Sequence[float | None], lower: 
         return svg(fig, name=name)
 
 
-def love(covariates: Sequence[str], before: Sequence[float | None], after: Sequence[float | None], /, *,
-         name: str, threshold: float = 0.1) -> str:
+def love(
+    covariates: Sequence[str],
+    before: Sequence[float | None],
+    after: Sequence[float | None],
+    /,
+    *,
+    name: str,
+    threshold: float = 0.1,
+) -> str:
     """|Standardised mean difference| before and after matching, one row per covariate."""
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.24 * max(1, len(covariates))))
@@ -220,21 +313,42 @@ def love(covariates: Sequence[str], before: Sequence[float | None], after: Seque
         return svg(fig, name=name)
 
 
-def heatmap(rows: Sequence[str], columns: Sequence[str], values: np.ndarray, /, *, name: str, title: str,
-            xlabel: str, ylabel: str, colour_label: str, scale: float = 1.0) -> str:
-    """A rows x columns grid of effects (missing cells blank), a diverging colour scale centred on 0."""
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: np.ndarray,
+    /,
+    *,
+    name: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    colour_label: str,
+    scale: float = 1.0,
+) -> str:
+    """Return a rows x columns grid of effects.
+
+    (missing cells blank), a diverging colour scale centred on 0.
+    """
     shown = np.asarray(values, dtype=float) * scale
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 1.4 + 0.26 * max(1, len(rows))))
         finite = shown[np.isfinite(shown)]
         bound = float(np.max(np.abs(finite))) if finite.size else 1.0
-        image = ax.imshow(shown, cmap="RdBu", vmin=-bound or -1, vmax=bound or 1, aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            shown, cmap="RdBu", vmin=-bound or -1, vmax=bound or 1, aspect="auto", interpolation="nearest"
+        )
         step_y = max(1, math.ceil(len(rows) / 24))
         ax.set_yticks(range(0, len(rows), step_y), list(rows)[::step_y], fontsize=8)
         step_x = max(1, math.ceil(len(columns) / 12))
-        ax.set_xticks(range(0, len(columns), step_x), list(columns)[::step_x], fontsize=8, rotation=45,
-                      ha="right", rotation_mode="anchor")
+        ax.set_xticks(
+            range(0, len(columns), step_x),
+            list(columns)[::step_x],
+            fontsize=8,
+            rotation=45,
+            ha="right",
+            rotation_mode="anchor",
+        )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left", fontsize=11)
@@ -243,8 +357,17 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: np.ndarray, /, 
         return svg(fig, name=name)
 
 
-def honest(m_bars: Sequence[float | None], lower: Sequence[float | None], upper: Sequence[float | None], /,
-           *, name: str, title: str, ylabel: str, scale: float = 1.0) -> str:
+def honest(
+    m_bars: Sequence[float | None],
+    lower: Sequence[float | None],
+    upper: Sequence[float | None],
+    /,
+    *,
+    name: str,
+    title: str,
+    ylabel: str,
+    scale: float = 1.0,
+) -> str:
     """Robust 95 % intervals by M-bar (the conventional interval first), as HonestDiD plots them."""
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
@@ -264,24 +387,42 @@ def honest(m_bars: Sequence[float | None], lower: Sequence[float | None], upper:
         return svg(fig, name=name)
 
 
-def bars(groups: Sequence[str], series: dict[str, tuple[Sequence[float | None], Sequence[float | None],
-                                                         Sequence[float | None]]], /, *, name: str,
-         title: str, xlabel: str, ylabel: str) -> str:
-    """Grouped bars with 95 % intervals: ``series`` maps a label to (estimates, lower, upper) per group."""
+def bars(
+    groups: Sequence[str],
+    series: dict[str, tuple[Sequence[float | None], Sequence[float | None], Sequence[float | None]]],
+    /,
+    *,
+    name: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> str:
+    """Return grouped bars with 95 % intervals: ``series`` maps a label to.
+
+    (estimates, lower, upper) per group.
+    """
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
         width = 0.8 / max(1, len(series))
         for j, (label, (est, lo, hi)) in enumerate(series.items()):
             e, a, b = _finite(est), _finite(lo), _finite(hi)
             xs = np.arange(len(groups)) + (j - (len(series) - 1) / 2) * width
-            ax.bar(xs, np.nan_to_num(e), width=width, label=label,
-                   yerr=np.vstack([np.nan_to_num(e - a), np.nan_to_num(b - e)]), capsize=2)
+            ax.bar(
+                xs,
+                np.nan_to_num(e),
+                width=width,
+                label=label,
+                yerr=np.vstack([np.nan_to_num(e - a), np.nan_to_num(b - e)]),
+                capsize=2,
+            )
         ax.axhline(0, color=GREY, lw=0.8)
         ax.set_xticks(range(len(groups)), list(groups))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left", fontsize=11)
-        ax.legend(frameon=False, fontsize=8, ncol=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.18))
+        ax.legend(
+            frameon=False, fontsize=8, ncol=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.18)
+        )
         return svg(fig, name=name)
 
 

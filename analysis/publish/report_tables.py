@@ -34,39 +34,88 @@ SPECS: dict[str, dict[str, str]] = {
     "event_study": {**_EFFECT, **_COUNTS},
     "matched_means": {"mean": "level", **_COUNTS},
     "before_after": {"mean": "level", "se": "level", "ci_lower": "level", "ci_upper": "level", **_COUNTS},
-    "balance": {"mean_treated": "cov", "mean_control_before": "cov", "mean_control_after": "cov",
-                "smd_before": "ratio", "smd_after": "ratio", "var_ratio_before": "ratio",
-                "var_ratio_after": "ratio", **_COUNTS},
+    "balance": {
+        "mean_treated": "cov",
+        "mean_control_before": "cov",
+        "mean_control_after": "cov",
+        "smd_before": "ratio",
+        "smd_after": "ratio",
+        "var_ratio_before": "ratio",
+        "var_ratio_after": "ratio",
+        **_COUNTS,
+    },
     "group_time": {"att": "effect", "se": "effect", "ci_lower": "effect", "ci_upper": "effect", **_COUNTS},
     "aggregates": {"att": "effect", "se": "effect", "ci_lower": "effect", "ci_upper": "effect", **_COUNTS},
     "pretrend_tests": {"chi2": "ratio", "p_value": "p_value", "df": "count", **_COUNTS},
     "phase_effects": {**_EFFECT, **_COUNTS},
     "placebo": {**_EFFECT, **_COUNTS},
-    "honest_did": {"m_bar": "ratio", "estimate": "effect", "id_lower": "effect", "id_upper": "effect",
-                   "ci_lower": "effect", "ci_upper": "effect", "breakdown_m_bar": "ratio",
-                   "max_pre_step": "effect", **_COUNTS},
+    "honest_did": {
+        "m_bar": "ratio",
+        "estimate": "effect",
+        "id_lower": "effect",
+        "id_upper": "effect",
+        "ci_lower": "effect",
+        "ci_upper": "effect",
+        "breakdown_m_bar": "ratio",
+        "max_pre_step": "effect",
+        **_COUNTS,
+    },
     "sample_flow": {"n": "count", "excluded": "count", "n_controls": "count"},
-    "flow_comparison": {"matched_n": "count", "unmatched_n": "count", "matched_value": "cmp",
-                        "unmatched_value": "cmp"},
-    "som_budget": {"estimate": "dkk", "se": "dkk", "ci_lower": "dkk", "ci_upper": "dkk",
-                   "discount_rate": "percent"},
+    "flow_comparison": {
+        "matched_n": "count",
+        "unmatched_n": "count",
+        "matched_value": "cmp",
+        "unmatched_value": "cmp",
+    },
+    "som_budget": {
+        "estimate": "dkk",
+        "se": "dkk",
+        "ci_lower": "dkk",
+        "ci_upper": "dkk",
+        "discount_rate": "percent",
+    },
     "som_effects": {"effect": "ratio", "ci_lower": "ratio", "ci_upper": "ratio"},
-    "som_sensitivity": {"estimate": "dkk", "se": "dkk", "ci_lower": "dkk", "ci_upper": "dkk",
-                        "retention": "percent"},
+    "som_sensitivity": {
+        "estimate": "dkk",
+        "se": "dkk",
+        "ci_lower": "dkk",
+        "ci_upper": "dkk",
+        "retention": "percent",
+    },
     "som_prices": {"dkk_per_unit": "dkk"},
     "monitoring_stock": _MON_STOCK,
     "monitoring_open_by_phase": {"open_courses": "count"},
     "monitoring_targets": {"citizens": "count", "min": "count", "max": "count"},
-    "monitoring_delivery": {"rows_in": "count", "participants": "count", "quarantine_rate": "percent",
-                            "link_rate": "percent", "days_after_quarter": "count", "deadline_days": "count",
-                            "resubmissions": "count", "versions": "count"},
-    "disclosure_control": {"cells": "count", "suppressed": "count", "primary": "count",
-                           "share_suppressed": "percent"},
+    "monitoring_delivery": {
+        "rows_in": "count",
+        "participants": "count",
+        "quarantine_rate": "percent",
+        "link_rate": "percent",
+        "days_after_quarter": "count",
+        "deadline_days": "count",
+        "resubmissions": "count",
+        "versions": "count",
+    },
+    "disclosure_control": {
+        "cells": "count",
+        "suppressed": "count",
+        "primary": "count",
+        "share_suppressed": "percent",
+    },
 }
 #: Two-way count tables (every column but the first is a count).
-WIDE_COUNTS = ("rows_by_quarter", "rows_by_year", "rows_by_status", "monitoring_new_starts",
-               "monitoring_ended_completed", "monitoring_ended_early", "monitoring_ended_unknown",
-               "monitoring_endings_by_phase", "monitoring_mix", "monitoring_slipping")
+WIDE_COUNTS = (
+    "rows_by_quarter",
+    "rows_by_year",
+    "rows_by_status",
+    "monitoring_new_starts",
+    "monitoring_ended_completed",
+    "monitoring_ended_early",
+    "monitoring_ended_unknown",
+    "monitoring_endings_by_phase",
+    "monitoring_mix",
+    "monitoring_slipping",
+)
 
 #: Words for code columns the Labels do not know.
 TESTS = {
@@ -86,7 +135,7 @@ _BINARY_COVARIATES = ("greenlandic", "immigrant", "capital", "large city")
 
 
 def spec(name: str, frame: pl.DataFrame, /) -> dict[str, str]:
-    """The unit of every numeric column of table ``name`` (counts for the two-way tables)."""
+    """Return the unit of every numeric column of table ``name`` (counts for the two-way tables)."""
     if name in WIDE_COUNTS:
         return {c: "count" for c, t in frame.schema.items() if t.is_numeric()}
     return {c: u for c, u in SPECS.get(name, {}).items() if c in frame.columns}
@@ -115,8 +164,9 @@ def row_unit(token: str, row: Mapping, labels: Labels, /) -> str:
     return token
 
 
-def format_cell(value: object, token: str | None, row: Mapping, labels: Labels, /, *,
-                suppressed: bool = False) -> str:
+def format_cell(
+    value: object, token: str | None, row: Mapping, labels: Labels, /, *, suppressed: bool = False
+) -> str:
     """One cell as the HTML shows it: "x" when suppressed, "–" when missing, else the unit's format."""
     if suppressed:
         return "x"
@@ -148,8 +198,10 @@ def _label_special(name: str, frame: pl.DataFrame, labels: Labels, titles: Mappi
         out = out.with_columns(window_code=pl.col("window"), window=pl.Series(said, dtype=pl.String))
     for column in ("outcomes_valued", "not_valued"):  # comma-separated outcome codes
         if column in out.columns:
-            said = [", ".join(labels.outcome(c.strip()) for c in (v or "").split(",") if c.strip())
-                    for v in out[column]]
+            said = [
+                ", ".join(labels.outcome(c.strip()) for c in (v or "").split(",") if c.strip())
+                for v in out[column]
+            ]
             out = out.with_columns(pl.Series(column, said, dtype=pl.String))
     return out
 
@@ -179,12 +231,17 @@ def export_frame(name: str, published: Controlled, labels: Labels, /) -> pl.Data
     if per_row:
         first = next(iter(per_row.values()))
         if all(v == first for v in per_row.values()):  # one unit per row for all of them
-            out = out.with_columns(unit_code=pl.Series(first, dtype=pl.String),
-                                   unit=pl.Series([UNITS[u].label for u in first], dtype=pl.String))
+            out = out.with_columns(
+                unit_code=pl.Series(first, dtype=pl.String),
+                unit=pl.Series([UNITS[u].label for u in first], dtype=pl.String),
+            )
     out = labels.label_codes(_label_special(name, out, labels, published.titles), keep_codes=True)
     if per_row and "unit_code" in out.columns:  # label_codes names the effect unit; a level table's rows
-        out = out.with_columns(unit=pl.col("unit_code").replace_strict(  # say theirs
-            {k: u.label for k, u in UNITS.items()}, default=pl.col("unit"), return_dtype=pl.String))
+        out = out.with_columns(
+            unit=pl.col("unit_code").replace_strict(  # say theirs
+                {k: u.label for k, u in UNITS.items()}, default=pl.col("unit"), return_dtype=pl.String
+            )
+        )
     return _order(out)
 
 
@@ -204,7 +261,10 @@ def export_tables(published: Controlled, labels: Labels, /) -> dict[str, pl.Data
 
 
 def workbook(tables: Mapping[str, pl.DataFrame], published: Controlled, /) -> bytes:
-    """The exported tables as one ``.xlsx`` (numeric cells, one number format per unit, an About sheet)."""
+    """Return the exported tables as one ``.xlsx``.
+
+    Numeric cells, one number format per unit, an About sheet.
+    """
     units: dict[str, dict[str, str]] = {}
     for name, frame in tables.items():
         columns = {}
@@ -217,18 +277,22 @@ def workbook(tables: Mapping[str, pl.DataFrame], published: Controlled, /) -> by
         units[name] = columns
     descriptions = {name: published.titles.get(name, name) for name in tables}
     descriptions["disclosure_control"] = "Cells published and suppressed per table (disclosure control)"
-    return workbook_bytes(tables, units=units, descriptions=descriptions,
-                          title="CTI effect report: every published table")
+    return workbook_bytes(
+        tables, units=units, descriptions=descriptions, title="CTI effect report: every published table"
+    )
 
 
 def window_words(window: str, /) -> str:
-    """``"12..24"`` -> ``"months 12–24"``, ``"quarters 4..8 (note)"`` -> ``"quarters 4–8 (months 12–26) (note)"``."""
+    """Say a window in words: ``"12..24"`` -> ``"months 12–24"``.
+
+    ``"quarters 4..8 (note)"`` -> ``"quarters 4–8 (months 12–26) (note)"``.
+    """
     base, _, note = window.partition(" (")
     return window_label(base) + (f" ({note}" if note else "")
 
 
 def quarter_or_text(value: object) -> str:
-    """A staggered cohort/period index as ``2024Q1`` (text stays as it is)."""
+    """Return a staggered cohort/period index as ``2024Q1`` (text stays as it is)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return quarter_label(value)
     return str(value)

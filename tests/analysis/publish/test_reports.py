@@ -1,9 +1,9 @@
 """Effect report and spreadsheet-safe exports on small synthetic tables (steward view: test_steward_view)."""
 
 import csv
-from html.parser import HTMLParser
 import io
 import re
+from html.parser import HTMLParser
 
 import polars as pl
 from hypothesis import given, settings
@@ -13,14 +13,17 @@ from openpyxl import load_workbook
 from analysis.publish import report_tables
 from analysis.publish.effect_report import SECTIONS, ReportInputs, publish, render_effect_report
 from analysis.publish.labels import Labels, check_labelled
-from analysis.publish.workbook import read_published_csv
 from analysis.publish.safe_export import DANGEROUS, csv_bytes, escape_formula, escape_frame, xlsx_bytes
+from analysis.publish.workbook import read_published_csv
 from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
 from pipelines.configuration import ConfigDir
 
 _CONFIG = ConfigDir()
-LABELS = Labels.from_tables(_CONFIG.table("report_labels"), delmaalgrupper=_CONFIG.table("delmaalgrupper"),
-                            sites=_CONFIG.table("sites"))
+LABELS = Labels.from_tables(
+    _CONFIG.table("report_labels"),
+    delmaalgrupper=_CONFIG.table("delmaalgrupper"),
+    sites=_CONFIG.table("sites"),
+)
 
 
 def export_tables(inputs: ReportInputs) -> dict[str, pl.DataFrame]:
@@ -29,32 +32,141 @@ def export_tables(inputs: ReportInputs) -> dict[str, pl.DataFrame]:
 
 
 def _inputs(**overrides) -> ReportInputs:
-    est = pl.DataFrame([
-        {"outcome": "self_support", "design": "matched_did", "dimension": "all", "level": "all", "estimate": 0.07, "se": 0.02,
-         "ci_lower": 0.03, "ci_upper": 0.11, "n_treated": 120, "n_controls": 500, "mde": 0.056, "pretrend_p": 0.4, "window": "12..24"},
-        {"outcome": "self_support", "design": "matched_did", "dimension": "site", "level": "<script>x</script>", "estimate": 0.5,
-         "se": 0.3, "ci_lower": -0.1, "ci_upper": 1.1, "n_treated": 3, "n_controls": 12, "mde": 0.8, "pretrend_p": None, "window": "12..24"},
-    ], schema=EFFECT_ESTIMATES)
-    es = pl.DataFrame([{"outcome": "self_support", "event_time": e, "estimate": 0.01 * e, "se": 0.02, "ci_lower": 0.01 * e - 0.04,
-                        "ci_upper": 0.01 * e + 0.04, "n_treated": 120, "n_controls": 500} for e in range(-3, 4)], schema=EVENT_STUDY)
-    mm = pl.DataFrame({"outcome": ["self_support"] * 4, "group": ["participants", "participants", "comparisons", "comparisons"],
-                       "event_time": [-1, 0, -1, 0], "mean": [0.2, 0.25, 0.2, 0.22], "n": [120, 4, 500, 500]})
-    bal = pl.DataFrame({"covariate": ["age", "self_support -1"], "mean_treated": [40.0, 0.2], "mean_control_before": [45.0, 0.6],
-                        "mean_control_after": [40.5, 0.21], "smd_before": [-0.4, -1.2], "smd_after": [-0.04, -0.02],
-                        "var_ratio_before": [1.0, 0.5], "var_ratio_after": [1.0, 0.9]})
-    gt = pl.DataFrame({"outcome": ["self_support"] * 2, "cohort": [8100, 8100], "period": [8099, 8101], "att": [0.0, 0.08],
-                       "se": [0.02, 0.02], "ci_lower": [-0.04, 0.04], "ci_upper": [0.04, 0.12], "n_treated": [40, 40]})
-    agg = pl.DataFrame({"outcome": ["self_support"], "aggregation": ["dynamic"], "key": [1], "att": [0.08], "se": [0.02],
-                        "ci_lower": [0.04], "ci_upper": [0.12], "n_treated": [40]})
-    ba = pl.DataFrame({"outcome": ["self_support"] * 2, "event_time": [-1, 0], "mean": [0.2, 0.25], "se": [0.01, 0.01],
-                       "ci_lower": [0.18, 0.23], "ci_upper": [0.22, 0.27], "n": [120, 120]})
-    prov = pl.DataFrame({"site": ["aarhus", "aarhus", "odense"], "quarter": ["2024Q1", "2024Q2", "2024Q1"],
-                         "file_name": ["a.csv", "b.csv", None], "received_at": ["2024-04-02", "2024-07-01", None],
-                         "rows_in": [3, 40, None], "rows_clean": [3, 38, None], "rows_quarantined": [0, 2, None],
-                         "rows_duplicate": [0, 0, None], "status": ["ok", "ok", "missing"], "reason": [None, None, "no file received"]})
-    values = dict(estimates=est, event_study=es, matched_means=mm, balance=bal, group_time=gt, aggregates=agg, before_after=ba,
-                  provenance=prov, run_info={"key_id": "abc123", "run_id": "r1"}, truth={"self_support": {"att_months_12_24": 0.07}},
-                  headline_outcomes=("self_support",), labels=LABELS)
+    est = pl.DataFrame(
+        [
+            {
+                "outcome": "self_support",
+                "design": "matched_did",
+                "dimension": "all",
+                "level": "all",
+                "estimate": 0.07,
+                "se": 0.02,
+                "ci_lower": 0.03,
+                "ci_upper": 0.11,
+                "n_treated": 120,
+                "n_controls": 500,
+                "mde": 0.056,
+                "pretrend_p": 0.4,
+                "window": "12..24",
+            },
+            {
+                "outcome": "self_support",
+                "design": "matched_did",
+                "dimension": "site",
+                "level": "<script>x</script>",
+                "estimate": 0.5,
+                "se": 0.3,
+                "ci_lower": -0.1,
+                "ci_upper": 1.1,
+                "n_treated": 3,
+                "n_controls": 12,
+                "mde": 0.8,
+                "pretrend_p": None,
+                "window": "12..24",
+            },
+        ],
+        schema=EFFECT_ESTIMATES,
+    )
+    es = pl.DataFrame(
+        [
+            {
+                "outcome": "self_support",
+                "event_time": e,
+                "estimate": 0.01 * e,
+                "se": 0.02,
+                "ci_lower": 0.01 * e - 0.04,
+                "ci_upper": 0.01 * e + 0.04,
+                "n_treated": 120,
+                "n_controls": 500,
+            }
+            for e in range(-3, 4)
+        ],
+        schema=EVENT_STUDY,
+    )
+    mm = pl.DataFrame(
+        {
+            "outcome": ["self_support"] * 4,
+            "group": ["participants", "participants", "comparisons", "comparisons"],
+            "event_time": [-1, 0, -1, 0],
+            "mean": [0.2, 0.25, 0.2, 0.22],
+            "n": [120, 4, 500, 500],
+        }
+    )
+    bal = pl.DataFrame(
+        {
+            "covariate": ["age", "self_support -1"],
+            "mean_treated": [40.0, 0.2],
+            "mean_control_before": [45.0, 0.6],
+            "mean_control_after": [40.5, 0.21],
+            "smd_before": [-0.4, -1.2],
+            "smd_after": [-0.04, -0.02],
+            "var_ratio_before": [1.0, 0.5],
+            "var_ratio_after": [1.0, 0.9],
+        }
+    )
+    gt = pl.DataFrame(
+        {
+            "outcome": ["self_support"] * 2,
+            "cohort": [8100, 8100],
+            "period": [8099, 8101],
+            "att": [0.0, 0.08],
+            "se": [0.02, 0.02],
+            "ci_lower": [-0.04, 0.04],
+            "ci_upper": [0.04, 0.12],
+            "n_treated": [40, 40],
+        }
+    )
+    agg = pl.DataFrame(
+        {
+            "outcome": ["self_support"],
+            "aggregation": ["dynamic"],
+            "key": [1],
+            "att": [0.08],
+            "se": [0.02],
+            "ci_lower": [0.04],
+            "ci_upper": [0.12],
+            "n_treated": [40],
+        }
+    )
+    ba = pl.DataFrame(
+        {
+            "outcome": ["self_support"] * 2,
+            "event_time": [-1, 0],
+            "mean": [0.2, 0.25],
+            "se": [0.01, 0.01],
+            "ci_lower": [0.18, 0.23],
+            "ci_upper": [0.22, 0.27],
+            "n": [120, 120],
+        }
+    )
+    prov = pl.DataFrame(
+        {
+            "site": ["aarhus", "aarhus", "odense"],
+            "quarter": ["2024Q1", "2024Q2", "2024Q1"],
+            "file_name": ["a.csv", "b.csv", None],
+            "received_at": ["2024-04-02", "2024-07-01", None],
+            "rows_in": [3, 40, None],
+            "rows_clean": [3, 38, None],
+            "rows_quarantined": [0, 2, None],
+            "rows_duplicate": [0, 0, None],
+            "status": ["ok", "ok", "missing"],
+            "reason": [None, None, "no file received"],
+        }
+    )
+    values = dict(
+        estimates=est,
+        event_study=es,
+        matched_means=mm,
+        balance=bal,
+        group_time=gt,
+        aggregates=agg,
+        before_after=ba,
+        provenance=prov,
+        run_info={"key_id": "abc123", "run_id": "r1"},
+        truth={"self_support": {"att_months_12_24": 0.07}},
+        headline_outcomes=("self_support",),
+        labels=LABELS,
+    )
     return ReportInputs(**{**values, **overrides})
 
 
@@ -89,7 +201,19 @@ def test_report_publishes_no_small_count_and_suppresses_small_n_estimates() -> N
 
 def test_report_is_deterministic_and_survives_empty_inputs() -> None:
     assert render_effect_report(_inputs()) == render_effect_report(_inputs())
-    empty = {k: pl.DataFrame() for k in ("estimates", "event_study", "matched_means", "balance", "group_time", "aggregates", "before_after", "provenance")}
+    empty = {
+        k: pl.DataFrame()
+        for k in (
+            "estimates",
+            "event_study",
+            "matched_means",
+            "balance",
+            "group_time",
+            "aggregates",
+            "before_after",
+            "provenance",
+        )
+    }
     page = render_effect_report(_inputs(**empty, truth=None))
     assert "Not available" in page and "no planted truth" in page
 
@@ -115,7 +239,9 @@ def test_no_escaped_string_starts_dangerously(text: str) -> None:
 
 
 def test_report_names_outcomes_without_current_estimates() -> None:
-    status = pl.DataFrame({"outcome": ["bed_days"], "status": ["failed"], "reason": ["latest run 1a2b3c4d failed"]})
+    status = pl.DataFrame(
+        {"outcome": ["bed_days"], "status": ["failed"], "reason": ["latest run 1a2b3c4d failed"]}
+    )
     page = render_effect_report(_inputs(outcome_status=status))
     summary = page.split('<section id="summary">')[1].split("</section>")[0]
     assert "Outcomes without current estimates" in summary and "Hospital bed days" in summary, summary
@@ -172,13 +298,31 @@ def _html_tables(page: str) -> list[pl.DataFrame]:
 
 def _monthly_inputs() -> ReportInputs:
     """The staggered tables as the pipeline now writes them: start months and months (month indices)."""
-    gt = pl.DataFrame({"outcome": ["self_support"] * 2, "cohort": [24290, 24290], "period": [24289, 24303],
-                       "att": [0.0, 0.08], "se": [0.02, 0.02], "ci_lower": [-0.04, 0.04], "ci_upper": [0.04, 0.12],
-                       "n_treated": [40, 40]})
-    agg = pl.DataFrame({"outcome": ["self_support"] * 3, "aggregation": ["dynamic", "group", "simple"],
-                        "key": [12, 24290, None], "att": [0.08, 0.07, 0.06], "se": [0.02] * 3,
-                        "ci_lower": [0.04, 0.03, 0.02], "ci_upper": [0.12, 0.11, 0.1], "n_treated": [40] * 3},
-                       schema_overrides={"key": pl.Int64})
+    gt = pl.DataFrame(
+        {
+            "outcome": ["self_support"] * 2,
+            "cohort": [24290, 24290],
+            "period": [24289, 24303],
+            "att": [0.0, 0.08],
+            "se": [0.02, 0.02],
+            "ci_lower": [-0.04, 0.04],
+            "ci_upper": [0.04, 0.12],
+            "n_treated": [40, 40],
+        }
+    )
+    agg = pl.DataFrame(
+        {
+            "outcome": ["self_support"] * 3,
+            "aggregation": ["dynamic", "group", "simple"],
+            "key": [12, 24290, None],
+            "att": [0.08, 0.07, 0.06],
+            "se": [0.02] * 3,
+            "ci_lower": [0.04, 0.03, 0.02],
+            "ci_upper": [0.12, 0.11, 0.1],
+            "n_treated": [40] * 3,
+        },
+        schema_overrides={"key": pl.Int64},
+    )
     return _inputs(group_time=gt, aggregates=agg)
 
 
@@ -190,7 +334,7 @@ def test_no_published_table_carries_an_encoded_period_or_an_identifier() -> None
     assert len(tables) >= 5
     for frame in tables:
         check_labelled(frame, labels=LABELS)
-    for name, frame in export_tables(inputs).items():
+    for frame in export_tables(inputs).values():
         # ``suppressed`` names the exported columns whose cell is suppressed (machine-readable, by design)
         check_labelled(frame, labels=LABELS, exported=True, allow=("suppressed",))
     assert "24290" not in page and "6072Q3" not in page and "2024-03" in page
@@ -201,7 +345,8 @@ def test_the_guard_catches_an_encoded_period_and_a_code_in_a_report_table() -> N
     page = render_effect_report(_monthly_inputs())
     assert "<td>starting 2024-03</td>" in page and "<td>Share of months self-supporting</td>" in page
     broken = page.replace("<td>starting 2024-03</td>", "<td>24290</td>", 1).replace(
-        "<td>Share of months self-supporting</td>", "<td>self_support</td>", 1)
+        "<td>Share of months self-supporting</td>", "<td>self_support</td>", 1
+    )
     problems = []
     for frame in _html_tables(broken):
         try:
