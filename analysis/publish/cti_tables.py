@@ -626,7 +626,7 @@ class _Keys:
         self.book, self._n_key, self.outcomes = book, n_key, outcomes
 
     def n(self, outcome: str, side: str, month: int) -> str | None:
-        """The event study's (or raw means') key of side ``M``/``C``/``P`` at event month ``month``."""
+        """Return the event study's (or raw means') key of side ``M``/``C``/``P`` at event month ``month``."""
         return self._n_key(outcome, side, month) or self._n_key(outcome, f"{side}.es", month)
 
     def same(self, key: str | None, value: float | None, fallback: str) -> str:
@@ -638,14 +638,14 @@ class _Keys:
         return fallback
 
     def pooled(self, base: str, outcome: str) -> str:
-        """A pooled-estimate key, outcome-specific where the outcomes disagree (``did.M.all=all``)."""
+        """Return a pooled-estimate key, outcome-specific where the outcomes disagree (``did.M.all=all``)."""
         return base if base in self.book.values else f"{base}|{outcome}"
 
 
 def _estimate_table(name: str, title: str, frame: pl.DataFrame, keys: _Keys, *, month: str,
                     columns: tuple[str, ...], persons: tuple[str, str] | None = None,
                     internal: tuple[str, ...] = ()) -> Table:
-    """An estimates table whose n_treated/n_controls are the event study's n at column ``month``."""
+    """Return an estimates table whose n_treated/n_controls are the event study's n at column ``month``."""
     kt, kc = [], []
     for row in frame.iter_rows(named=True):
         o, e = row["outcome"], row[month]
@@ -655,7 +655,8 @@ def _estimate_table(name: str, title: str, frame: pl.DataFrame, keys: _Keys, *, 
     who = persons or ("n_treated", "n_controls")
     return Table(
         name, title, frame,
-        counts=(Count("n_treated", pl.col("_kt"), priority=1), Count("n_controls", pl.col("_kc"), priority=1)),
+        counts=(Count("n_treated", pl.col("_kt"), priority=1),
+                Count("n_controls", pl.col("_kc"), priority=1)),
         estimates=(Estimate(columns, who, dof=pl.col(who[0]) + pl.col(who[1]).fill_null(0) - 2),),
         internal=("_kt", "_kc", *internal),
     )
@@ -811,7 +812,7 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
 
 
 def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict[str, str]:
-    """The CONSORT flow and the matched/unmatched comparison; returns the flow's key per row code.
+    """Return the CONSORT flow and the matched/unmatched comparison; returns the flow's key per row code.
 
     Every box is one quantity: stages are tied to the keys of the same persons elsewhere (the provenance's
     row totals, the naive and matched n before the start, the pooled estimates' n), each stage is the one
@@ -836,7 +837,8 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
         code = r["code"]
         if r["kind"] == "design":
             design, outcome = r["design_code"], r["outcome_code"] or first
-            pooled = {"matched_did": ("did.M.all=all", "did.C.all=all"), "staggered_att": ("stag.M", "stag.C"),
+            pooled = {"matched_did": ("did.M.all=all", "did.C.all=all"),
+                      "staggered_att": ("stag.M", "stag.C"),
                       "naive_before_after": ("naive_before_after.P", None)}.get(design, (None, None))
             t = keys.same(keys.pooled(pooled[0], outcome) if pooled[0] else None, r["n"], f"flow.{code}")
             c = keys.same(keys.pooled(pooled[1], outcome) if pooled[1] else None, r["n_controls"],
@@ -891,7 +893,8 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
             book.identity({k["linked"]: 1.0, k["matched"]: -1.0, "flow.unmatched": -1.0},
                           "linked = matched + not matched")
             if total_u and "flow.unmatched" in book.values:
-                book.identity({"flow.unmatched": 1.0, **{t: -1.0 for t in total_u}}, "the unmatched, by reason")
+                book.identity({"flow.unmatched": 1.0, **{t: -1.0 for t in total_u}},
+                              "the unmatched, by reason")
     flow = flow.with_columns(
         _kn=pl.Series(n_keys, dtype=pl.String), _kx=pl.Series(x_keys, dtype=pl.String),
         _kc=pl.Series(c_keys, dtype=pl.String),
@@ -917,7 +920,8 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
                     "_kind": str(Kind.LEVEL), "_per": 1, "_nm": None, "_nu": None}
         elif stat == "share":
             tag = f"{attribute}|{r['dimension'] or ''}|{r['level'] or ''}"
-            row |= {"_km": f"cmp.M|{tag}", "_ku": f"cmp.U|{tag}", "_kind": str(Kind.LEVEL), "_per": 1, "_nm": None,
+            row |= {"_km": f"cmp.M|{tag}", "_ku": f"cmp.U|{tag}", "_kind": str(Kind.LEVEL), "_per": 1,
+                    "_nm": None,
                     "_nu": None, "matched_value": None, "unmatched_value": None}  # shares: from the counts
             book.note([row["_km"], row["_ku"]], [r["matched_n"], r["unmatched_n"]])
             if r["dimension"]:
@@ -946,7 +950,8 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
             row |= {"_km": km, "_ku": ku, "_kind": str(kind), "_per": per, "_nm": nm, "_nu": nu}
         rows.append(row)
     for dimension, levels in members.items():
-        book.identity({matched: 1.0, **{m: -1.0 for _, m, _ in levels}}, f"matched = the sum over {dimension}")
+        book.identity({matched: 1.0, **{m: -1.0 for _, m, _ in levels}},
+                      f"matched = the sum over {dimension}")
         book.identity({unmatched: 1.0, **{u: -1.0 for _, _, u in levels}},
                       f"unmatched = the sum over {dimension}")
         # the pooled DiD's sub-group n are the group's matched participants observed at month 12: the rest
@@ -984,7 +989,7 @@ def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict
 
 
 def _som(inputs: ReportInputs, keys: _Keys) -> list[Table]:
-    """The public budget: kroner estimates on the matched sample (the persons behind them internal)."""
+    """Return the public budget: kroner estimates on the matched sample (the persons behind them internal)."""
     budget = inputs.som_budget
     if not budget.height:
         return []
@@ -1003,7 +1008,8 @@ def _som(inputs: ReportInputs, keys: _Keys) -> list[Table]:
     if inputs.som_sensitivity.height:
         out.append(Table("som_sensitivity", "The net result under other persistence assumptions",
                          inputs.som_sensitivity.with_columns(with_persons),
-                         estimates=(Estimate(est, ("_persons", "_controls")),), internal=("_persons", "_controls")))
+                         estimates=(Estimate(est, ("_persons", "_controls")),),
+                         internal=("_persons", "_controls")))
     if inputs.som_prices.height:
         out.append(Table("som_prices", "The prices used (configuration, not data)", inputs.som_prices))
     return out

@@ -154,7 +154,7 @@ def quarter_expr(column: str, /) -> pl.Expr:
 
 
 def period_label(index: int, /) -> str:
-    """A quarter or month index as a calendar label: ``8096`` -> ``"2024Q1"``, ``24288`` -> ``"2024-01"``.
+    """Return a quarter or month index as a calendar label: ``8096`` -> "2024Q1", ``24288`` -> "2024-01".
 
     The two encodings do not overlap for the years 1999..2050 (quarter indices 7996..8203, month indices
     23988..24611), so the index says which it is.
@@ -306,7 +306,7 @@ class Labels:
         return f"{label}, {UNITS[self.effect_unit(code)].label}" if with_unit else label
 
     def danish_label(self, kind: str, key: str, /) -> str:
-        """The Danish label of an outcome or design (``label_da``), else the English one."""
+        """Return the Danish label of an outcome or design (``label_da``), else the English one."""
         return self.danish.get((kind, key)) or self._get(kind, key)
 
     def effect_unit(self, outcome: str, /) -> str:

@@ -232,7 +232,8 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
         pairs=pairs.with_columns(cohort=pl.col("cohort") + arrays.first),
         balance=balance,
         # panel positions -> month indices, like the units' and pairs' cohorts (a start month, not a position)
-        unmatched=pl.DataFrame(unmatched, schema=_UNMATCHED).with_columns(cohort=pl.col("cohort") + arrays.first),
+        unmatched=pl.DataFrame(unmatched, schema=_UNMATCHED).with_columns(
+            cohort=pl.col("cohort") + arrays.first),
         n_treated=int(treated_units.height),
         n_controls=int(pairs["control_id"].n_unique()),
         notes=tuple(notes),

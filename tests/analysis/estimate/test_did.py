@@ -351,13 +351,15 @@ def test_a_window_reference_is_the_one_month_study_minus_the_windows_mean() -> N
     # the influence functions are re-normalised with the coefficients
     influenced = event_study(frame, "y", reference=(-4, -3), influence=True)
     persons, matrix = _influence_matrix(influenced, list(range(-4, 5)))
-    assert np.sqrt(np.diag(matrix.T @ matrix)) == pytest.approx([new[e]["se"] for e in range(-4, 5)], rel=1e-9)
+    expected = [new[e]["se"] for e in range(-4, 5)]
+    assert np.sqrt(np.diag(matrix.T @ matrix)) == pytest.approx(expected, rel=1e-9)
 
 
 def test_the_pretrend_window_leaves_out_the_transition_month() -> None:
     # participants differ from their comparisons only in the transition month (-1): a real trace, not a trend
     frame = _stacked(noise=0.05, seed=4).with_columns(
-        y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") == -1)).then(0.5).otherwise(0))
+        y=pl.col("y")
+        + pl.when((pl.col("treated") == 1) & (pl.col("event_time") == -1)).then(0.5).otherwise(0))
     marked = event_study(frame, "y", reference=(-4, -3), pretrend=(-4, -1), exclude=(-1,))
     unmarked = event_study(frame, "y", reference=(-4, -3), pretrend=(-4, -1))
     assert marked.pretrend_p > 0.01 and unmarked.pretrend_p < 1e-6

@@ -11,14 +11,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.publish.cti_tables import ReportInputs, declare
-from analysis.publish.disclosure import (Controlled, Count, Hidden, Identity, Publication, Rules, Table, audit,
-                                        control)
 from analysis.publish import report_tables
+from analysis.publish.cti_tables import ReportInputs, declare
+from analysis.publish.disclosure import (
+    Controlled,
+    Count,
+    Hidden,
+    Identity,
+    Publication,
+    Rules,
+    Table,
+    audit,
+    control,
+)
 from analysis.publish.effect_report import publish, render_effect_report
 from analysis.publish.labels import Labels
-from pipelines.configuration import ConfigDir
 from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
+from pipelines.configuration import ConfigDir
 
 SMALL = range(1, 5)
 
