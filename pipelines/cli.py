@@ -446,7 +446,7 @@ def _partition_dir(label: str) -> str:
 def prepare_instance(
     data_dir: Path | None = DataDirOption, config_dir: Path | None = ConfigDirOption
 ) -> None:
-    """Create the data directory's Dagster instance, register the configured sites, mark stale runs failed."""
+    """Create the Dagster instance of the data directory, register the configured sites, mark stale runs failed."""  # noqa: E501 - the --help text of `cti prepare-instance`, kept byte-identical
     from pipelines import runlock
     from pipelines.instance import get_instance
     from pipelines.partitions import sync_sites
