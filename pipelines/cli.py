@@ -1,4 +1,6 @@
-"""``cti``: generate the mock world, run the pipeline on the embedded Dagster instance, rotate the key, start the UI.
+"""``cti``: generate the mock world, run the pipeline on the embedded Dagster instance, rotate the key.
+
+It also starts the UI.
 
 Each command builds one :class:`pipelines.settings.Settings` from its options (and the ``CTI_*`` variables
 for what the options leave open) and passes it on; nothing is written back to the environment. Commands
@@ -19,10 +21,13 @@ import typer
 
 from pipelines.settings import DEFAULT_PERSONS, FULL_POPULATION, KeySource, MockSource, Settings
 
-EXIT_CODES = """Exit status: 0 everything ran; 1 finished, but some partitions failed (named on the console and in
-the reports); 2 refused before anything ran (bad option, configuration, key or inbox); 3 a stage failed, so
-the later stages did not run; 4 another cti command is using the data directory; 130 / 143 stopped by
-Ctrl-C (SIGINT) / SIGTERM (what was left unfinished is printed, its runs are marked failed)."""
+EXIT_CODES = (
+    "Exit status: 0 everything ran; 1 finished, but some partitions failed (named on the console and in\n"
+    "the reports); 2 refused before anything ran (bad option,"
+    " configuration, key or inbox); 3 a stage failed, so\n"
+    "the later stages did not run; 4 another cti command is using the data directory; 130 / 143 stopped by\n"
+    "Ctrl-C (SIGINT) / SIGTERM (what was left unfinished is printed, its runs are marked failed)."
+)
 
 app = typer.Typer(
     help="CTI register-linkage pipeline (SBST). Runs on a local Dagster instance under $CTI_DATA_DIR.\n\n"
@@ -30,8 +35,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-config_app = typer.Typer(help="The configuration tables (sites, code lists): where they come from, and a check.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="The configuration tables (sites, code lists): where they come from, and a check.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 
 DataDirOption = typer.Option(
@@ -47,7 +54,10 @@ ConfigDirOption = typer.Option(
     help="Deployment configuration tables (sites.csv, delmaalgrupper.csv, ...). Default: the packaged ones.",
 )
 UserOption = typer.Option(
-    None, "--user", envvar="CTI_USER", help="Who started the runs (tag cti/user in the UI). Default: login name."
+    None,
+    "--user",
+    envvar="CTI_USER",
+    help="Who started the runs (tag cti/user in the UI). Default: login name.",
 )
 
 
@@ -70,7 +80,7 @@ def _persons(value: str) -> int:
 
 
 def _world_settings(config_file: Path | None, assignments: list[str]) -> dict:
-    """The mock world's other settings: a JSON or TOML file, then ``--set name=value`` on top.
+    """Read the mock world's other settings: a JSON or TOML file, then ``--set name=value`` on top.
 
     Names are ``WorldConfig`` fields; dotted names reach into ``effects`` and ``site_capacity_overrides``
     (``effects.self_support_pp=0``, ``site_capacity_overrides.Aarhus=20``). A value is read as JSON when it
@@ -86,13 +96,19 @@ def _world_settings(config_file: Path | None, assignments: list[str]) -> dict:
             text = config_file.read_text(encoding="utf-8")
             mapping = tomllib.loads(text) if config_file.suffix.lower() == ".toml" else json.loads(text)
         except (OSError, UnicodeDecodeError, ValueError) as error:
-            raise typer.BadParameter(f"cannot read {config_file}: {error}", param_hint="--world-config") from None
+            raise typer.BadParameter(
+                f"cannot read {config_file}: {error}", param_hint="--world-config"
+            ) from None
         if not isinstance(mapping, dict):
-            raise typer.BadParameter(f"{config_file} must hold a table of settings", param_hint="--world-config")
+            raise typer.BadParameter(
+                f"{config_file} must hold a table of settings", param_hint="--world-config"
+            )
     for assignment in assignments:
         name, sep, raw = assignment.partition("=")
         if not sep or not name.strip():
-            raise typer.BadParameter(f"{assignment!r} is not name=value (e.g. site_capacity=20)", param_hint="--set")
+            raise typer.BadParameter(
+                f"{assignment!r} is not name=value (e.g. site_capacity=20)", param_hint="--set"
+            )
         try:
             value = json.loads(raw)
         except ValueError:
@@ -102,21 +118,33 @@ def _world_settings(config_file: Path | None, assignments: list[str]) -> dict:
         for parent in parents:
             target = target.setdefault(parent, {})
             if not isinstance(target, dict):
-                raise typer.BadParameter(f"{name!r}: {parent!r} is not a group of settings", param_hint="--set")
+                raise typer.BadParameter(
+                    f"{name!r}: {parent!r} is not a group of settings", param_hint="--set"
+                )
         target[leaf] = value
     return mapping
 
 
+QuarterOption = typer.Option(
+    [], "--quarter", help="(Re)ingest only this quarter, e.g. 2025Q1 (repeatable); default: every quarter."
+)
+SiteOption = typer.Option(
+    [], "--site", help="(Re)ingest only this site id (repeatable); default: every site."
+)
 WorldConfigOption = typer.Option(
-    None, "--world-config", help="JSON or TOML file of mock-world settings (any WorldConfig field; effects nested)."
+    None,
+    "--world-config",
+    help="JSON or TOML file of mock-world settings (any WorldConfig field; effects nested).",
 )
 WorldSetOption = typer.Option(
-    [], "--set", help="A mock-world setting, name=value (repeatable; e.g. site_capacity=20, effects.employed_pp=0)."
+    [],
+    "--set",
+    help="A mock-world setting, name=value (repeatable; e.g. site_capacity=20, effects.employed_pp=0).",
 )
 
 
 def _settings(data_dir: Path | None, config_dir: Path | None) -> Settings:
-    """The settings of this command: its options first, then the ``CTI_*`` environment (nothing is written)."""
+    """Return this command's settings: its options, then the ``CTI_*`` environment (nothing is written)."""
     import os
     import warnings
 
@@ -145,7 +173,7 @@ def _configured(settings: Settings) -> bool:
 
 
 def _with_key(settings: Settings, *, demo_key: bool) -> tuple[Settings, str]:
-    """The settings with a usable key source and the key's id, checked against the data directory.
+    """Return the settings with a usable key source and the key's id, checked against the data directory.
 
     Runs before any file of the data directory is read, archived or written: a missing, weak or different key
     stops the command here. ``demo_key`` creates a random local key file for the mock world, but never for a
@@ -165,9 +193,13 @@ def _with_key(settings: Settings, *, demo_key: bool) -> tuple[Settings, str]:
             write_text(layout.demo_key, secrets.token_hex(32))
             layout.demo_key.chmod(0o600)
         typer.secho(
-            "!" * 78 + f"\n! DEMO KEY: CTI_PSEUDONYM_KEY was not set, so a random local key from\n!   {layout.demo_key}\n"
+            "!"
+            * 78
+            + "\n! DEMO KEY: CTI_PSEUDONYM_KEY was not set, so a random local key from\n"
+            f"!   {layout.demo_key}\n"
             "! is used. Fine for the mock world; NEVER for real data (see README, Security).\n" + "!" * 78,
-            fg="yellow", err=True,
+            fg="yellow",
+            err=True,
         )
     try:
         secret = keys.read_secret(settings.key)
@@ -197,8 +229,13 @@ def _exclusive(settings: Settings, command: str) -> Iterator[None]:
                         "directory (killed or crashed); its lock is released.", fg="yellow", err=True)
         stale = runlock.mark_stale_runs(get_instance(settings.layout, storage=settings.storage))
         if stale:
-            typer.secho(f"note: {len(stale)} run(s) left unfinished by a process that is gone are marked failed: "
-                        + "; ".join(stale[:5]) + ("; ..." if len(stale) > 5 else ""), fg="yellow", err=True)
+            typer.secho(
+                f"note: {len(stale)} run(s) left unfinished by a process that is gone are marked failed: "
+                + "; ".join(stale[:5])
+                + ("; ..." if len(stale) > 5 else ""),
+                fg="yellow",
+                err=True,
+            )
         yield
     finally:
         lock.__exit__(None, None, None)
@@ -213,14 +250,18 @@ def _who(user: str | None) -> str:
         return "unknown"
 
 
-def _generate(settings: Settings, *, persons: int, seed: int, force: bool, world_settings: dict | None = None) -> str:
+def _generate(
+    settings: Settings, *, persons: int, seed: int, force: bool, world_settings: dict | None = None
+) -> str:
     from pipelines import world
 
     try:
         return world.generate(settings, persons=persons, seed=seed, force=force, world=world_settings)
     except world.ForeignInbox as error:
         raise _fail(str(error)) from None
-    except ValueError as error:  # an unknown world setting or a value out of range: said before anything is written
+    except (
+        ValueError
+    ) as error:  # an unknown world setting or a value out of range: said before anything is written
         raise _fail(f"mock-world settings: {error}") from None
 
 
@@ -232,7 +273,9 @@ def mock_world(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
     data_dir: Path | None = DataDirOption,
     config_dir: Path | None = ConfigDirOption,
-    force: bool = typer.Option(False, "--force", help="Regenerate even if a world with these settings exists."),
+    force: bool = typer.Option(
+        False, "--force", help="Regenerate even if a world with these settings exists."
+    ),
     world_config: Path | None = WorldConfigOption,
     assignments: list[str] = WorldSetOption,
 ) -> None:
@@ -260,7 +303,9 @@ def _check_scope(settings: Settings, quarter: list[str], site: list[str]) -> Non
     known = settings.config.site_ids()
     unknown = sorted(set(site) - set(known))
     if unknown:
-        raise typer.BadParameter(f"unknown site {', '.join(unknown)}; sites: {', '.join(known)}", param_hint="--site")
+        raise typer.BadParameter(
+            f"unknown site {', '.join(unknown)}; sites: {', '.join(known)}", param_hint="--site"
+        )
 
 
 @app.command("run", epilog=EXIT_CODES)
@@ -274,12 +319,11 @@ def run(
     demo_key: bool = typer.Option(
         False, "--demo-key", help="If CTI_PSEUDONYM_KEY is unset, create/use a random local demo key file."
     ),
-    quarter: list[str] = typer.Option(
-        [], "--quarter", help="(Re)ingest only this quarter, e.g. 2025Q1 (repeatable); default: every quarter."
-    ),
-    site: list[str] = typer.Option([], "--site", help="(Re)ingest only this site id (repeatable); default: every site."),
+    quarter: list[str] = QuarterOption,
+    site: list[str] = SiteOption,
     ingest_only: bool = typer.Option(
-        False, "--ingest-only", help="Ingest, then consolidate the courses; no linkage, effects or reports."),
+        False, "--ingest-only", help="Ingest, then consolidate the courses; no linkage, effects or reports."
+    ),
     user: str = UserOption,
     world_config: Path | None = WorldConfigOption,
     assignments: list[str] = WorldSetOption,
@@ -296,15 +340,21 @@ def run(
     size = _persons(persons)
     chosen = _world_settings(world_config, assignments)
     settings, _ = _with_key(settings, demo_key=demo_key)
-    command = "cti run" + (" --ingest-only" if ingest_only else "") + "".join(f" --quarter {q}" for q in quarter) + \
-        "".join(f" --site {s}" for s in site)
+    command = (
+        "cti run"
+        + (" --ingest-only" if ingest_only else "")
+        + "".join(f" --quarter {q}" for q in quarter)
+        + "".join(f" --site {s}" for s in site)
+    )
     with _exclusive(settings, command):
         if isinstance(settings.source, MockSource) and not world.exists(settings):
             typer.echo(_generate(settings, persons=size, seed=seed, force=False, world_settings=chosen))
             settings = settings.with_generated_world()
         elif chosen and isinstance(settings.source, MockSource):
-            typer.echo("note: a mock world is already present and keeps its configuration; --world-config/--set "
-                       "are ignored (`cti mock-world --force` with them makes a new world)")
+            typer.echo(
+                "note: a mock world is already present and keeps its configuration; --world-config/--set "
+                "are ignored (`cti mock-world --force` with them makes a new world)"
+            )
         scope = " ".join([*(f"quarter={q}" for q in quarter), *(f"site={s}" for s in site)]) or "all"
         report = runner.run_all(settings, echo=typer.echo, tags={"cti/user": _who(user), "cti/scope": scope},
                                 quarters=tuple(quarter), sites=tuple(site), downstream=not ingest_only)
@@ -313,11 +363,16 @@ def run(
 
 @app.command("rotate-key", epilog=EXIT_CODES)
 def rotate_key(
-    old_key_id: str = typer.Option(..., "--old-key-id", help="The key id the data carry now (as a confirmation)."),
+    old_key_id: str = typer.Option(
+        ..., "--old-key-id", help="The key id the data carry now (as a confirmation)."
+    ),
     data_dir: Path | None = DataDirOption,
     config_dir: Path | None = ConfigDirOption,
     ingest_only: bool = typer.Option(
-        False, "--ingest-only", help="Re-pseudonymise and consolidate the courses only; `cti run` does the rest."),
+        False,
+        "--ingest-only",
+        help="Re-pseudonymise and consolidate the courses only; `cti run` does the rest.",
+    ),
     user: str = UserOption,
 ) -> None:
     """Re-pseudonymise the whole history with a new key (CTI_PSEUDONYM_KEY or CTI_PSEUDONYM_KEY_FILE).
@@ -338,21 +393,37 @@ def rotate_key(
     except keys.KeyRefused as error:
         raise _fail(str(error)) from None
     if secret is None:
-        raise _fail(f"set the NEW key first: {settings.key.describe()} is not set (the old key is not needed).")
+        raise _fail(
+            f"set the NEW key first: {settings.key.describe()} is not set (the old key is not needed)."
+        )
     new_id = pseudonym.key_id(secret)
     existing = keys.data_key_ids(layout)
     if not existing:
-        raise _fail(f"nothing to rotate: {layout.root} holds no pseudonyms yet; run `cti run` with the new key.")
+        raise _fail(
+            f"nothing to rotate: {layout.root} holds no pseudonyms yet; run `cti run` with the new key."
+        )
     if old_key_id not in existing:
-        raise _fail(f"the data in {layout.root} carry key id {', '.join(existing)}, not {old_key_id}; nothing was changed.")
+        raise _fail(
+            f"the data in {layout.root} carry key id {', '.join(existing)}, not {old_key_id}; "
+            "nothing was changed."
+        )
     if existing == (new_id,):
-        raise _fail(f"the new key has the same key id ({new_id}) as the data: it is the same key; nothing to do.")
+        raise _fail(
+            f"the new key has the same key id ({new_id}) as the data: it is the same key; nothing to do."
+        )
     archived = inbox.partitions_in_archive(layout.received)
-    missing = sorted({p.parent.name + " " + p.stem for p in layout.asset_dir(("pseudonymised_courses",)).glob("*/*.parquet")}
-                     - {_partition_dir(q) + " " + s for q, s in archived})
+    missing = sorted(
+        {
+            p.parent.name + " " + p.stem
+            for p in layout.asset_dir(("pseudonymised_courses",)).glob("*/*.parquet")
+        }
+        - {_partition_dir(q) + " " + s for q, s in archived}
+    )
     if missing:
-        raise _fail(f"cannot re-pseudonymise: {len(missing)} partition(s) have no received file in {layout.received} "
-                    f"({', '.join(missing[:5])}); restore the archive first. Nothing was changed.")
+        raise _fail(
+            f"cannot re-pseudonymise: {len(missing)} partition(s) have no received file in {layout.received} "
+            f"({', '.join(missing[:5])}); restore the archive first. Nothing was changed."
+        )
     with _exclusive(settings, "cti rotate-key"):
         for place in (layout.root / "assets", layout.reports, layout.steward_reports(restricted=True)):
             shutil.rmtree(place, ignore_errors=True)  # every output made from the old pseudonyms
@@ -372,8 +443,10 @@ def _partition_dir(label: str) -> str:
 
 
 @app.command("prepare-instance")
-def prepare_instance(data_dir: Path | None = DataDirOption, config_dir: Path | None = ConfigDirOption) -> None:
-    """Create the Dagster instance of the data directory, register the configured sites, mark stale runs failed."""
+def prepare_instance(
+    data_dir: Path | None = DataDirOption, config_dir: Path | None = ConfigDirOption
+) -> None:
+    """Create the Dagster instance of the data directory, register the configured sites, mark stale runs failed."""  # noqa: E501 - the --help text of `cti prepare-instance`, kept byte-identical
     from pipelines import runlock
     from pipelines.instance import get_instance
     from pipelines.partitions import sync_sites
@@ -383,8 +456,11 @@ def prepare_instance(data_dir: Path | None = DataDirOption, config_dir: Path | N
     instance = get_instance(settings.layout, storage=settings.storage)
     new = sync_sites(instance, settings.config.site_ids())
     stale = runlock.mark_stale_runs(instance)
-    typer.echo(f"instance: {settings.layout.dagster_home}" + (f"; sites added: {', '.join(new)}" if new else "")
-               + (f"; {len(stale)} stale run(s) marked failed" if stale else ""))
+    typer.echo(
+        f"instance: {settings.layout.dagster_home}"
+        + (f"; sites added: {', '.join(new)}" if new else "")
+        + (f"; {len(stale)} stale run(s) marked failed" if stale else "")
+    )
 
 
 @app.command("ui")

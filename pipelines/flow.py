@@ -61,7 +61,9 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def stage_order(repository: dg.RepositoryDefinition, stages: Iterable[Stage] = STAGES, /) -> tuple[Stage, ...]:
+def stage_order(
+    repository: dg.RepositoryDefinition, stages: Iterable[Stage] = STAGES, /
+) -> tuple[Stage, ...]:
     """``stages`` in the order the asset graph of ``repository`` implies (ties keep the declaration order).
 
     Stage B follows stage A when an asset of B's job reads an asset of A's job, directly or through assets
@@ -91,27 +93,33 @@ def stage_order(repository: dg.RepositoryDefinition, stages: Iterable[Stage] = S
     while len(ordered) < len(stages):
         ready = [s for s in stages if s not in ordered and after[s.job] <= {o.job for o in ordered}]
         if not ready:
-            raise ValueError(f"the stages' jobs form a cycle: {', '.join(s.job for s in stages if s not in ordered)}")
+            raise ValueError(
+                f"the stages' jobs form a cycle: {', '.join(s.job for s in stages if s not in ordered)}"
+            )
         ordered.append(ready[0])
     return tuple(ordered)
 
 
 def stage_of(job: str, stages: Iterable[Stage] = STAGES, /) -> Stage | None:
-    """The stage whose job is ``job`` (None for jobs that are not stages, e.g. the mock world)."""
+    """Return the stage whose job is ``job`` (None for jobs that are not stages, e.g. the mock world)."""
     return next((s for s in stages if s.job == job), None)
 
 
-def _requests_for(instance: dg.DagsterInstance, stage: Stage, chain: str, trigger: str) -> list[dg.RunRequest]:
+def _requests_for(
+    instance: dg.DagsterInstance, stage: Stage, chain: str, trigger: str
+) -> list[dg.RunRequest]:
     tags = {DRIVER_TAG: trigger, CHAIN_TAG: chain}
     if stage.fan_out is None:
         return [dg.RunRequest(job_name=stage.job, run_key=f"{stage.job}:{chain}", tags=tags)]
-    return [dg.RunRequest(job_name=stage.job, partition_key=key, run_key=f"{stage.job}:{key}:{chain}", tags=tags)
-            for key in stage.fan_out.get_partition_keys(dynamic_partitions_store=instance)]
+    return [
+        dg.RunRequest(job_name=stage.job, partition_key=key, run_key=f"{stage.job}:{key}:{chain}", tags=tags)
+        for key in stage.fan_out.get_partition_keys(dynamic_partitions_store=instance)
+    ]
 
 
 def next_requests(instance: dg.DagsterInstance, run: dg.DagsterRun, order: tuple[Stage, ...], /, *,
                   trigger: str) -> list[dg.RunRequest]:
-    """What the flow runs after the finished ``run`` (empty when nothing follows yet).
+    """Return what the flow runs after the finished ``run`` (empty when nothing follows yet).
 
     * A run outside a chain (started by the inbox sensor, the schedule or by hand) that succeeded starts a
       chain of its own: the next stage is requested with the chain tag set to this run's id.

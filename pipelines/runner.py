@@ -1,4 +1,4 @@
-"""``cti run``: walk the flow's stages (``pipelines.flow``) on the local instance, and stop cleanly when told to.
+"""``cti run``: walk the flow's stages (``pipelines.flow``) on the local instance; stop cleanly when told to.
 
 Each site/quarter submission is its own run, so an unreadable file fails only its own partition; the
 downstream stages then run on whatever was ingested, and the report lists what is missing. Fan-out stages
@@ -59,7 +59,7 @@ MESSAGE_CHARS = 300
 
 
 class Stopped(BaseException):
-    """This process received SIGTERM or SIGINT (raised in the main thread by the handler)."""
+    """Signal that the process received SIGTERM or SIGINT (raised in the main thread by the handler)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -112,7 +112,9 @@ def submission_partitions(settings: Settings, /) -> list[dg.MultiPartitionKey]:
     sites = settings.config.site_ids()
     keys = {(f.quarter, f.site) for f in inbox.scan(settings.layout.inbox, sites)}
     valid = set(quarter_labels())
-    keys |= {(q, s) for q, s in inbox.partitions_in_archive(settings.layout.received) if q in valid and s in sites}
+    keys |= {
+        (q, s) for q, s in inbox.partitions_in_archive(settings.layout.received) if q in valid and s in sites
+    }
     return [submission_key(q, s) for q, s in sorted(keys)]
 
 
@@ -120,7 +122,7 @@ _CACHE: dict[Settings, tuple[dg.Definitions, dg.DagsterInstance]] = {}
 
 
 def _definitions(settings: Settings) -> tuple[dg.Definitions, dg.DagsterInstance]:
-    """The definitions and instance of ``settings``, built once per process."""
+    """Return the definitions and instance of ``settings``, built once per process."""
     if settings not in _CACHE:
         import warnings
 
@@ -130,7 +132,10 @@ def _definitions(settings: Settings) -> tuple[dg.Definitions, dg.DagsterInstance
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-        _CACHE[settings] = (build_definitions(settings), get_instance(settings.layout, storage=settings.storage))
+        _CACHE[settings] = (
+            build_definitions(settings),
+            get_instance(settings.layout, storage=settings.storage),
+        )
     return _CACHE[settings]
 
 
@@ -230,7 +235,10 @@ def _run_partitions(settings: Settings, job_name: str, keys: list[str], tags: di
                 _, outcome = future.result()
                 yield Result(job_name, key, outcome.success, outcome.run_id, outcome.message)
             except Exception as error:  # the worker died (out of memory, killed): that partition failed
-                echo(f"  worker for {job_name} [{key}] stopped: {type(error).__name__}: {_one_line(str(error))}")
+                echo(
+                    f"  worker for {job_name} [{key}] stopped: "
+                    f"{type(error).__name__}: {_one_line(str(error))}"
+                )
                 yield Result(job_name, key, False, "", f"the worker process stopped ({type(error).__name__})")
 
 
@@ -261,7 +269,7 @@ def stop_signals() -> Iterator[None]:
 
 
 def _one_line(message: str) -> str:
-    """A failure message as one console line (masked: it may come from any exception)."""
+    """Return a failure message as one console line (masked: it may come from any exception)."""
     from analysis.masking import mask_text
 
     text = " ".join(mask_text(message).split())
@@ -307,7 +315,9 @@ def run_all(
     runs. Every run carries ``tags`` (who and what) for the Dagster UI. Returns what happened
     (:attr:`RunReport.exit_code` is the command's exit status).
     """
-    instance = get_instance(settings.layout, storage=settings.storage)  # creates the storage before workers open it
+    instance = get_instance(
+        settings.layout, storage=settings.storage
+    )  # creates the storage before workers open it
     sync_sites(instance, settings.config.site_ids())
     invocation = uuid.uuid4().hex
     run_tags = {flow.DRIVER_TAG: flow.CLI_DRIVER, runlock.INVOCATION_TAG: invocation, **(tags or {})}
@@ -337,9 +347,12 @@ def run_all(
         reason = (f"stopped: cti run received {stop.name} (pid {_pid()}) before this run finished; rerun the "
                   "partition or `cti run`")
         marked = _mark_unfinished(instance, invocation, reason, wall_started)
-        echo(f"STOPPED by {stop.name} during {current or 'start-up'}: {_progress(report, current)}; "
-             f"{marked} unfinished run(s) marked failed. Not finished: {', '.join(report.not_run) or 'nothing'}. "
-             "Rerun `cti run` to finish.")
+        echo(
+            f"STOPPED by {stop.name} during {current or 'start-up'}: {_progress(report, current)}; "
+            f"{marked} unfinished run(s) marked failed. "
+            f"Not finished: {', '.join(report.not_run) or 'nothing'}. "
+            "Rerun `cti run` to finish."
+        )
         return report
     echo(f"done in {time.perf_counter() - started:.0f} s")
     _print_outputs(settings, echo, since=wall_started)
@@ -384,15 +397,21 @@ def _run_stage(settings: Settings, stage: flow.Stage, report: RunReport, run_tag
     if stage.fan_out is SUBMISSIONS:
         keys = _submission_keys(settings, quarters, sites)
         if (quarters or sites) and not keys:
-            echo(f"no inbox file matches quarter {', '.join(quarters) or 'any'} and site {', '.join(sites) or 'any'}")
+            echo(
+                f"no inbox file matches quarter {', '.join(quarters) or 'any'} "
+                f"and site {', '.join(sites) or 'any'}"
+            )
             report.nothing_matched = True
             return False
     elif stage.fan_out is not None:
         keys = stage.fan_out.get_partition_keys()
     if stage.fan_out is not None:  # one partition failing leaves the others and the later stages
         bad = 0
-        for result in (_run_partitions(settings, stage.job, keys, run_tags, settings.partition_workers(), echo)
-                       if keys else ()):
+        for result in (
+            _run_partitions(settings, stage.job, keys, run_tags, settings.partition_workers(), echo)
+            if keys
+            else ()
+        ):
             report.results.append(result)
             if not result.ok:
                 bad += 1
@@ -419,13 +438,15 @@ def _run_stage(settings: Settings, stage: flow.Stage, report: RunReport, run_tag
 
 
 def consolidation_keys() -> tuple[tuple[str, ...], ...]:
-    """The asset keys of the course consolidation (``courses``, ``course_conflicts``, ``submission_log``)."""
+    """Return the consolidation's asset keys (``courses``, ``course_conflicts``, ``submission_log``)."""
     from assets.ingest import CONSOLIDATION_ASSETS
 
     return tuple(tuple(key.path) for a in CONSOLIDATION_ASSETS for key in a.keys)
 
 
-def _consolidate(settings: Settings, report: RunReport, run_tags: dict[str, str], echo: Callable[[str], None]) -> None:
+def _consolidate(
+    settings: Settings, report: RunReport, run_tags: dict[str, str], echo: Callable[[str], None]
+) -> None:
     """``--ingest-only``: consolidate the courses from every ingested partition, and say what was done."""
     job_started = time.perf_counter()
     outcome = _run_isolated(settings, ANALYSIS_JOB, run_tags, consolidation_keys())
@@ -442,10 +463,13 @@ def _consolidate(settings: Settings, report: RunReport, run_tags: dict[str, str]
         meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
         value = next(iter(meta.values()), None) if meta else None
         counts[name] = getattr(value, "value", value)
-    echo(f"courses: consolidated ({counts['courses']} courses, {counts['course_conflicts']} conflicts, "
-         f"{counts['submission_log']} received files) in {settings.layout.asset_file(('courses',))} "
-         f"({time.perf_counter() - job_started:.0f} s). --ingest-only: linkage, effects and the reports were not "
-         "run; the steward view and the reports are rebuilt by a full `cti run`.")
+    echo(
+        f"courses: consolidated ({counts['courses']} courses, {counts['course_conflicts']} conflicts, "
+        f"{counts['submission_log']} received files) in {settings.layout.asset_file(('courses',))} "
+        f"({time.perf_counter() - job_started:.0f} s). "
+        "--ingest-only: linkage, effects and the reports were not "
+        "run; the steward view and the reports are rebuilt by a full `cti run`."
+    )
 
 
 def _newer(path: Path, since: float) -> bool:
@@ -464,7 +488,10 @@ def _print_outputs(settings: Settings, echo: Callable[[str], None], *, since: fl
         ("courses", layout.asset_file(("courses",))),
         ("outcome panel", layout.asset_file(("outcome_panel",))),
         ("quarantine (restricted)", layout.asset_dir(("quarantine",), store="restricted")),
-        ("restricted steward view (shows CPR)", layout.steward_reports(restricted=True) / "steward_view.html"),
+        (
+            "restricted steward view (shows CPR)",
+            layout.steward_reports(restricted=True) / "steward_view.html",
+        ),
     )
     for label, path in places:
         if _newer(path, since - 1.0):  # file systems keep mtimes to the second on some platforms

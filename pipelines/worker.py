@@ -80,8 +80,10 @@ def _watch(parent: int) -> None:
 
 
 def _quiet_interrupts(unraisable) -> None:  # noqa: ANN001 - sys.UnraisableHookArgs
-    """Drop the interrupt a stop raises inside a garbage-collection callback (Dagster's handler raises it
-    wherever the signal lands); print every other unraisable exception as Python does."""
+    """Drop the interrupt a stop raises inside a garbage-collection callback; print any other as Python does.
+
+    Dagster's handler raises the interrupt wherever the signal lands.
+    """
     error = unraisable.exc_value
     if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "DagsterExecutionInterruptedError":
         return

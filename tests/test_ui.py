@@ -79,8 +79,14 @@ def test_make_ui_runs_cti_ui() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_ui_has_the_key_and_cti_runs_under_their_jobs(demo_data: Path) -> None:
     port = _free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--port", str(port)], env=_env(demo_data),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "ui", "--port", str(port)],
+        env=_env(demo_data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 400
         while True:
@@ -109,9 +115,13 @@ def test_the_ui_has_the_key_and_cti_runs_under_their_jobs(demo_data: Path) -> No
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         assert _wait(port, launched["launchRun"]["run"]["runId"]) == "SUCCESS"
         # and a run cti made can be re-executed from the UI (its origin is the code location's)
-        again = _gql(port, """mutation($p: ReexecutionParams!){ launchRunReexecution(reexecutionParams: $p){
-                                __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
-                     {"p": {"parentRunId": results[0]["runId"], "strategy": "ALL_STEPS"}})
+        again = _gql(
+            port,
+            "mutation($p: ReexecutionParams!){ launchRunReexecution(reexecutionParams: $p){\n"
+            "                                __typename ... on LaunchRunSuccess { run { runId } }"
+            " ... on PythonError { message } } }",
+            {"p": {"parentRunId": results[0]["runId"], "strategy": "ALL_STEPS"}},
+        )
         assert again["launchRunReexecution"]["__typename"] == "LaunchRunSuccess", again
         assert _wait(port, again["launchRunReexecution"]["run"]["runId"]) == "SUCCESS"
     finally:

@@ -83,7 +83,12 @@ def before_after(
         frames.append(
             rows.group_by("event_time")
             .agg(mean=y.mean(), sd=y.std(), n=pl.len().cast(pl.Int64))
-            .join(contributor_stats(rows, by=("event_time",), value=y), on="event_time", how="left", validate="1:1")
+            .join(
+                contributor_stats(rows, by=("event_time",), value=y),
+                on="event_time",
+                how="left",
+                validate="1:1",
+            )
             .with_columns(outcome=pl.lit(outcome), se=pl.col("sd") / pl.col("n").sqrt())
         )
         for label, (post, pre) in CONTRASTS.items():
@@ -99,7 +104,18 @@ def before_after(
     by_time = (
         pl.concat(frames)
         .with_columns(ci_lower=pl.col("mean") - z * pl.col("se"), ci_upper=pl.col("mean") + z * pl.col("se"))
-        .select("outcome", "event_time", "mean", "se", "ci_lower", "ci_upper", "n", "n_positive", "n_full", "top2_share")
+        .select(
+            "outcome",
+            "event_time",
+            "mean",
+            "se",
+            "ci_lower",
+            "ci_upper",
+            "n",
+            "n_positive",
+            "n_full",
+            "top2_share",
+        )
         .sort("outcome", "event_time")
     )
     table = pl.DataFrame(contrasts, schema={"outcome": pl.String, "contrast": pl.String,

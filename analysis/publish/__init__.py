@@ -1,1 +1,1 @@
-"""publish"""
+"""Publish: the steward view, safe exports, feedback and small-cell control."""

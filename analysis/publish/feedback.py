@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -534,8 +533,10 @@ def build_feedback(inputs: FeedbackInputs, /, *, key: bytes, previous_state: pl.
 
 
 def mask_cpr(value: str | None, /) -> str:
-    """Shape only: every digit masked (``XXXXXX-XXXX``, ``analysis.masking``), so a steward sees what is wrong
-    without the number."""
+    """Mask every digit (``XXXXXX-XXXX``, ``analysis.masking``), keeping only the shape.
+
+    A steward sees what is wrong without the number.
+    """
     return "" if value is None else mask_digits(value)
 
 

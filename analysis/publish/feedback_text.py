@@ -143,66 +143,100 @@ _WORDS = {
 #: ``{quarter}`` and ``{message}`` (the steward's English message, used in the English fallback only).
 UNREADABLE_TEXTS = {
     DANISH: {
-        "not_text": ("Filen {filename} er ikke en tekstfil (CSV); den ligner en binær eller beskadiget fil.",
-                     "Eksportér kvartalet igen som CSV (semikolonsepareret) eller som Excel-fil (.xlsx), og "
-                     "send den igen."),
+        "not_text": (
+            "Filen {filename} er ikke en tekstfil (CSV); den ligner en binær eller beskadiget fil.",
+            "Eksportér kvartalet igen som CSV (semikolonsepareret) eller som Excel-fil (.xlsx), og "
+            "send den igen.",
+        ),
         "empty": ("Filen {filename} er tom.", "Send kvartalets fil igen med overskriftsrække og rækker."),
-        "unsplittable": ("Filen {filename} kunne ikke deles op i rækker (fx et citationstegn, der ikke "
-                         "lukkes).",
-                         "Eksportér filen igen fra fagsystemet, og send den igen."),
-        "xlsx_damaged": ("Excel-filen {filename} kunne ikke åbnes; den er måske beskadiget eller ikke en "
-                         "rigtig "
-                         ".xlsx-fil.", "Gem filen igen som Excel (.xlsx) eller CSV, og send den igen."),
-        "not_xlsx": ("Filen {filename} hedder .xlsx, men er ikke en Excel-projektmappe.",
-                     "Send filen igen som .xlsx eller .csv."),
-        "old_xls": ("Filen {filename} er i det gamle Excel-format (.xls), som vi ikke kan læse.",
-                    "Gem filen som .xlsx eller CSV, og send den igen."),
-        "no_sheet_data": ("Excel-filen {filename} har intet ark med data.",
-                          "Send kvartalets fil igen med overskriftsrække og rækker."),
-        "header_columns_missing": ("Overskriftsrækken i {filename}{sheet} har ingen kolonne for {missing}.",
-                                   "Send filen igen med én overskriftsrække: CPR-nr., Startdato, Slutdato, "
-                                   "Delmålgruppe, Gennemført."),
-        "header_missing": ("Filen {filename}{sheet} ser ud til at mangle overskriftsrækken: første linje "
-                           "ligner en række med data.",
-                           "Sæt overskriftsrækken ind øverst: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
-                           "Gennemført, og send filen igen."),
-        "too_large": ("Filen {filename} er for stor til at blive læst (for mange rækker, kolonner eller bytes).",
-                      "Eksportér kun kvartalets forløb med kolonnerne CPR-nr., Startdato, Slutdato, "
-                      "Delmålgruppe og Gennemført, og send filen igen."),
-        "unreadable": ("Filen for {quarter} kunne ikke læses.",
-                       "Send filen igen; hjælper det ikke, så skriv til os, så finder vi årsagen sammen."),
+        "unsplittable": (
+            "Filen {filename} kunne ikke deles op i rækker (fx et citationstegn, der ikke lukkes).",
+            "Eksportér filen igen fra fagsystemet, og send den igen.",
+        ),
+        "xlsx_damaged": (
+            "Excel-filen {filename} kunne ikke åbnes; den er måske beskadiget eller ikke en "
+            "rigtig "
+            ".xlsx-fil.",
+            "Gem filen igen som Excel (.xlsx) eller CSV, og send den igen.",
+        ),
+        "not_xlsx": (
+            "Filen {filename} hedder .xlsx, men er ikke en Excel-projektmappe.",
+            "Send filen igen som .xlsx eller .csv.",
+        ),
+        "old_xls": (
+            "Filen {filename} er i det gamle Excel-format (.xls), som vi ikke kan læse.",
+            "Gem filen som .xlsx eller CSV, og send den igen.",
+        ),
+        "no_sheet_data": (
+            "Excel-filen {filename} har intet ark med data.",
+            "Send kvartalets fil igen med overskriftsrække og rækker.",
+        ),
+        "header_columns_missing": (
+            "Overskriftsrækken i {filename}{sheet} har ingen kolonne for {missing}.",
+            "Send filen igen med én overskriftsrække: CPR-nr., Startdato, Slutdato, "
+            "Delmålgruppe, Gennemført.",
+        ),
+        "header_missing": (
+            "Filen {filename}{sheet} ser ud til at mangle overskriftsrækken: første linje "
+            "ligner en række med data.",
+            "Sæt overskriftsrækken ind øverst: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
+            "Gennemført, og send filen igen.",
+        ),
+        "too_large": (
+            "Filen {filename} er for stor til at blive læst (for mange rækker, kolonner eller bytes).",
+            "Eksportér kun kvartalets forløb med kolonnerne CPR-nr., Startdato, Slutdato, "
+            "Delmålgruppe og Gennemført, og send filen igen.",
+        ),
+        "unreadable": (
+            "Filen for {quarter} kunne ikke læses.",
+            "Send filen igen; hjælper det ikke, så skriv til os, så finder vi årsagen sammen.",
+        ),
         "sheet": " (arket '{sheet}')",
     },
     ENGLISH: {
-        "not_text": ("The file {filename} is not a text (CSV) file; it looks binary or damaged.",
-                     "Export the quarter again as CSV (semicolon-separated) or as an Excel file (.xlsx) and "
-                     "resend."),
+        "not_text": (
+            "The file {filename} is not a text (CSV) file; it looks binary or damaged.",
+            "Export the quarter again as CSV (semicolon-separated) or as an Excel file (.xlsx) and resend.",
+        ),
         "empty": ("The file {filename} is empty.", "Resend the quarter's file with its header row and rows."),
-        "unsplittable": ("The file {filename} could not be split into rows (e.g. a quote that is never "
-                         "closed).",
-                         "Export the file again from the case system and resend it."),
-        "xlsx_damaged": ("The Excel file {filename} could not be opened; it may be damaged or not really "
-                         ".xlsx.",
-                         "Save it again as Excel (.xlsx) or CSV and resend it."),
-        "not_xlsx": ("The file {filename} is named .xlsx but is not an Excel workbook.",
-                     "Resend it as .xlsx or .csv."),
-        "old_xls": ("The file {filename} is in the old Excel format (.xls), which cannot be read.",
-                    "Save it as .xlsx or CSV and resend it."),
-        "no_sheet_data": ("The Excel file {filename} has no sheet with data.",
-                          "Resend the quarter's file with its header row and rows."),
-        "header_columns_missing": ("The header row of {filename}{sheet} has no column for {missing}.",
-                                   "Resend the file with one header row: CPR-nr., Startdato, Slutdato, "
-                                   "Delmålgruppe, Gennemført."),
-        "header_missing": ("The file {filename}{sheet} seems to lack its header row: the first line looks "
-                           "like a data row.",
-                           "Add the header row at the top: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
-                           "Gennemført, and resend the file."),
-        "too_large": ("The file {filename} is too large to read (too many rows, columns or bytes).",
-                      "Export only the quarter's courses with the columns CPR-nr., Startdato, Slutdato, "
-                      "Delmålgruppe and Gennemført, and resend the file."),
-        "unreadable": ("The file for {quarter} could not be read: {message}",
-                       "Ask the site to resend it; if that does not help, look at the run in the Dagster "
-                       "UI."),
+        "unsplittable": (
+            "The file {filename} could not be split into rows (e.g. a quote that is never closed).",
+            "Export the file again from the case system and resend it.",
+        ),
+        "xlsx_damaged": (
+            "The Excel file {filename} could not be opened; it may be damaged or not really .xlsx.",
+            "Save it again as Excel (.xlsx) or CSV and resend it.",
+        ),
+        "not_xlsx": (
+            "The file {filename} is named .xlsx but is not an Excel workbook.",
+            "Resend it as .xlsx or .csv.",
+        ),
+        "old_xls": (
+            "The file {filename} is in the old Excel format (.xls), which cannot be read.",
+            "Save it as .xlsx or CSV and resend it.",
+        ),
+        "no_sheet_data": (
+            "The Excel file {filename} has no sheet with data.",
+            "Resend the quarter's file with its header row and rows.",
+        ),
+        "header_columns_missing": (
+            "The header row of {filename}{sheet} has no column for {missing}.",
+            "Resend the file with one header row: CPR-nr., Startdato, Slutdato, Delmålgruppe, Gennemført.",
+        ),
+        "header_missing": (
+            "The file {filename}{sheet} seems to lack its header row: the first line looks like a data row.",
+            "Add the header row at the top: CPR-nr., Startdato, Slutdato, Delmålgruppe, "
+            "Gennemført, and resend the file.",
+        ),
+        "too_large": (
+            "The file {filename} is too large to read (too many rows, columns or bytes).",
+            "Export only the quarter's courses with the columns CPR-nr., Startdato, Slutdato, "
+            "Delmålgruppe and Gennemført, and resend the file.",
+        ),
+        "unreadable": (
+            "The file for {quarter} could not be read: {message}",
+            "Ask the site to resend it; if that does not help, look at the run in the Dagster UI.",
+        ),
         "sheet": " (sheet '{sheet}')",
     },
 }

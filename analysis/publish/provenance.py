@@ -19,13 +19,28 @@ def provenance(stats: pl.DataFrame, received: pl.DataFrame, sites: pl.DataFrame,
         Partitions whose latest file could not be ingested (``quarter``, ``site``, ``message``): the row says
         "failed" with the reason, and any numbers shown are from the last good file.
     """
-    files = received.filter(~pl.col("superseded")).join(
-        stats.select("sha256", "quarter", "site", "version", "rows_in", "clean", "quarantined", "duplicates"),
-        on=["sha256", "quarter", "site", "version"], how="left", validate="1:1",
-    ).select(
-        "site", "quarter", file_name="filename", received_at="received", rows_in="rows_in", rows_clean="clean",
-        rows_quarantined="quarantined", rows_duplicate="duplicates",
-        status=pl.when(pl.col("readable")).then(pl.lit("ok")).otherwise(pl.lit("failed")), reason="note",
+    files = (
+        received.filter(~pl.col("superseded"))
+        .join(
+            stats.select(
+                "sha256", "quarter", "site", "version", "rows_in", "clean", "quarantined", "duplicates"
+            ),
+            on=["sha256", "quarter", "site", "version"],
+            how="left",
+            validate="1:1",
+        )
+        .select(
+            "site",
+            "quarter",
+            file_name="filename",
+            received_at="received",
+            rows_in="rows_in",
+            rows_clean="clean",
+            rows_quarantined="quarantined",
+            rows_duplicate="duplicates",
+            status=pl.when(pl.col("readable")).then(pl.lit("ok")).otherwise(pl.lit("failed")),
+            reason="note",
+        )
     )
     joined = sites.select("site", joined=pl.col("joined").cast(pl.String))
     quarters = files.select("quarter").unique()
@@ -37,11 +52,22 @@ def provenance(stats: pl.DataFrame, received: pl.DataFrame, sites: pl.DataFrame,
     out = pl.concat([files, missing], how="diagonal_relaxed")
     if failures is not None and failures.height:
         failed = failures.select("site", "quarter", failure=pl.col("message"))
-        out = out.join(failed, on=["site", "quarter"], how="full", coalesce=True, validate="1:1").with_columns(
-            status=pl.when(pl.col("failure").is_not_null()).then(pl.lit("failed")).otherwise(pl.col("status")),
-            reason=pl.when(pl.col("failure").is_null()).then(pl.col("reason"))
-            .when(pl.col("file_name").is_null()).then(pl.col("failure"))
-            .otherwise(pl.lit("latest file could not be ingested: ") + pl.col("failure")
-                       + pl.lit(" (rows shown are from the last good file)")),
-        ).drop("failure")
+        out = (
+            out.join(failed, on=["site", "quarter"], how="full", coalesce=True, validate="1:1")
+            .with_columns(
+                status=pl.when(pl.col("failure").is_not_null())
+                .then(pl.lit("failed"))
+                .otherwise(pl.col("status")),
+                reason=pl.when(pl.col("failure").is_null())
+                .then(pl.col("reason"))
+                .when(pl.col("file_name").is_null())
+                .then(pl.col("failure"))
+                .otherwise(
+                    pl.lit("latest file could not be ingested: ")
+                    + pl.col("failure")
+                    + pl.lit(" (rows shown are from the last good file)")
+                ),
+            )
+            .drop("failure")
+        )
     return out.sort("site", "quarter")

@@ -38,14 +38,18 @@ REPLACEMENT = "\ufffd"
 
 
 def xlsx_text(value: str, /) -> str:
-    """``value`` with every character an xlsx cell cannot hold replaced by U+FFFD (one site's stray byte
-    must not stop the workbook of every site)."""
+    """Replace every character an xlsx cell cannot hold in ``value`` by U+FFFD.
+
+    One site's stray byte must not stop the workbook of every site.
+    """
     return _NOT_IN_XLSX.sub(REPLACEMENT, value)
 
 
 def csv_bytes(frame: pl.DataFrame, /, *, separator: str = ";") -> bytes:
     """UTF-8 with BOM (Danish Excel opens it right), ``;``-separated, escaped."""
-    text = escape_frame(frame).write_csv(separator=separator, float_precision=6)  # long digit runs look like CPR numbers
+    text = escape_frame(frame).write_csv(
+        separator=separator, float_precision=6
+    )  # long digit runs look like CPR numbers
     return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
@@ -66,7 +70,9 @@ def xlsx_bytes(sheets: dict[str, pl.DataFrame], /) -> bytes:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in safe.iter_rows():
-            sheet.append([None if v is None else (v if isinstance(v, int | float) else xlsx_text(str(v))) for v in row])
+            sheet.append(
+                [None if v is None else (v if isinstance(v, int | float) else xlsx_text(str(v))) for v in row]
+            )
         for row in sheet.iter_rows(min_row=2):
             for cell in row:
                 if isinstance(cell.value, str):
@@ -92,7 +98,9 @@ def _fixed_zip_times(content: bytes) -> bytes:
         for info in source.infolist():
             data = source.read(info.filename)
             if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*", rb"\g<1>2000-01-01T00:00:00Z", data)
+                data = re.sub(
+                    rb"(<dcterms:(created|modified)[^>]*>)[^<]*", rb"\g<1>2000-01-01T00:00:00Z", data
+                )
             fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(fixed, data)

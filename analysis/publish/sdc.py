@@ -43,7 +43,10 @@ def suppress_estimates(frame: pl.DataFrame, /, *, n_columns: Sequence[str], valu
     ) if n_columns else pl.lit(False)
     out = frame.with_columns(suppressed=small)
     return out.with_columns(
-        [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in (*value_columns, *n_columns)]
+        [
+            pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c)
+            for c in (*value_columns, *n_columns)
+        ]
     )
 
 
@@ -106,7 +109,9 @@ def _audit(counts: np.ndarray, mask: np.ndarray, /) -> list[tuple[tuple[int, int
     if not unknown.size:
         return []
     rows_eq, rhs = [], []
-    relations = [[(i, j) for j in range(c)] + [(i, c)] for i in range(r + 1)] + [[(i, j) for i in range(r)] + [(r, j)] for j in range(c + 1)]
+    relations = [[(i, j) for j in range(c)] + [(i, c)] for i in range(r + 1)] + [
+        [(i, j) for i in range(r)] + [(r, j)] for j in range(c + 1)
+    ]
     for line in relations:
         *parts, total = line
         coefficients = np.zeros(len(unknown))
@@ -140,9 +145,16 @@ def _audit(counts: np.ndarray, mask: np.ndarray, /) -> list[tuple[tuple[int, int
     return problems
 
 
-def with_margins(frame: pl.DataFrame, /, *, rows: str, columns: str, count: str) -> tuple[list, list, np.ndarray]:
+def with_margins(
+    frame: pl.DataFrame, /, *, rows: str, columns: str, count: str
+) -> tuple[list, list, np.ndarray]:
     """Long counts -> (row labels, column labels, array with margins); missing combinations are 0."""
-    wide = frame.group_by(rows, columns).agg(pl.col(count).sum()).pivot(on=columns, index=rows, values=count).sort(rows)
+    wide = (
+        frame.group_by(rows, columns)
+        .agg(pl.col(count).sum())
+        .pivot(on=columns, index=rows, values=count)
+        .sort(rows)
+    )
     col_labels = sorted(c for c in wide.columns if c != rows)
     inner = wide.select(col_labels).fill_null(0).to_numpy().astype(np.int64)
     table = np.zeros((inner.shape[0] + 1, inner.shape[1] + 1), dtype=np.int64)
@@ -154,7 +166,7 @@ def with_margins(frame: pl.DataFrame, /, *, rows: str, columns: str, count: str)
 
 
 def display_table(frame: pl.DataFrame, /, *, rows: str, columns: str, count: str) -> pl.DataFrame:
-    """A publishable two-way table of strings: numbers, "<5" (primary) or "x" (secondary), with totals."""
+    """Build a publishable two-way table of strings: numbers, "<5" (primary) or "x" (secondary), totals."""
     row_labels, col_labels, table = with_margins(frame, rows=rows, columns=columns, count=count)
     mask = suppress_table(table)
     out = {rows: [str(v) for v in row_labels] + ["Total"]}

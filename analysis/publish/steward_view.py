@@ -533,27 +533,44 @@ def _overview(feedback: Feedback, language: str, settings: FeedbackSettings) -> 
 #: What the steward reads for an inbox entry that was not ingested as it is (``pipelines.inbox.STRAY_KINDS``
 #: kinds): why, and what to do. The English account's own wording (with its hints) is the English text.
 STRAY_TEXTS = {
-    "not_a_quarter_folder": ("Mappenavnet er ikke et kvartal i formen ÅÅÅÅQn (fx 2025Q1).",
-                             "Flyt indberetternes filer ind i kvartalets mappe, eller flyt mappen ud af indbakken."),
-    "quarter_out_of_range": ("Kvartalet ligger uden for overvågningsperioden.",
-                             "Tjek kvartalet i mappenavnet; filer uden for perioden indlæses ikke."),
-    "loose_file": ("En fil direkte i indbakken, ikke i en kvartalsmappe.", "Flyt den ind i kvartalets mappe."),
-    "nested_folder": ("En mappe inde i en kvartalsmappe.",
-                      "Flyt filerne op i kvartalsmappen, eller flyt mappen ud af indbakken."),
-    "unknown_site": ("Filnavnet begynder ikke med en kendt indberetter (sites.csv).",
-                     "Omdøb filen til <indberetter>.csv eller <indberetter>_<noget>.csv, eller tilføj "
-                     "indberetteren i sites.csv."),
-    "unsupported_type": ("Ikke en .csv-, .txt- eller .xlsx-fil.",
-                         "Bed indberetteren sende kvartalet som CSV eller Excel (.xlsx)."),
+    "not_a_quarter_folder": (
+        "Mappenavnet er ikke et kvartal i formen ÅÅÅÅQn (fx 2025Q1).",
+        "Flyt indberetternes filer ind i kvartalets mappe, eller flyt mappen ud af indbakken.",
+    ),
+    "quarter_out_of_range": (
+        "Kvartalet ligger uden for overvågningsperioden.",
+        "Tjek kvartalet i mappenavnet; filer uden for perioden indlæses ikke.",
+    ),
+    "loose_file": (
+        "En fil direkte i indbakken, ikke i en kvartalsmappe.",
+        "Flyt den ind i kvartalets mappe.",
+    ),
+    "nested_folder": (
+        "En mappe inde i en kvartalsmappe.",
+        "Flyt filerne op i kvartalsmappen, eller flyt mappen ud af indbakken.",
+    ),
+    "unknown_site": (
+        "Filnavnet begynder ikke med en kendt indberetter (sites.csv).",
+        "Omdøb filen til <indberetter>.csv eller <indberetter>_<noget>.csv, eller tilføj "
+        "indberetteren i sites.csv.",
+    ),
+    "unsupported_type": (
+        "Ikke en .csv-, .txt- eller .xlsx-fil.",
+        "Bed indberetteren sende kvartalet som CSV eller Excel (.xlsx).",
+    ),
     "hidden": ("En skjult eller midlertidig fil (fx en Excel-låsefil).", "Intet at gøre: den indlæses ikke."),
-    "cpr_in_name": ("Filnavnet indeholder et CPR-lignende tal; filen indlæses og vises med skjult navn.",
-                    "Bed indberetteren navngive filerne uden CPR-numre."),
+    "cpr_in_name": (
+        "Filnavnet indeholder et CPR-lignende tal; filen indlæses og vises med skjult navn.",
+        "Bed indberetteren navngive filerne uden CPR-numre.",
+    ),
     "unreadable_entry": ("Posten kan ikke læses.", "Tjek filens rettigheder i indbakken."),
 }
 
 
 def stray_rows(strays: pl.DataFrame, /, *, language: str, restricted: bool) -> pl.DataFrame:
-    """The inbox account (``analysis.schema.INBOX_ENTRIES``) as the page shows it: entry, quarter, why, what to do.
+    """Show the inbox account (``analysis.schema.INBOX_ENTRIES``) as the page does.
+
+    Columns: entry, quarter, why, what to do.
 
     The entry is the site's own text (a path): masked in the general version.
     """

@@ -9,8 +9,12 @@ from analysis.publish.safe_export import REPLACEMENT, csv_bytes, xlsx_bytes, xls
 
 
 def test_control_characters_never_stop_a_workbook() -> None:
-    frame = pl.DataFrame({"message": ["ok", "NUL\x00 here", "esc\x1b and bell\x07", "tab\tand newline\n kept"],
-                          "rows": [1, 2, 3, 4]})
+    frame = pl.DataFrame(
+        {
+            "message": ["ok", "NUL\x00 here", "esc\x1b and bell\x07", "tab\tand newline\n kept"],
+            "rows": [1, 2, 3, 4],
+        }
+    )
     content = xlsx_bytes({"Rækker": frame, "Oversigt": frame.head(1)})
     sheet = load_workbook(io.BytesIO(content)).worksheets[0]
     values = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]

@@ -34,8 +34,15 @@ def test_small_margins_are_suppressed_too() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 4).flatmap(lambda r: st.integers(1, 4).flatmap(
-    lambda c: st.lists(st.integers(0, 30), min_size=r * c, max_size=r * c).map(lambda v: np.array(v).reshape(r, c)))))
+@given(
+    st.integers(1, 4).flatmap(
+        lambda r: st.integers(1, 4).flatmap(
+            lambda c: st.lists(st.integers(0, 30), min_size=r * c, max_size=r * c).map(
+                lambda v: np.array(v).reshape(r, c)
+            )
+        )
+    )
+)
 def test_no_small_cell_can_be_derived(inner: np.ndarray) -> None:
     table = _with_margins(inner)
     mask = suppress_table(table)
@@ -45,7 +52,9 @@ def test_no_small_cell_can_be_derived(inner: np.ndarray) -> None:
 
 
 def test_display_table_and_formatting() -> None:
-    frame = pl.DataFrame({"site": ["a", "a", "b", "b"], "quarter": ["Q1", "Q2", "Q1", "Q2"], "n": [3, 20, 40, 50]})
+    frame = pl.DataFrame(
+        {"site": ["a", "a", "b", "b"], "quarter": ["Q1", "Q2", "Q1", "Q2"], "n": [3, 20, 40, 50]}
+    )
     shown = display_table(frame, rows="site", columns="quarter", count="n")
     assert shown.row(0) == ("a", "<5", "x", "23")  # a rectangle of suppressions; totals stay
     assert shown.filter(pl.col("site") == "Total").row(0)[-1] == "113"
