@@ -127,7 +127,10 @@ class _Session:
 def _start(binary: str, profile: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [binary, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + 60
@@ -207,7 +210,9 @@ SECTION_BOXES = """(() => Array.from(document.querySelectorAll('section[id]')).m
 }))()"""
 
 
-def render(page: Path, screenshot: Path, *, max_height: int = 16000, sections: Path | None = None) -> Rendered:
+def render(
+    page: Path, screenshot: Path, *, max_height: int = 16000, sections: Path | None = None
+) -> Rendered:
     """Open ``page`` in headless Chromium and report console errors, requests and a full-page screenshot.
 
     With ``sections``, also write ``<sections>/<page stem>__<section id>.png`` for every section.
@@ -254,8 +259,11 @@ def render(page: Path, screenshot: Path, *, max_height: int = 16000, sections: P
                     for box in boxes:
                         clip = {"x": box["x"], "y": box["y"], "width": max(box["width"], 1),
                                 "height": min(max(box["height"], 1), max_height), "scale": 1}
-                        part = cdp.send("Page.captureScreenshot", {"format": "png", "clip": clip,
-                                                                   "captureBeyondViewport": True}, timeout=120)
+                        part = cdp.send(
+                            "Page.captureScreenshot",
+                            {"format": "png", "clip": clip, "captureBeyondViewport": True},
+                            timeout=120,
+                        )
                         path = sections / f"{page.stem}__{box['id']}.png"
                         path.write_bytes(base64.b64decode(part["data"]))
                         result.section_shots[box["id"]] = path
@@ -267,7 +275,9 @@ def render(page: Path, screenshot: Path, *, max_height: int = 16000, sections: P
             result.console_errors.append(_text(params.get("args", [])))
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            result.exceptions.append(details.get("exception", {}).get("description") or details.get("text", ""))
+            result.exceptions.append(
+                details.get("exception", {}).get("description") or details.get("text", "")
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             result.console_errors.append(params["entry"].get("text", ""))
         elif method == "Network.loadingFailed":

@@ -21,7 +21,11 @@ CONTROL = ("2024Q2", "aalborg.csv")  # control bytes after the first 4 KB
 ODD_ENTRIES = ("misc/aarhus.csv", "2025Q5/aarhus.csv", "backup_2025Q1/aarhus.csv", "2023Q4/aarhus.csv",
                "2024Q1/aarhus .csv", "2024Q1/nowhere.csv")
 #: Rows whose messages quote a CPR written with a space, cut short or one digit too long (all quarantined).
-HOSTILE_ROWS = ("610190 12381;01-02-2024;;GRL;", "690489-33;01-02-2024;;GRL;", "710285-2346;01-02-2024;;610190 1238;")
+HOSTILE_ROWS = (
+    "610190 12381;01-02-2024;;GRL;",
+    "690489-33;01-02-2024;;GRL;",
+    "710285-2346;01-02-2024;;610190 1238;",
+)
 #: What none of the general outputs may show (a general output shows them masked to their shape).
 RAW_VALUES = ("610190 12381", "690489-33", "610190 1238", "6701901236")
 #: Quarantined rows the hostile files add to the mock world's bad rows.
@@ -30,7 +34,10 @@ HOSTILE_BAD_ROWS = len(HOSTILE_ROWS)
 
 def _rows(first_day: int, n: int, note: str | None = None) -> list[str]:
     extra = "" if note is None else f";{note}"  # a sixth column (Bemærkning) the pipeline does not read
-    return [f"{first_day + i % 28:02d}0{1 + i % 9}85-{(3 * i) % 10_000:04d};01-02-2024;;GRL;{extra}" for i in range(n)]
+    return [
+        f"{first_day + i % 28:02d}0{1 + i % 9}85-{(3 * i) % 10_000:04d};01-02-2024;;GRL;{extra}"
+        for i in range(n)
+    ]
 
 
 def plant_hostile_inbox(inbox: Path) -> None:
@@ -57,12 +64,18 @@ def plant_hostile_inbox(inbox: Path) -> None:
 def _run_with_hostile_inbox(data: Path) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
            "CTI_PSEUDONYM_KEY": CANARY_KEY, "GX_ANALYTICS_ENABLED": "False"}
-    made = subprocess.run([sys.executable, "-m", "pipelines.cli", "mock-world", "--persons", "8000", "--seed", "3"],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    made = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "mock-world", "--persons", "8000", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     plant_hostile_inbox(data / "inbox")
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "run"], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run"], capture_output=True, text=True, env=env, timeout=1800
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +109,10 @@ def test_no_raw_cpr_outside_restricted_and_inbox(full_run) -> None:
 def test_a_headerless_file_fails_only_its_partition_in_one_readable_line(full_run) -> None:
     data, proc = full_run
     failed = [line for line in proc.stdout.splitlines() if "FAILED" in line]
-    assert failed == [line for line in failed if "ingest FAILED for 2024Q1 randers:" in line] and len(failed) == 1
+    assert (
+        failed == [line for line in failed if "ingest FAILED for 2024Q1 randers:" in line]
+        and len(failed) == 1
+    )
     assert "header row is probably missing" in failed[0]
     assert "Traceback" not in proc.stdout + proc.stderr and "dagster._core" not in proc.stdout + proc.stderr
     assert "1 partition(s) failed: ingest_submission_job[2024-01-01|randers]" in proc.stdout
@@ -114,7 +130,9 @@ def test_a_cpr_in_a_file_name_never_leaves_restricted(full_run) -> None:
     for page in ("reports/steward_view.html", "reports/effect_report.html"):
         assert "6701901236" not in (data / page).read_text()
     # the original name is kept only in the restricted receipt
-    receipts = [p.read_text() for p in (data / "restricted" / "received" / "2024Q1" / "esbjerg").glob("*.json")]
+    receipts = [
+        p.read_text() for p in (data / "restricted" / "received" / "2024Q1" / "esbjerg").glob("*.json")
+    ]
     assert any("esbjerg_6701901236.csv" in r for r in receipts)
 
 
@@ -157,7 +175,11 @@ def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
     data, _ = full_run
     proc = _run_with_hostile_inbox(tmp_path / "data")
     assert proc.returncode == 1, proc.stderr[-2000:]
-    for relative in ("assets/courses.parquet", "registers/benefits/2024.parquet", "assets/submission_log.parquet"):
+    for relative in (
+        "assets/courses.parquet",
+        "registers/benefits/2024.parquet",
+        "assets/submission_log.parquet",
+    ):
         assert (data / relative).read_bytes() == (tmp_path / "data" / relative).read_bytes(), relative
     # Identical report numbers: every published table and every per-outcome estimate, byte for byte.
     published = sorted(p.relative_to(data) for p in (data / "reports" / "tables").glob("*.parquet"))
@@ -176,7 +198,9 @@ def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
 def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
     data, proc = full_run
     assert "effects_job: ok" in proc.stdout
-    table = pl.read_parquet(data / "assets" / "before_after.parquet").filter(pl.col("outcome") == "self_support")
+    table = pl.read_parquet(data / "assets" / "before_after.parquet").filter(
+        pl.col("outcome") == "self_support"
+    )
     early = table.filter(pl.col("event_time").is_between(-36, -13))["mean"].mean()
     dip = table.filter(pl.col("event_time").is_between(-3, -1))["mean"].mean()
     assert dip < early - 0.1, (dip, early)
@@ -259,7 +283,9 @@ def test_monitoring_reconciles_and_its_public_page_publishes_no_small_count(full
     assert '<section id="monitoring">' in report
 
 
-SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots")
+)
 
 
 @pytest.mark.parametrize(
@@ -273,7 +299,7 @@ SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve()
     ],
 )
 def test_pages_render_in_headless_chromium(full_run, page: str, must_have: dict) -> None:
-    """Each HTML page opens offline in Chromium with no console error, no failed load and no outside request."""
+    """Each HTML page opens offline in Chromium: no console error, no failed load, no outside request."""
     from browser import chromium_path, render
 
     if chromium_path() is None:
@@ -303,8 +329,19 @@ def test_one_site_quarter_can_be_rerun_with_who_and_what_tagged(full_run) -> Non
     data, _ = full_run
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
            "CTI_PSEUDONYM_KEY": CANARY_KEY, "GX_ANALYTICS_ENABLED": "False"}
-    command = [sys.executable, "-m", "pipelines.cli", "run", "--quarter", "2024Q3", "--site", "aarhus", "--ingest-only",
-               "--user", "analyst-a"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "run",
+        "--quarter",
+        "2024Q3",
+        "--site",
+        "aarhus",
+        "--ingest-only",
+        "--user",
+        "analyst-a",
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "ingest: 1/1 submission partitions ok" in proc.stdout and "linkage_job:" not in proc.stdout
@@ -313,13 +350,19 @@ def test_one_site_quarter_can_be_rerun_with_who_and_what_tagged(full_run) -> Non
     from pipelines.layout import Layout
 
     instance = get_instance(Layout.at(data))
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"cti/user": "analyst-a"}, job_name="ingest_submission_job"))
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={"cti/user": "analyst-a"}, job_name="ingest_submission_job")
+    )
     assert len(runs) == 1 and runs[0].tags["cti/scope"] == "quarter=2024Q3 site=aarhus"
     assert runs[0].tags["dagster/partition"] == "2024-07-01|aarhus"
-    [courses] = instance.get_runs(filters=dg.RunsFilter(tags={"cti/user": "analyst-a"}, job_name="linkage_job"))
+    [courses] = instance.get_runs(
+        filters=dg.RunsFilter(tags={"cti/user": "analyst-a"}, job_name="linkage_job")
+    )
     assert courses.asset_selection == {dg.AssetKey("courses"), dg.AssetKey("course_conflicts"),
                                        dg.AssetKey("submission_log")}
-    bad = subprocess.run([*command[:3], "run", "--site", "nowhere"], capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [*command[:3], "run", "--site", "nowhere"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert bad.returncode == 2 and "unknown site nowhere" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -331,7 +374,11 @@ def _readme_lines(marker: str) -> list[str]:
     import re
 
     text = README.read_text()
-    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
+    lines = [
+        line.strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+    ]
     lines += re.findall(r"`([^`\n]*?dagster [^`\n]*)`", text)
     return [line for line in dict.fromkeys(lines) if marker in line]
 
@@ -353,8 +400,9 @@ def test_readme_commands_work_verbatim_from_the_repository_root(full_run) -> Non
     report = data / "reports" / "effect_report.html"
     before = report.stat().st_mtime
     for command in commands:
-        proc = subprocess.run(["bash", "-c", command], cwd=README.parent, env=env, capture_output=True, text=True,
-                              timeout=900)
+        proc = subprocess.run(
+            ["bash", "-c", command], cwd=README.parent, env=env, capture_output=True, text=True, timeout=900
+        )
         assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])
     instance = get_instance(Layout.at(data))
     assert instance.get_backfills()  # submitted; the daemon of `make ui` executes it

@@ -592,7 +592,9 @@ def contributor_stats(rows: pl.DataFrame, /, *, by: Sequence[str], value: pl.Exp
     dominance rules of :mod:`analysis.publish.disclosure`.
     """
     # sums in sorted order: the same bits on every run (group order is not fixed)
-    person = rows.group_by(*by, "person_id").agg(c=value.fill_null(0.0).sort().sum(), y=value.fill_null(0.0).max())
+    person = rows.group_by(*by, "person_id").agg(
+        c=value.fill_null(0.0).sort().sum(), y=value.fill_null(0.0).max()
+    )
     total = pl.col("c").abs().sort().sum()
     return person.group_by(*by).agg(
         n_positive=(pl.col("c") > 0).sum().cast(pl.Int64),
@@ -620,5 +622,17 @@ def event_window_counts(stacked: pl.DataFrame, /, outcomes: Sequence[str]) -> pl
                           group=pl.when(pl.col("treated") == 1).then(pl.lit("participants"))
                           .otherwise(pl.lit("comparisons")))
         )
-    return pl.concat(frames).select("outcome", "group", pl.col("event_time").cast(pl.Int32), "mean", "n",
-                                    "n_positive", "n_full", "top2_share").sort("outcome", "group", "event_time")
+    return (
+        pl.concat(frames)
+        .select(
+            "outcome",
+            "group",
+            pl.col("event_time").cast(pl.Int32),
+            "mean",
+            "n",
+            "n_positive",
+            "n_full",
+            "top2_share",
+        )
+        .sort("outcome", "group", "event_time")
+    )

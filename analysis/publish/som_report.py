@@ -118,8 +118,8 @@ def _plot(budget: pl.DataFrame) -> str:
     series = {}
     for purse in [*PURSES, ALL_PURSES]:
         rows = {r["horizon_years"]: r for r in net.filter(pl.col("purse") == purse).iter_rows(named=True)}
-        pick = lambda c: [rows[h][c] if h in rows else None for h in horizons]  # noqa: E731
-        series[_PURSE_LABEL[purse]] = (pick("estimate"), pick("ci_lower"), pick("ci_upper"))
+        series[_PURSE_LABEL[purse]] = tuple([rows[h][c] if h in rows else None for h in horizons]
+                                            for c in ("estimate", "ci_lower", "ci_upper"))
     return figures.bars([f"{h} year{'s' if h > 1 else ''}" for h in horizons], series, name="public-budget",
                         title="Net result for the public purse per participant (95 % CI)",
                         xlabel="horizon after the start", ylabel="kr. per participant")
