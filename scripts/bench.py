@@ -949,7 +949,8 @@ def main() -> None:
         for i, shape in enumerate(shapes):
             work = Path(tmp) / shape
             work.mkdir()
-            if "world" in names or i == 0 or any(n in SHAPE_STAGES for n in names):
+            # the staggered stages use generated panels: only the other stages need the world
+            if "world" in names or any(n in SHAPE_STAGES or n == "raw_scan" for n in names):
                 run("world", work, shape, shape)
             for name in names:
                 shared = name not in SHAPE_STAGES and name != "world"
