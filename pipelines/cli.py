@@ -171,25 +171,9 @@ def _generate(settings: Settings, *, persons: int, seed: int, force: bool) -> st
     from pipelines import world
 
     try:
-        return world.generate(settings, persons=persons, seed=seed, force=force,
-                              enrolment=getattr(settings.source, "enrolment", None))
+        return world.generate(settings, persons=persons, seed=seed, force=force)
     except world.ForeignInbox as error:
         raise _fail(str(error)) from None
-
-
-def _enrolment(settings: Settings, value: str | None) -> Settings:
-    """Return the settings with the ``--enrolment`` programme shape (None: as the environment or world say)."""
-    if value is None or not isinstance(settings.source, MockSource):
-        return settings
-    try:
-        return replace(settings, source=replace(settings.source, enrolment=value))
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--enrolment") from None
-
-
-EnrolmentOption = typer.Option(
-    None, "--enrolment", help="Mock-world programme shape if no world exists yet: 'capacity' (default; sites "
-    "enrol up to their capacity, about 700 participants at any size) or 'population' (everyone who takes CTI up).")
 
 
 @app.command("mock-world")
@@ -201,13 +185,12 @@ def mock_world(
     data_dir: Path | None = DataDirOption,
     config_dir: Path | None = ConfigDirOption,
     force: bool = typer.Option(False, "--force", help="Regenerate even if a world with these settings exists."),
-    enrolment: str | None = EnrolmentOption,
 ) -> None:
     """Generate the mock registers, the restricted CPR key, the inbox submissions and truth.json.
 
     Refuses a data directory whose inbox or archive holds files the mock world did not write.
     """
-    settings = _enrolment(_settings(data_dir, config_dir), enrolment)
+    settings = _settings(data_dir, config_dir)
     size = _persons(persons)
     with _exclusive(settings, "cti mock-world"):
         typer.echo(_generate(settings, persons=size, seed=seed, force=force))
@@ -245,14 +228,11 @@ def run(
     ingest_only: bool = typer.Option(
         False, "--ingest-only", help="Ingest, then consolidate the courses; no linkage, effects or reports."),
     user: str = UserOption,
-    enrolment: str | None = EnrolmentOption,
 ) -> None:
     """Materialise every asset on the local instance: mock world if absent, ingest, linkage, effects, report."""
     from pipelines import runner, world
 
     settings = _settings(data_dir, config_dir)
-    if not world.exists(settings):  # a generated world keeps its own shape
-        settings = _enrolment(settings, enrolment)
     _check_scope(settings, quarter, site)
     size = _persons(persons)
     settings, _ = _with_key(settings, demo_key=demo_key)

@@ -24,8 +24,7 @@ def register_source(settings: Settings, /) -> RegisterSource:
         return ExtractRegisters(extracts_dir=str(settings.source.directory))
     source = settings.source
     return MockRegisters(persons=source.persons, seed=source.seed, first_year=source.first_year,
-                         last_year=source.last_year, config_dir=str(settings.config.path or ""),
-                         enrolment=source.enrolment)
+                         last_year=source.last_year, config_dir=str(settings.config.path or ""))
 
 
 def build_resources(settings: Settings, /) -> dict[str, object]:

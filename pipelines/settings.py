@@ -13,8 +13,6 @@ CTI_DATA_DIR           data directory (default ``./data``)
 CTI_EXTRACTS_DIR       real register extracts (``<register>/<year>.parquet``); unset: the mock world
 CTI_REGISTER_SOURCE    ``mock`` or ``extracts`` (optional; ``extracts`` needs CTI_EXTRACTS_DIR)
 CTI_PERSONS, CTI_SEED  size and seed of a mock world not generated yet (a generated one keeps its own)
-CTI_ENROLMENT          mock-world enrolment: ``capacity`` (default, sites enrol up to their capacity) or
-                       ``population`` (the large programme: everyone who takes CTI up)
 CTI_PSEUDONYM_KEY      the secret key (read by the key resource when a run starts, never stored)
 CTI_PSEUDONYM_KEY_FILE a file holding the key instead (e.g. the demo key of ``cti run --demo-key``)
 CTI_CONFIG_DIR         deployment configuration tables (default: the packaged ones)
@@ -38,8 +36,6 @@ KEY_VARIABLE = "CTI_PSEUDONYM_KEY"
 KEY_FILE_VARIABLE = "CTI_PSEUDONYM_KEY_FILE"
 DEFAULT_PERSONS = 100_000
 FULL_POPULATION = 5_900_000
-#: Mock-world enrolment modes (``analysis.mockworld.ENROLMENT_MODES``, repeated: settings import no analysis)
-ENROLMENTS = ("capacity", "population")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +46,9 @@ class MockSource:
     seed: int = 0
     first_year: int = 2019
     last_year: int = 2026
-    #: ``analysis.mockworld.WorldConfig.enrolment``: "capacity" (the realistic programme) or "population"
-    enrolment: str = "capacity"
-
-    def __post_init__(self) -> None:
-        if self.enrolment not in ENROLMENTS:
-            raise ValueError(f"enrolment must be one of {', '.join(ENROLMENTS)}, not {self.enrolment!r}")
 
     def describe(self) -> str:
-        shape = "" if self.enrolment == "capacity" else f", {self.enrolment} enrolment"
-        return f"mock world ({self.persons:,} persons, seed {self.seed}{shape})"
+        return f"mock world ({self.persons:,} persons, seed {self.seed})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +115,7 @@ class Settings:
                 raise ValueError("CTI_REGISTER_SOURCE=extracts needs CTI_EXTRACTS_DIR (the directory of the extracts)")
             source: MockSource | ExtractSource = ExtractSource(Path(extracts).expanduser().resolve())
         elif kind == "mock":
-            source = MockSource(persons=_int(env, "CTI_PERSONS", DEFAULT_PERSONS),
-                                seed=_int(env, "CTI_SEED", 0),
-                                enrolment=env.get("CTI_ENROLMENT", "").strip() or "capacity")
+            source = MockSource(persons=_int(env, "CTI_PERSONS", DEFAULT_PERSONS), seed=_int(env, "CTI_SEED", 0))
         else:
             raise ValueError(f"CTI_REGISTER_SOURCE must be 'mock' or 'extracts', not {kind!r}")
         key_file = env.get(KEY_FILE_VARIABLE, "").strip()
@@ -143,8 +130,7 @@ class Settings:
         """A mock world already on disk keeps the size and seed it was generated with."""
         if isinstance(self.source, MockSource) and self.layout.manifest.exists():
             made = json.loads(self.layout.manifest.read_text())
-            return replace(self, source=replace(self.source, persons=int(made["persons"]), seed=int(made["seed"]),
-                                                enrolment=made.get("enrolment", "capacity")))
+            return replace(self, source=replace(self.source, persons=int(made["persons"]), seed=int(made["seed"])))
         return self
 
     def partition_workers(self) -> int:

@@ -68,12 +68,10 @@ class MockRegisters(RegisterSource):
     first_year: int = 2019
     last_year: int = 2026
     config_dir: str = ""
-    enrolment: str = "capacity"  # WorldConfig.enrolment: the realistic programme, or "population"
 
     def world(self):
         """The mock world's person-level state (built once per process and kept: it is deterministic)."""
-        return _mock_world(self.persons, self.seed, self.first_year, self.last_year, self.config_dir,
-                           self.enrolment)
+        return _mock_world(self.persons, self.seed, self.first_year, self.last_year, self.config_dir)
 
     def frames(self, register: str) -> Iterator[tuple[int, pl.DataFrame]]:
         from analysis import mockworld
@@ -88,8 +86,7 @@ class MockRegisters(RegisterSource):
         return mockworld.cpr_key(self.world())
 
     def describe(self) -> str:
-        shape = "" if self.enrolment == "capacity" else f", {self.enrolment} enrolment"
-        return f"mock world ({self.persons:,} persons, seed {self.seed}{shape})"
+        return f"mock world ({self.persons:,} persons, seed {self.seed})"
 
     def truth(self, truth_file: Path) -> dict | None:
         return json.loads(truth_file.read_text())["effects"] if truth_file.exists() else None
@@ -98,16 +95,14 @@ class MockRegisters(RegisterSource):
 _WORLDS: dict[tuple, object] = {}
 
 
-def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str,
-                enrolment: str = "capacity"):
+def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str):
     from analysis import mockworld
 
-    key = (persons, seed, first_year, last_year, config_dir, enrolment)
+    key = (persons, seed, first_year, last_year, config_dir)
     if key not in _WORLDS:
         _WORLDS.clear()  # one world per process: a 5.9M-person world is ~1 GiB
         config = ConfigDir(Path(config_dir) if config_dir else None)
-        world_config = mockworld.WorldConfig(persons=persons, seed=seed, first_year=first_year,
-                                             last_year=last_year, enrolment=enrolment)
+        world_config = mockworld.WorldConfig(persons=persons, seed=seed, first_year=first_year, last_year=last_year)
         _WORLDS[key] = mockworld.build_world(
             world_config, sites=config.table("sites"), delmaalgrupper=config.table("delmaalgrupper"),
             dream_codes=config.table("dream_codes"), hfaudd_levels=config.table("hfaudd_levels"),

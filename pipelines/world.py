@@ -55,14 +55,10 @@ def foreign_files(settings: Settings, /) -> list[str]:
     return sorted({mask_text(f) for f in foreign})
 
 
-def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = False,
-             enrolment: str | None = None) -> str:
+def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = False) -> str:
     """Generate the mock world in the settings' data directory unless one with these settings exists.
 
-    ``enrolment`` (default: the settings' mock source's) is the programme shape, ``"capacity"`` or
-    ``"population"``; a world on disk matches when its persons, seed and enrolment do (a manifest without
-    an enrolment was written before the choice existed and counts as ``"capacity"``). Return a one-line
-    summary. A new world removes every output derived from the old one; it refuses
+    Return a one-line summary. A new world removes every output derived from the old one; it refuses
     (:class:`ForeignInbox`) when the inbox or the archive holds files it did not write, so a real delivery
     is never overwritten or deleted.
     """
@@ -72,13 +68,9 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     from pipelines.jobs import MOCK_WORLD_JOB
 
     layout = settings.layout
-    base = settings.source if isinstance(settings.source, MockSource) else MockSource()
-    enrolment = base.enrolment if enrolment is None else enrolment
-    wanted = {"persons": persons, "seed": seed, "enrolment": enrolment}
-    shape = "" if enrolment == "capacity" else f", {enrolment} enrolment"
-    made = {**{"enrolment": "capacity"}, **manifest(settings)} if exists(settings) else {}
-    if made and not force and {k: made.get(k) for k in wanted} == wanted:
-        return f"mock world already present ({persons:,} persons, seed {seed}{shape}) under {layout.root}"
+    wanted = {"persons": persons, "seed": seed}
+    if exists(settings) and not force and {k: manifest(settings).get(k) for k in wanted} == wanted:
+        return f"mock world already present ({persons:,} persons, seed {seed}) under {layout.root}"
     foreign = foreign_files(settings)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -91,7 +83,8 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     if exists(settings):
         for path in layout.derived():  # a new world invalidates everything derived from the old one
             shutil.rmtree(path, ignore_errors=True)
-    settings = replace(settings, source=replace(base, persons=persons, seed=seed, enrolment=enrolment))
+    base = settings.source if isinstance(settings.source, MockSource) else MockSource()
+    settings = replace(settings, source=replace(base, persons=persons, seed=seed))
     started = time.perf_counter()
     result = build_definitions(settings).resolve_job_def(MOCK_WORLD_JOB).execute_in_process(
         instance=get_instance(layout, storage=settings.storage), tags={"cti/trigger": "cti mock-world"},
@@ -113,6 +106,6 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     write_json(layout.truth, mockworld.truth(state))
     write_json(layout.manifest, {**wanted, "submission_files": len(files), "inbox_files": written})
     return (
-        f"mock world: {persons:,} persons (seed {seed}{shape}) in {time.perf_counter() - started:.0f} s; "
+        f"mock world: {persons:,} persons (seed {seed}) in {time.perf_counter() - started:.0f} s; "
         f"{len(files)} submission files in {layout.inbox}; truth in {layout.truth}"
     )

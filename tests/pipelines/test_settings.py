@@ -32,7 +32,6 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     ({"CTI_REGISTER_SOURCE": "extracts"}, "needs CTI_EXTRACTS_DIR"),
     ({"CTI_REGISTER_SOURCE": "sql"}, "must be 'mock' or 'extracts'"),
     ({"CTI_PERSONS": "many"}, "CTI_PERSONS must be a whole number"),
-    ({"CTI_ENROLMENT": "everyone"}, "enrolment must be one of capacity, population"),
 ])
 def test_bad_settings_say_what_to_do(env: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -44,42 +43,6 @@ def test_a_generated_world_keeps_its_size_and_seed(tmp_path: Path) -> None:
     layout.manifest.parent.mkdir(parents=True)
     layout.manifest.write_text(json.dumps({"persons": 8000, "seed": 3}))
     assert Settings.from_env({"CTI_PERSONS": "100000"}, data_dir=tmp_path).source == MockSource(persons=8000, seed=3)
-
-
-def test_the_programme_shape_comes_from_the_environment_or_the_world(tmp_path: Path) -> None:
-    assert Settings.from_env({}, data_dir=tmp_path).source.enrolment == "capacity"  # the realistic programme
-    large = Settings.from_env({"CTI_ENROLMENT": "population"}, data_dir=tmp_path).source
-    assert large.enrolment == "population" and "population enrolment" in large.describe()
-    layout = Layout.at(tmp_path)
-    layout.manifest.parent.mkdir(parents=True)
-    layout.manifest.write_text(json.dumps({"persons": 8000, "seed": 3, "enrolment": "population"}))
-    assert Settings.from_env({}, data_dir=tmp_path).source == MockSource(8000, 3, enrolment="population")
-    layout.manifest.write_text(json.dumps({"persons": 8000, "seed": 3}))  # written before the choice existed
-    made = Settings.from_env({"CTI_ENROLMENT": "population"}, data_dir=tmp_path).source
-    assert made.enrolment == "capacity"
-
-
-def test_a_world_of_another_shape_is_not_already_present(tmp_path: Path, monkeypatch) -> None:
-    """generate() treats a world with the same size and seed but another enrolment as a different world."""
-    from pipelines import world
-
-    layout = Layout.at(tmp_path)
-    layout.manifest.parent.mkdir(parents=True)
-    layout.manifest.write_text(json.dumps({"persons": 8000, "seed": 3, "enrolment": "capacity",
-                                           "submission_files": 0, "inbox_files": {}}))
-    settings = Settings(layout, MockSource(8000, 3))
-    assert "already present" in world.generate(settings, persons=8000, seed=3)
-    assert "already present" in world.generate(settings, persons=8000, seed=3, enrolment="capacity")
-
-    class Generating(Exception):
-        pass
-
-    def refuse(*args, **kwargs):
-        raise Generating
-
-    monkeypatch.setattr("pipelines.definitions.build_definitions", refuse)
-    with pytest.raises(Generating):  # not present: it goes on to generate the population-shaped world
-        world.generate(settings, persons=8000, seed=3, enrolment="population")
 
 
 def test_nothing_writes_cti_variables_into_the_environment() -> None:
