@@ -69,6 +69,52 @@ def _persons(value: str) -> int:
     return persons
 
 
+def _world_settings(config_file: Path | None, assignments: list[str]) -> dict:
+    """The mock world's other settings: a JSON or TOML file, then ``--set name=value`` on top.
+
+    Names are ``WorldConfig`` fields; dotted names reach into ``effects`` and ``site_capacity_overrides``
+    (``effects.self_support_pp=0``, ``site_capacity_overrides.Aarhus=20``). A value is read as JSON when it
+    parses (numbers, true/false, quoted text), else as text (``enrolment=population``). The values are
+    checked by ``WorldConfig.from_mapping`` when the world is generated.
+    """
+    import json
+    import tomllib
+
+    mapping: dict = {}
+    if config_file is not None:
+        try:
+            text = config_file.read_text(encoding="utf-8")
+            mapping = tomllib.loads(text) if config_file.suffix.lower() == ".toml" else json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise typer.BadParameter(f"cannot read {config_file}: {error}", param_hint="--world-config") from None
+        if not isinstance(mapping, dict):
+            raise typer.BadParameter(f"{config_file} must hold a table of settings", param_hint="--world-config")
+    for assignment in assignments:
+        name, sep, raw = assignment.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{assignment!r} is not name=value (e.g. site_capacity=20)", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        *parents, leaf = name.strip().split(".")
+        target = mapping
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise typer.BadParameter(f"{name!r}: {parent!r} is not a group of settings", param_hint="--set")
+        target[leaf] = value
+    return mapping
+
+
+WorldConfigOption = typer.Option(
+    None, "--world-config", help="JSON or TOML file of mock-world settings (any WorldConfig field; effects nested)."
+)
+WorldSetOption = typer.Option(
+    [], "--set", help="A mock-world setting, name=value (repeatable; e.g. site_capacity=20, effects.employed_pp=0)."
+)
+
+
 def _settings(data_dir: Path | None, config_dir: Path | None) -> Settings:
     """The settings of this command: its options first, then the ``CTI_*`` environment (nothing is written)."""
     import os
@@ -167,13 +213,15 @@ def _who(user: str | None) -> str:
         return "unknown"
 
 
-def _generate(settings: Settings, *, persons: int, seed: int, force: bool) -> str:
+def _generate(settings: Settings, *, persons: int, seed: int, force: bool, world_settings: dict | None = None) -> str:
     from pipelines import world
 
     try:
-        return world.generate(settings, persons=persons, seed=seed, force=force)
+        return world.generate(settings, persons=persons, seed=seed, force=force, world=world_settings)
     except world.ForeignInbox as error:
         raise _fail(str(error)) from None
+    except ValueError as error:  # an unknown world setting or a value out of range: said before anything is written
+        raise _fail(f"mock-world settings: {error}") from None
 
 
 @app.command("mock-world")
@@ -185,15 +233,20 @@ def mock_world(
     data_dir: Path | None = DataDirOption,
     config_dir: Path | None = ConfigDirOption,
     force: bool = typer.Option(False, "--force", help="Regenerate even if a world with these settings exists."),
+    world_config: Path | None = WorldConfigOption,
+    assignments: list[str] = WorldSetOption,
 ) -> None:
     """Generate the mock registers, the restricted CPR key, the inbox submissions and truth.json.
 
-    Refuses a data directory whose inbox or archive holds files the mock world did not write.
+    Every mock-world setting (``analysis.mockworld.WorldConfig``: programme size, enrolment, effects, dip,
+    recovery, ...) can be given in a file (--world-config) or one by one (--set); the rest keep their
+    defaults. Refuses a data directory whose inbox or archive holds files the mock world did not write.
     """
     settings = _settings(data_dir, config_dir)
     size = _persons(persons)
+    chosen = _world_settings(world_config, assignments)
     with _exclusive(settings, "cti mock-world"):
-        typer.echo(_generate(settings, persons=size, seed=seed, force=force))
+        typer.echo(_generate(settings, persons=size, seed=seed, force=force, world_settings=chosen))
 
 
 def _check_scope(settings: Settings, quarter: list[str], site: list[str]) -> None:
@@ -228,20 +281,30 @@ def run(
     ingest_only: bool = typer.Option(
         False, "--ingest-only", help="Ingest, then consolidate the courses; no linkage, effects or reports."),
     user: str = UserOption,
+    world_config: Path | None = WorldConfigOption,
+    assignments: list[str] = WorldSetOption,
 ) -> None:
-    """Materialise every asset on the local instance: mock world if absent, ingest, linkage, effects, report."""
+    """Materialise every asset on the local instance: mock world if absent, ingest, linkage, effects, report.
+
+    --persons, --seed, --world-config and --set shape a mock world that does not exist yet; a world on disk
+    keeps its own configuration (``cti mock-world --force`` makes a new one).
+    """
     from pipelines import runner, world
 
     settings = _settings(data_dir, config_dir)
     _check_scope(settings, quarter, site)
     size = _persons(persons)
+    chosen = _world_settings(world_config, assignments)
     settings, _ = _with_key(settings, demo_key=demo_key)
     command = "cti run" + (" --ingest-only" if ingest_only else "") + "".join(f" --quarter {q}" for q in quarter) + \
         "".join(f" --site {s}" for s in site)
     with _exclusive(settings, command):
         if isinstance(settings.source, MockSource) and not world.exists(settings):
-            typer.echo(_generate(settings, persons=size, seed=seed, force=False))
+            typer.echo(_generate(settings, persons=size, seed=seed, force=False, world_settings=chosen))
             settings = settings.with_generated_world()
+        elif chosen and isinstance(settings.source, MockSource):
+            typer.echo("note: a mock world is already present and keeps its configuration; --world-config/--set "
+                       "are ignored (`cti mock-world --force` with them makes a new world)")
         scope = " ".join([*(f"quarter={q}" for q in quarter), *(f"site={s}" for s in site)]) or "all"
         report = runner.run_all(settings, echo=typer.echo, tags={"cti/user": _who(user), "cti/scope": scope},
                                 quarters=tuple(quarter), sites=tuple(site), downstream=not ingest_only)

@@ -24,7 +24,8 @@ def register_source(settings: Settings, /) -> RegisterSource:
         return ExtractRegisters(extracts_dir=str(settings.source.directory))
     source = settings.source
     return MockRegisters(persons=source.persons, seed=source.seed, first_year=source.first_year,
-                         last_year=source.last_year, config_dir=str(settings.config.path or ""))
+                         last_year=source.last_year, config_dir=str(settings.config.path or ""),
+                         world_settings=source.world)
 
 
 def build_resources(settings: Settings, /) -> dict[str, object]:

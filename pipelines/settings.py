@@ -40,15 +40,39 @@ FULL_POPULATION = 5_900_000
 
 @dataclass(frozen=True, slots=True)
 class MockSource:
-    """Registers from the generated mock world (its size and seed)."""
+    """Registers from the generated mock world: its size and seed, and any other ``WorldConfig`` settings.
+
+    ``world`` holds the other settings (``analysis.mockworld.WorldConfig`` fields, ``effects`` nested) as
+    canonical JSON text, so the settings stay hashable and pass unchanged to worker processes; empty means
+    the defaults. :meth:`config` builds the configuration the world is generated from.
+    """
 
     persons: int = DEFAULT_PERSONS
     seed: int = 0
     first_year: int = 2019
     last_year: int = 2026
+    world: str = ""
+
+    def config(self):
+        """The whole mock-world configuration (``analysis.mockworld.WorldConfig``); ValueError if invalid."""
+        from analysis.mockworld import WorldConfig
+
+        settings = json.loads(self.world) if self.world else {}
+        return WorldConfig.from_mapping({"first_year": self.first_year, "last_year": self.last_year, **settings,
+                                         "persons": self.persons, "seed": self.seed})
+
+    def with_world(self, mapping: Mapping, /) -> MockSource:
+        """This source with the ``WorldConfig`` settings of ``mapping`` (persons, seed and years taken out)."""
+        rest = {k: v for k, v in mapping.items() if k not in ("persons", "seed", "first_year", "last_year")}
+        return replace(self, persons=int(mapping.get("persons", self.persons)),
+                       seed=int(mapping.get("seed", self.seed)),
+                       first_year=int(mapping.get("first_year", self.first_year)),
+                       last_year=int(mapping.get("last_year", self.last_year)),
+                       world=json.dumps(rest, sort_keys=True, separators=(",", ":")) if rest else "")
 
     def describe(self) -> str:
-        return f"mock world ({self.persons:,} persons, seed {self.seed})"
+        extra = f"; {self.world}" if self.world else ""
+        return f"mock world ({self.persons:,} persons, seed {self.seed}{extra})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +151,11 @@ class Settings:
         return settings.with_generated_world()
 
     def with_generated_world(self) -> Settings:
-        """A mock world already on disk keeps the size and seed it was generated with."""
+        """A mock world already on disk keeps the configuration it was generated with (its manifest)."""
         if isinstance(self.source, MockSource) and self.layout.manifest.exists():
             made = json.loads(self.layout.manifest.read_text())
-            return replace(self, source=replace(self.source, persons=int(made["persons"]), seed=int(made["seed"])))
+            mapping = made.get("config") or {"persons": int(made["persons"]), "seed": int(made["seed"])}
+            return replace(self, source=self.source.with_world(mapping))
         return self
 
     def partition_workers(self) -> int:

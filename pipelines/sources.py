@@ -68,10 +68,13 @@ class MockRegisters(RegisterSource):
     first_year: int = 2019
     last_year: int = 2026
     config_dir: str = ""
+    #: the other ``WorldConfig`` settings as canonical JSON (``pipelines.settings.MockSource.world``)
+    world_settings: str = ""
 
     def world(self):
         """The mock world's person-level state (built once per process and kept: it is deterministic)."""
-        return _mock_world(self.persons, self.seed, self.first_year, self.last_year, self.config_dir)
+        return _mock_world(self.persons, self.seed, self.first_year, self.last_year, self.config_dir,
+                           self.world_settings)
 
     def frames(self, register: str) -> Iterator[tuple[int, pl.DataFrame]]:
         from analysis import mockworld
@@ -95,14 +98,16 @@ class MockRegisters(RegisterSource):
 _WORLDS: dict[tuple, object] = {}
 
 
-def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str):
+def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str, world_settings: str = ""):
     from analysis import mockworld
 
-    key = (persons, seed, first_year, last_year, config_dir)
+    key = (persons, seed, first_year, last_year, config_dir, world_settings)
     if key not in _WORLDS:
         _WORLDS.clear()  # one world per process: a 5.9M-person world is ~1 GiB
         config = ConfigDir(Path(config_dir) if config_dir else None)
-        world_config = mockworld.WorldConfig(persons=persons, seed=seed, first_year=first_year, last_year=last_year)
+        world_config = mockworld.WorldConfig.from_mapping({
+            "first_year": first_year, "last_year": last_year, **(json.loads(world_settings) if world_settings else {}),
+            "persons": persons, "seed": seed})
         _WORLDS[key] = mockworld.build_world(
             world_config, sites=config.table("sites"), delmaalgrupper=config.table("delmaalgrupper"),
             dream_codes=config.table("dream_codes"), hfaudd_levels=config.table("hfaudd_levels"),

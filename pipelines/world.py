@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,12 +56,18 @@ def foreign_files(settings: Settings, /) -> list[str]:
     return sorted({mask_text(f) for f in foreign})
 
 
-def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = False) -> str:
-    """Generate the mock world in the settings' data directory unless one with these settings exists.
+def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = False,
+             world: Mapping | None = None) -> str:
+    """Generate the mock world in the settings' data directory unless one with this configuration exists.
+
+    ``world`` holds any other ``analysis.mockworld.WorldConfig`` settings (``effects`` nested, e.g.
+    ``{"site_capacity": 20, "effects": {"self_support_pp": 0.0}}``); everything not given keeps its default
+    (the settings of a world already on disk are not carried over). The world is "already present" when the
+    manifest's identity (a hash of the whole configuration, ``WorldConfig.identity``) is this one's.
 
     Return a one-line summary. A new world removes every output derived from the old one; it refuses
     (:class:`ForeignInbox`) when the inbox or the archive holds files it did not write, so a real delivery
-    is never overwritten or deleted.
+    is never overwritten or deleted. Raises ValueError (naming the setting) for an invalid configuration.
     """
     from analysis import mockworld
     from pipelines.definitions import build_definitions, register_source
@@ -68,9 +75,13 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     from pipelines.jobs import MOCK_WORLD_JOB
 
     layout = settings.layout
-    wanted = {"persons": persons, "seed": seed}
-    if exists(settings) and not force and {k: manifest(settings).get(k) for k in wanted} == wanted:
-        return f"mock world already present ({persons:,} persons, seed {seed}) under {layout.root}"
+    base = settings.source if isinstance(settings.source, MockSource) else MockSource()
+    source = replace(base, world="").with_world({**dict(world or {}), "persons": persons, "seed": seed})
+    config = source.config()  # ValueError for an unknown setting or a value out of range
+    identity = config.identity()
+    if exists(settings) and not force and manifest(settings).get("identity") == identity:
+        return (f"mock world already present ({persons:,} persons, seed {seed}, configuration {identity[:12]}) "
+                f"under {layout.root}")
     foreign = foreign_files(settings)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -83,8 +94,7 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     if exists(settings):
         for path in layout.derived():  # a new world invalidates everything derived from the old one
             shutil.rmtree(path, ignore_errors=True)
-    base = settings.source if isinstance(settings.source, MockSource) else MockSource()
-    settings = replace(settings, source=replace(base, persons=persons, seed=seed))
+    settings = replace(settings, source=source)
     started = time.perf_counter()
     result = build_definitions(settings).resolve_job_def(MOCK_WORLD_JOB).execute_in_process(
         instance=get_instance(layout, storage=settings.storage), tags={"cti/trigger": "cti mock-world"},
@@ -104,8 +114,15 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
             stamp = received.timestamp() if hasattr(received, "timestamp") else float(received)
             os.utime(path, (stamp, stamp))
     write_json(layout.truth, mockworld.truth(state))
-    write_json(layout.manifest, {**wanted, "submission_files": len(files), "inbox_files": written})
+    write_json(layout.manifest, {"persons": persons, "seed": seed, "identity": identity,
+                                 "config": config.to_mapping(), "submission_files": len(files),
+                                 "inbox_files": written})
+    defaults = mockworld.WorldConfig().to_mapping()
+    changed = {k: v for k, v in config.to_mapping().items()
+               if k not in ("persons", "seed") and v != defaults.get(k)}
     return (
-        f"mock world: {persons:,} persons (seed {seed}) in {time.perf_counter() - started:.0f} s; "
+        f"mock world: {persons:,} persons (seed {seed}"
+        + "".join(f", {k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(changed.items()))
+        + f") in {time.perf_counter() - started:.0f} s; "
         f"{len(files)} submission files in {layout.inbox}; truth in {layout.truth}"
     )
