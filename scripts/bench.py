@@ -67,13 +67,16 @@ def _registers(world: Path) -> dict:
     return {n: pl.scan_parquet(layout.register_files(n)) for n in REGISTERS}
 
 
-def _participants(world: Path, persons: int, seed: int, enrolment: str):
+def _participants(world: Path):
     import polars as pl
 
     from analysis.estimate import effects
-    from pipelines.sources import MockRegisters
+    from pipelines.definitions import register_source
+    from pipelines.settings import MockSource, Settings
 
-    part = MockRegisters(persons=persons, seed=seed, enrolment=enrolment).world().participants
+    # the world as its manifest says it was generated (size, seed, shape and every other setting)
+    settings = Settings(_layout(world), MockSource()).with_generated_world()
+    part = register_source(settings).world().participants
     last = _registers(world)["employment"].select(pl.col("MAANED").max()).collect(engine="streaming").item()
     courses = part.filter(pl.col("start") <= last).select(
         person_id="PNR", start_date="start", site="site", delmaalgruppe="delmaalgruppe", completed="completed"
@@ -127,7 +130,7 @@ def stage_candidate_pool(args, work: Path) -> int:
 
     from analysis.linkage.population import candidate_pool, transition_pool, without_transition
 
-    participants = _participants(args.world, args.persons, args.seed, args.enrolment)
+    participants = _participants(args.world)
     participants.write_parquet(work / "participants.parquet")
     regs = _registers(args.world)
     # as the outcome_panel asset: CEM candidates only for participants without a transition; everyone
@@ -482,8 +485,7 @@ def stage_whole_pipeline(args, work: Path) -> int:
         "CTI_PSEUDONYM_KEY": "bench-key-" + "0" * 40,
         "CTI_PERSONS": str(args.persons),
         "CTI_SEED": str(args.seed),
-        "CTI_ENROLMENT": args.enrolment,
-    }
+    }  # the world's manifest carries its shape: `cti run` rebuilds the same world
     env.pop("DAGSTER_HOME", None)
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run"], env=env, capture_output=True, text=True
@@ -504,10 +506,9 @@ def stage_world(args, work: Path) -> dict:
     from pipelines import world
     from pipelines.settings import MockSource, Settings
 
-    settings = Settings(
-        _layout(args.world), MockSource(persons=args.persons, seed=args.seed, enrolment=args.enrolment)
-    )
-    summary = world.generate(settings, persons=args.persons, seed=args.seed, enrolment=args.enrolment)
+    settings = Settings(_layout(args.world), MockSource(persons=args.persons, seed=args.seed))
+    shape = {"enrolment": args.enrolment}
+    summary = world.generate(settings, persons=args.persons, seed=args.seed, world=shape)
     participants = json.loads(_layout(args.world).truth.read_text()).get("participants", {}).get("count")
     return {"rows": args.persons, "log": [summary], "participants": participants}
 
