@@ -39,7 +39,7 @@ _DIGIT = re.compile(r"\d")
 
 
 def mask_digits(text: str | None, /) -> str | None:
-    """Every digit of ``text`` masked (for a cell that holds a CPR number, e.g. ``610190-1238`` -> ``XXXXXX-XXXX``)."""
+    """Mask every digit of ``text`` (a cell that holds a CPR number: ``610190-1238`` -> ``XXXXXX-XXXX``)."""
     return None if text is None else _DIGIT.sub(MASK, str(text))
 
 
@@ -74,7 +74,7 @@ def is_masked(text: str | None, /) -> bool:
 
 
 def mask_column(column: str | pl.Expr, /) -> pl.Expr:
-    """A polars expression applying :func:`mask_text` to a String column (nulls stay null).
+    """Return a polars expression applying :func:`mask_text` to a String column (nulls stay null).
 
     The masking keeps each span's shape, which a regular-expression replacement cannot express in polars,
     so the values are masked in Python, once per distinct value (the texts here are messages and file

@@ -308,3 +308,93 @@ STAGGERED_AGGREGATES = pl.Schema(
         "n_treated": pl.Int64,
     }
 )
+
+# --- sensitivity of the matched design (analysis.estimate.sensitivity; issue #21) -------------------------
+# Each row carries the persons behind it: ``n_treated``/``n_controls`` at the window's first month (the
+# event study's n there) and ``persons_min``/``controls_min``, the fewest at any month of the window (for
+# disclosure control: every month's coefficient rests on at least that many).
+
+#: Pre-trend tests of the event study: which months, the reference they are relative to, the test.
+PRETREND_TESTS = pl.Schema(
+    {
+        "outcome": pl.String,
+        "test": pl.String,  # "pre_dip" | "dip" | "pre_dip_binned" ...
+        "first_month": pl.Int32,
+        "last_month": pl.Int32,
+        "excluded": pl.String,  # months left out of the test, e.g. "-1" (the transition month)
+        "reference_first": pl.Int32,  # the event study's reference: the mean of these months is 0
+        "reference_last": pl.Int32,
+        "bins": pl.Int32,  # averaged windows tested (null: every month)
+        "chi2": pl.Float64,
+        "df": pl.Int32,
+        "p_value": pl.Float64,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+    }
+)
+
+#: Effects by CTI phase: the mean event-study coefficient over the phase's months (the event study's
+#: reference), with its clustered standard error.
+PHASE_EFFECTS = pl.Schema(
+    {
+        "outcome": pl.String,
+        "phase": pl.String,  # "phase_1" (months 1-3) | "phase_2" | "phase_3" | "after" (10-24)
+        "first_month": pl.Int32,
+        "last_month": pl.Int32,
+        "estimate": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+        "persons_min": pl.Int64,
+        "controls_min": pl.Int64,
+    }
+)
+
+#: Placebo: the pooled DiD with every start moved ``shift`` months earlier, on months before the real start
+#: only (placebo months = real months + shift).
+PLACEBO_EFFECTS = pl.Schema(
+    {
+        "outcome": pl.String,
+        "shift": pl.Int32,
+        "post_first": pl.Int32,  # placebo months of the "post" window (real = placebo - shift)
+        "post_last": pl.Int32,
+        "pre_first": pl.Int32,
+        "pre_last": pl.Int32,
+        "estimate": pl.Float64,
+        "se": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+        "mde": pl.Float64,
+    }
+)
+
+#: Honest DiD (Rambachan & Roth relative magnitudes) for the pooled post effect: one row for the
+#: conventional interval (``m_bar`` null) and one per M-bar.
+HONEST_DID = pl.Schema(
+    {
+        "outcome": pl.String,
+        "m_bar": pl.Float64,
+        "estimate": pl.Float64,  # conventional estimate of the pooled effect (the mean of the target bins)
+        "id_lower": pl.Float64,
+        "id_upper": pl.Float64,
+        "ci_lower": pl.Float64,
+        "ci_upper": pl.Float64,
+        "breakdown_m_bar": pl.Float64,  # smallest M-bar at which the robust CI covers 0 (null: beyond search)
+        "max_pre_step": pl.Float64,
+        "first_month": pl.Int32,  # the target window (whole bins)
+        "last_month": pl.Int32,
+        "bin_months": pl.Int32,  # months per bin
+        "reference_first": pl.Int32,
+        "reference_last": pl.Int32,
+        "pre_bins": pl.Int32,
+        "post_bins": pl.Int32,
+        "n_treated": pl.Int64,
+        "n_controls": pl.Int64,
+        "persons_min": pl.Int64,
+        "controls_min": pl.Int64,
+    }
+)

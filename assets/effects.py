@@ -5,7 +5,7 @@ import polars as pl
 
 from analysis.estimate import before_after as ba
 from analysis.estimate import effects, matching
-from analysis.schema import OUTCOMES
+from analysis.schema import HEADLINE_OUTCOMES, HONEST_DID, OUTCOMES
 from expectations import effects as suites
 from expectations.adapter import check_results, check_specs
 from pipelines.partitions import EFFECTS_GROUP, OUTCOME_PARTITIONS
@@ -75,12 +75,21 @@ def matched_sample(config: MatchingConfig, outcome_panel: pl.DataFrame, linked_c
 
 _TABLES = {
     "effect_estimates": "Pooled effects (matched DiD, staggered ATT, naive) overall and by sub-group, with n, CI and MDE.",
-    "event_study": "Event-study coefficients by month from start on the matched sample (ref. month -1).",
+    "event_study": "Event-study coefficients by month from start on the matched sample, relative to the mean of "
+                   "months -15..-13 (before the dip; every month estimated, the transition month -1 included).",
     "matched_means": "Raw means by event month: participants vs matched comparisons.",
     "group_time_att": "Callaway & Sant'Anna ATT(g, t) by start month and month.",
     "staggered_aggregates": "Simple / dynamic / group / calendar aggregations of the group-time ATTs.",
     "effect_influence": "Each matched person's influence on the event-study coefficients of months >= 0: "
                         "stacked by person across outcomes: their joint covariance (read by the SØM).",
+    "pretrend_tests": "Pre-trend tests of the event study: months before the dip (-36..-13) and the dip "
+                      "(-12..-1), the transition month -1 left out; monthly and binned.",
+    "phase_effects": "Effects by CTI phase (months 1-3, 4-6, 7-9) and the follow-up (10-24): the mean "
+                     "event-study coefficient of the phase's months, clustered SE.",
+    "placebo_effects": "Placebo in time: every start moved 12 months earlier, pooled DiD on months before "
+                       "the real start only (should be 0).",
+    "honest_did": "Rambachan & Roth honest-DiD bounds (relative magnitudes, M = 0.5, 1, 2) of the pooled "
+                  "effect over months 12..23, quarterly bins from the reference (headline outcomes only).",
 }
 
 
@@ -107,7 +116,7 @@ def outcome_effects(
     panel = outcome_panel.select("person_id", "month", outcome).join(ids, on="person_id", how="semi").collect()
     stacked = matching.stacked_panel(panel, matched_units, outcomes=[outcome])
     result = effects.outcome_effects(panel, stacked, matched_units, effects.participant_table(linked_courses), outcome,
-                                     naive=before_after_contrasts)
+                                     naive=before_after_contrasts, honest=outcome in HEADLINE_OUTCOMES)
     headline = {r["design"]: r for r in result.estimates.filter(pl.col("dimension") == "all").iter_rows(named=True)}
     meta = {}
     for design, row in headline.items():
@@ -122,6 +131,16 @@ def outcome_effects(
     yield dg.Output(result.influence, output_name="effect_influence",
                     metadata={"rows": result.influence.height,
                               "persons": result.influence["person_id"].n_unique()})
+    pre_dip = result.pretrend_tests.filter(pl.col("test") == "pre_dip")
+    yield dg.Output(result.pretrend_tests, output_name="pretrend_tests",
+                    metadata={"pre_dip_p": round(float(pre_dip["p_value"][0]), 4)
+                              if pre_dip.height and pre_dip["p_value"][0] is not None else "none"})
+    yield dg.Output(result.phases, output_name="phase_effects", metadata={"rows": result.phases.height})
+    yield dg.Output(result.placebo, output_name="placebo_effects",
+                    metadata={"estimate": round(result.placebo["estimate"][0], 5)
+                              if result.placebo["estimate"][0] is not None else "none"})
+    honest = result.honest if result.honest is not None else pl.DataFrame(schema=HONEST_DID)
+    yield dg.Output(honest, output_name="honest_did", metadata={"rows": honest.height})
     yield from check_results(result.event_study.drop_nulls("se"), suites.ESTIMATES, asset_key=dg.AssetKey("event_study"))
     yield from check_results(result.group_time.drop_nulls("se"), suites.GROUP_TIME, asset_key=dg.AssetKey("group_time_att"))
 

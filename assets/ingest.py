@@ -25,9 +25,10 @@ from pipelines.storage import STORE_KEY
 RESTRICTED_META = {STORE_KEY: RESTRICTED}
 VERSION_COLUMNS = ("sha256", "filename", "received", "version", "superseded")
 RECEIVED_SCHEMA = {
-    "sha256": pl.String, "filename": pl.String, "received": pl.String, "version": pl.Int32, "superseded": pl.Boolean,
-    "size_bytes": pl.Int64, "readable": pl.Boolean, "encoding": pl.String, "delimiter": pl.String, "sheet": pl.String,
-    "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64, "note": pl.String, "columns": pl.String,
+    "sha256": pl.String, "filename": pl.String, "received": pl.String, "version": pl.Int32,
+    "superseded": pl.Boolean, "size_bytes": pl.Int64, "readable": pl.Boolean, "encoding": pl.String,
+    "delimiter": pl.String, "sheet": pl.String, "rows_read": pl.Int64, "blank_lines_skipped": pl.Int64,
+    "note": pl.String, "columns": pl.String,
 }
 
 
@@ -45,7 +46,8 @@ def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
     outs={
         "raw_submission": dg.AssetOut(
             metadata=RESTRICTED_META,
-            description="Every received version of one site's quarterly file, read as delivered (restricted: raw CPR).",
+            description="Every received version of one site's quarterly file, read as delivered "
+                        "(restricted: raw CPR).",
         ),
         "received_files": dg.AssetOut(
             description="Each received version: file name, size, sha256, when, encoding, rows read (no CPR).",
@@ -56,9 +58,11 @@ def _partition(context: dg.AssetExecutionContext) -> tuple[str, str, date]:
 def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, code_lists: CodeLists):
     """Read the site's file(s) for the quarter; a file that cannot be read fails only this partition."""
     quarter, site, _ = _partition(context)
-    receipts = inbox.receive(layout.inbox, layout.received, quarter=quarter, site=site, sites=code_lists.site_ids())
+    receipts = inbox.receive(layout.inbox, layout.received, quarter=quarter, site=site,
+                             sites=code_lists.site_ids())
     if not receipts:
-        raise dg.Failure(f"{site} {quarter}: no submission file in {layout.inbox / quarter} (expected {site}.csv or .xlsx)")
+        raise dg.Failure(f"{site} {quarter}: no submission file in {layout.inbox / quarter} "
+                         f"(expected {site}.csv or .xlsx)")
     frames, files = [], []
     for version, receipt in enumerate(receipts, start=1):
         latest = version == len(receipts)
@@ -80,12 +84,15 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
                       "blank_lines_skipped": raw.blank_lines_skipped, "note": "; ".join(raw.notes),
                       "columns": submissions.columns_record(raw)})
         frames.append(raw.rows.with_columns(
-            sha256=pl.lit(receipt.sha256), filename=pl.lit(receipt.filename), received=pl.lit(receipt.received),
-            version=pl.lit(version, dtype=pl.Int32), superseded=pl.lit(not latest),
+            sha256=pl.lit(receipt.sha256), filename=pl.lit(receipt.filename),
+            received=pl.lit(receipt.received), version=pl.lit(version, dtype=pl.Int32),
+            superseded=pl.lit(not latest),
         ))
     rows = pl.concat(frames, how="diagonal_relaxed")
-    received = pl.DataFrame(files, schema=RECEIVED_SCHEMA).with_columns(quarter=pl.lit(quarter), site=pl.lit(site))
-    yield dg.Output(rows, output_name="raw_submission", metadata={"rows": rows.height, "versions": len(receipts)})
+    received = (pl.DataFrame(files, schema=RECEIVED_SCHEMA)
+                .with_columns(quarter=pl.lit(quarter), site=pl.lit(site)))
+    yield dg.Output(rows, output_name="raw_submission",
+                    metadata={"rows": rows.height, "versions": len(receipts)})
     yield dg.Output(received, output_name="received_files", metadata={"files": received.height})
     yield from check_results(rows, suites.RAW_SUBMISSION, asset_key=dg.AssetKey("raw_submission"))
 
@@ -94,10 +101,14 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
     group_name=INGEST_GROUP,
     partitions_def=SUBMISSIONS,
     outs={
-        "validated_rows": dg.AssetOut(metadata=RESTRICTED_META, description="Clean rows (restricted: raw CPR)."),
+        "validated_rows": dg.AssetOut(
+            metadata=RESTRICTED_META,
+            description="Clean rows (restricted: raw CPR).",
+        ),
         "quarantine": dg.AssetOut(
             metadata=RESTRICTED_META,
-            description="Rows a site must correct, with reason codes and a sentence for the steward (restricted).",
+            description="Rows a site must correct, with reason codes and a sentence for the steward "
+                        "(restricted).",
         ),
         "submission_stats": dg.AssetOut(
             description="Per received file: rows in, clean, quarantined, exact duplicates removed (no CPR).",
@@ -109,7 +120,8 @@ def raw_submission(context: dg.AssetExecutionContext, layout: LayoutResource, co
     ],
 )
 def validated_rows(
-    context: dg.AssetExecutionContext, raw_submission: pl.DataFrame, received_files: pl.DataFrame, code_lists: CodeLists
+    context: dg.AssetExecutionContext, raw_submission: pl.DataFrame, received_files: pl.DataFrame,
+    code_lists: CodeLists
 ):
     """Validate every row of every received version; rows in = clean + quarantined + exact duplicates."""
     quarter, site, quarter_end = _partition(context)
@@ -124,7 +136,8 @@ def validated_rows(
         quarantined.append(result.quarantine.join(tags, how="cross"))
         stats.append(tags.with_columns(
             quarter=pl.lit(quarter), site=pl.lit(site), rows_in=pl.lit(result.rows_in, pl.Int64),
-            clean=pl.lit(result.clean.height, pl.Int64), quarantined=pl.lit(result.quarantine.height, pl.Int64),
+            clean=pl.lit(result.clean.height, pl.Int64),
+            quarantined=pl.lit(result.quarantine.height, pl.Int64),
             duplicates=pl.lit(result.exact_duplicates_removed, pl.Int64),
         ))
     clean_rows = pl.concat(clean, how="diagonal_relaxed")
@@ -144,7 +157,8 @@ def validated_rows(
 @dg.asset(
     group_name=INGEST_GROUP,
     partitions_def=SUBMISSIONS,
-    check_specs=check_specs(dg.AssetKey("pseudonymised_courses"), suites.PSEUDONYMISED, partitions_def=SUBMISSIONS),
+    check_specs=check_specs(dg.AssetKey("pseudonymised_courses"), suites.PSEUDONYMISED,
+                            partitions_def=SUBMISSIONS),
     description="Clean rows with the CPR replaced by a keyed pseudonym (HMAC-SHA256) and key id; no raw CPR.",
     kinds={"polars", "parquet"},
 )
@@ -167,20 +181,26 @@ def pseudonymised_courses(validated_rows: pl.DataFrame, pseudonym_key: Pseudonym
     group_name=INGEST_GROUP,
     outs={
         "courses": dg.AssetOut(description="One record per person and course across all quarters."),
-        "course_conflicts": dg.AssetOut(description="Overlaps and changed start dates for stewards (not resolved)."),
-        "submission_log": dg.AssetOut(description="Every received file: when, sha256, and whether superseded."),
+        "course_conflicts": dg.AssetOut(
+            description="Overlaps and changed start dates for stewards (not resolved).",
+        ),
+        "submission_log": dg.AssetOut(
+            description="Every received file: when, sha256, and whether superseded.",
+        ),
     },
     check_specs=check_specs(dg.AssetKey("courses"), suites.COURSES),
 )
 def courses(pseudonymised_courses: pl.DataFrame, received_files: pl.DataFrame):
-    """Consolidate all quarters: resubmissions supersede, ongoing-then-ended is one course, conflicts flagged."""
+    """Consolidate all quarters: resubmissions supersede, ongoing-then-ended is one course, flag conflicts."""
     try:
         result = course_rules.consolidate_courses(pseudonymised_courses, received=received_files)
     except ValueError as error:  # e.g. partitions pseudonymised with two keys
         raise dg.Failure(description=str(error)) from None
     yield dg.Output(result.courses, output_name="courses", metadata={"courses": result.courses.height})
-    yield dg.Output(result.conflicts, output_name="course_conflicts", metadata={"conflicts": result.conflicts.height})
-    yield dg.Output(result.submission_log, output_name="submission_log", metadata={"files": result.submission_log.height})
+    yield dg.Output(result.conflicts, output_name="course_conflicts",
+                    metadata={"conflicts": result.conflicts.height})
+    yield dg.Output(result.submission_log, output_name="submission_log",
+                    metadata={"files": result.submission_log.height})
     yield from check_results(result.courses, suites.COURSES, asset_key=dg.AssetKey("courses"))
 
 

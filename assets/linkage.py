@@ -23,13 +23,14 @@ class LinkageConfig(dg.Config):
     """How much of the population enters the comparison pool (all of it by default)."""
 
     comparison_pool: int = 0  # 0 = every non-participant; otherwise a seeded sample of this size
-    #: "auto": coarsened-exact pre-selection (analysis.linkage.population) once the population exceeds ``cem_above``
-    #: persons, everyone below; "cem" / "all" force one or the other.
+    #: "auto": coarsened-exact pre-selection (analysis.linkage.population) once the population exceeds
+    #: ``cem_above`` persons, everyone below; "cem" / "all" force one or the other.
     candidate_pool: str = "auto"
     cem_above: int = 500_000
     per_participant: int = 20
     seed: int = 0
-    last_month: str = ""  # last month of the panel (YYYY-MM-01); empty = the last month in the employment register
+    # last month of the panel (YYYY-MM-01); empty = the last month in the employment register
+    last_month: str = ""
 
 
 @dg.asset(
@@ -59,9 +60,11 @@ def person_index(cpr_key: pl.DataFrame, pseudonym_key: PseudonymKey, layout: Lay
     outs={
         "linked_courses": dg.AssetOut(description="Courses with their integer person id."),
         "unlinked_participants": dg.AssetOut(
-            description="Courses whose pseudonym is not in the population register (for stewards; never dropped silently)."
+            description="Courses whose pseudonym is not in the population register (for stewards; never "
+                        "dropped silently)."
         ),
-        "link_rate": dg.AssetOut(description="Participants found in the population register, by site and quarter."),
+        "link_rate": dg.AssetOut(description="Participants found in the population register, by site and "
+                                             "quarter."),
     },
     check_specs=[suites.LINK_RATE_SPEC],
 )
@@ -72,7 +75,8 @@ def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
     except ValueError as error:  # courses and index pseudonymised with different keys: nothing would link
         raise dg.Failure(description=str(error)) from None
     yield dg.Output(result.linked, output_name="linked_courses", metadata={"courses": result.linked.height})
-    yield dg.Output(result.unlinked, output_name="unlinked_participants", metadata={"unlinked": result.unlinked.height})
+    yield dg.Output(result.unlinked, output_name="unlinked_participants",
+                    metadata={"unlinked": result.unlinked.height})
     yield dg.Output(result.link_rate, output_name="link_rate")
     yield suites.link_rate_check(result.link_rate)
 
@@ -80,13 +84,14 @@ def linked_courses(courses: pl.DataFrame, person_index: pl.DataFrame):
 @dg.asset(
     group_name=LINKAGE_GROUP,
     check_specs=check_specs(dg.AssetKey("outcome_panel"), suites.OUTCOME_PANEL),
-    description="Person x month outcomes of participants and the comparison pool, built lazily from the registers.",
+    description="Person x month outcomes of participants and the comparison pool, "
+                "built lazily from the registers.",
     kinds={"polars", "parquet"},
 )
 def outcome_panel(
-    context: dg.AssetExecutionContext, config: LinkageConfig, linked_courses: pl.DataFrame, code_lists: CodeLists,
-    population: pl.LazyFrame, benefits: pl.LazyFrame, employment: pl.LazyFrame, health: pl.LazyFrame,
-    education: pl.LazyFrame, enrolment: pl.LazyFrame, stays: pl.LazyFrame | None,
+    context: dg.AssetExecutionContext, config: LinkageConfig, linked_courses: pl.DataFrame,
+    code_lists: CodeLists, population: pl.LazyFrame, benefits: pl.LazyFrame, employment: pl.LazyFrame,
+    health: pl.LazyFrame, education: pl.LazyFrame, enrolment: pl.LazyFrame, stays: pl.LazyFrame | None,
 ):
     """Participants plus the comparison pool, every month from 2019 to the last register month."""
     registers = {"population": population, "benefits": benefits, "employment": employment, "health": health,
@@ -97,18 +102,21 @@ def outcome_panel(
         context.log.warning("no 'stays' register: comparisons are matched on a hospital contact in month -1 "
                             "and the outcome history instead of a stay discharge (see README)")
     try:
-        pool = pools.panel_pool(registers, effects.participant_table(linked_courses), kind=config.candidate_pool,
-                                cem_above=config.cem_above, per_participant=config.per_participant,
+        pool = pools.panel_pool(registers, effects.participant_table(linked_courses),
+                                kind=config.candidate_pool, cem_above=config.cem_above,
+                                per_participant=config.per_participant,
                                 comparison_pool=config.comparison_pool, seed=config.seed)
     except ValueError as error:
         raise dg.Failure(str(error)) from None
     frame = panel.outcome_panel(
         registers, persons=pool.persons.lazy(), first_month=PANEL_FIRST_MONTH,
-        last_month=date.fromisoformat(config.last_month) if config.last_month else _last_register_month(registers),
+        last_month=(date.fromisoformat(config.last_month) if config.last_month
+                    else _last_register_month(registers)),
         dream_codes=code_lists.table("dream_codes"), hfaudd_levels=code_lists.table("hfaudd_levels"),
     ).collect(engine="streaming")
-    yield dg.Output(frame, metadata={"rows": frame.height, "persons": pool.persons.height, "pool": pool.description,
-                                     "population": pool.population, "stays_register": pool.stays_register,
+    yield dg.Output(frame, metadata={"rows": frame.height, "persons": pool.persons.height,
+                                     "pool": pool.description, "population": pool.population,
+                                     "stays_register": pool.stays_register,
                                      "participants": linked_courses["person_id"].n_unique()})
     yield from check_results(frame, suites.OUTCOME_PANEL)
 

@@ -1,4 +1,7 @@
-"""Register extracts (population, benefits, employment, health, education, enrolment, stays), one file per year."""
+"""Register extracts, one file per year.
+
+Population, benefits, employment, health, education, enrolment and stays.
+"""
 
 
 import dagster as dg
@@ -17,7 +20,8 @@ DESCRIPTIONS = {
     "health": "LPR-like hospital contacts (patient type, ICD-10 action diagnosis, dates, bed days).",
     "education": "UDDA-like highest completed education (HFAUDD) with validity dates.",
     "enrolment": "KOTRE-like education enrolment spells.",
-    "stays": "Institution stays (§107-110 shelter/residential, psychiatric ward, prison) by year of discharge.",
+    "stays": "Institution stays (§107-110 shelter/residential, psychiatric ward, prison) "
+             "by year of discharge.",
 }
 #: Registers real extracts may lack; the panel then counts no discharges (``assets.linkage.outcome_panel``).
 OPTIONAL_REGISTERS = ("stays",)
@@ -44,11 +48,12 @@ register_assets = [_register_asset(name) for name in REGISTERS]
 @dg.asset(
     group_name=REGISTERS_GROUP,
     metadata={STORE_KEY: RESTRICTED},
-    description="Restricted CPR -> PNR bridge of the register provider. Holds raw CPR: restricted store only.",
+    description="Restricted CPR -> PNR bridge of the register provider. "
+                "Holds raw CPR: restricted store only.",
     kinds={"parquet"},
 )
 def cpr_key(register_source: RegisterSource):
-    """The bridge from CPR to the register person key (only ever read by ``person_index``)."""
+    """Return the bridge from CPR to the register person key (only ever read by ``person_index``)."""
     frame = register_source.cpr_key()
     return dg.Output(frame, metadata={"persons": frame.height})
 

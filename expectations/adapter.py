@@ -564,7 +564,8 @@ def check_spec(**kwargs: Any) -> dg.AssetCheckSpec:
     """``dg.AssetCheckSpec(**kwargs)`` without Dagster's PreviewWarning for ``partitions_def``.
 
     Partitioned asset checks are a preview feature this project relies on deliberately (each evaluation is
-    recorded with its partition key); the warning would otherwise print once per worker process of ``cti run``.
+    recorded with its partition key); the warning would otherwise print once per worker process of
+    ``cti run``.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)

@@ -31,7 +31,9 @@ def balance_suites(*, column: str = "smd_after", max_abs: float = MAX_ABS_SMD) -
 
 
 def estimate_suites(name: str, /, *, estimate: str = "estimate", blocking: bool = True) -> list[Suite]:
-    """Sanity of an estimates table: ``se >= 0`` (0 for an outcome constant in the window) and ``ci_lower <= estimate <= ci_upper``.
+    """Sanity of an estimates table: ``se >= 0`` and ``ci_lower <= estimate <= ci_upper``.
+
+    ``se`` is 0 for an outcome that is constant in the window.
 
     Parameters
     ----------

@@ -32,7 +32,8 @@ RAW_SUBMISSION = [
         ],
         raw_cpr=True,
         blocking=True,
-        description="Every canonical column exists after header mapping; (file, source_row) is a unique row id.",
+        description="Every canonical column exists after header mapping; "
+                    "(file, source_row) is a unique row id.",
     ),
 ]
 """Suites of ``raw_submission`` (raw CPR)."""

@@ -17,7 +17,8 @@ SHARE_COLUMNS = (
     "disability_pension",
 )
 #: Outcome columns that are counts (>= 0).
-COUNT_COLUMNS = ("emergency_contacts", "psych_admissions", "bed_days", "shelter_exits", "psych_ward_exits", "prison_exits")
+COUNT_COLUMNS = ("emergency_contacts", "psych_admissions", "bed_days", "shelter_exits", "psych_ward_exits",
+                 "prison_exits")
 #: 0/1 indicator outcomes.
 FLAG_COLUMNS = ("employed", "enrolled")
 EDU_LEVELS = (0, 8)  # ISCED-like; 0 unknown
@@ -55,7 +56,8 @@ def person_index_results(index: pl.DataFrame, /) -> list[dg.AssetCheckResult]:
     pattern = f"^[0-9a-f]{{{_PREFIX_DIGITS}}}"
     hexadecimal = index.height > 0 and index.select(pl.col("pseudonym").str.contains(pattern).all()).item()
     if hexadecimal:
-        prefixed = index.with_columns(pl.col("pseudonym").str.slice(0, _PREFIX_DIGITS).str.to_integer(base=16))
+        prefixed = index.with_columns(
+            pl.col("pseudonym").str.slice(0, _PREFIX_DIGITS).str.to_integer(base=16))
         fast = check_results(prefixed, PERSON_INDEX)
         if all(result.passed for result in fast):
             return fast

@@ -18,11 +18,12 @@ import polars as pl
 
 from pipelines.layout import RAW_CPR_DIRS
 
-# Ten digits (DDMMYY-SSSS with or without a separator: hyphen, dash, space) or nine digits (a CPR whose leading
-# zero was dropped), not inside a longer alphanumeric token (hex digests and ids are not CPR numbers); and
-# ten digits written in groups (``61 01 90 12 38``). Separators as in ``analysis.masking``.
+# Ten digits (DDMMYY-SSSS with or without a separator: hyphen, dash, space) or nine digits (a CPR whose
+# leading zero was dropped), not inside a longer alphanumeric token (hex digests and ids are not CPR numbers);
+# and ten digits written in groups (``61 01 90 12 38``). Separators as in ``analysis.masking``.
 _SEP = r"[ \t\-\u2010-\u2015]"
-_CANDIDATE = re.compile(rf"(?<![0-9A-Za-z])(\d{{6}}{_SEP}{{0,2}}\d{{4}}|\d{{9}}|\d{{2}}(?:{_SEP}\d{{2}}){{3}}{_SEP}?\d{{2}})"
+_CANDIDATE = re.compile(rf"(?<![0-9A-Za-z])(\d{{6}}{_SEP}{{0,2}}\d{{4}}|\d{{9}}"
+                        rf"|\d{{2}}(?:{_SEP}\d{{2}}){{3}}{_SEP}?\d{{2}})"
                         r"(?![0-9A-Za-z])")
 
 #: Directories that may hold raw CPR by design: the delivered files and the restricted store.

@@ -22,7 +22,8 @@ QUARTERLY_SCHEDULE = "quarterly_refresh"
 
 
 def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...], *,
-                   ingested: Callable[[inbox.InboxFile], bool] | None = None) -> tuple[list[dg.RunRequest], str]:
+                   ingested: Callable[[inbox.InboxFile], bool] | None = None,
+                   ) -> tuple[list[dg.RunRequest], str]:
     """Run requests for files that are new or changed since ``cursor``, and the new cursor.
 
     The cursor maps each file path to its ``mtime:size`` signature; a replaced file (a resubmission)
@@ -47,15 +48,18 @@ def inbox_requests(inbox_dir: Path, cursor: str | None, sites: tuple[str, ...], 
 
 
 def ingested_check(instance: dg.DagsterInstance, archive: Path, /) -> Callable[[inbox.InboxFile], bool]:
-    """Whether a file's bytes are already ingested: archived as a current version, and the partition's latest
-    ingest run succeeded (a file whose run failed is requested again)."""
+    """Return a test of whether a file's bytes are already ingested.
+
+    They are when archived as a current version and the partition's latest ingest run succeeded (a file
+    whose run failed is requested again).
+    """
 
     def check(item: inbox.InboxFile) -> bool:
         if not inbox.already_received(archive, item):
             return False
         key = str(submission_key(item.quarter, item.site))
-        latest = instance.get_run_records(filters=dg.RunsFilter(job_name=INGEST_JOB, tags={flow.PARTITION_TAG: key}),
-                                          limit=1)
+        latest = instance.get_run_records(
+            filters=dg.RunsFilter(job_name=INGEST_JOB, tags={flow.PARTITION_TAG: key}), limit=1)
         return bool(latest) and latest[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
 
     return check
@@ -68,8 +72,9 @@ def ingested_check(instance: dg.DagsterInstance, archive: Path, /) -> Callable[[
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests an ingest run for each site/quarter whose inbox file is new or changed.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext, layout: LayoutResource, code_lists: CodeLists) -> dg.SensorResult:
-    """Watch the inbox for new or replaced submission files; sites come from the configuration at each tick."""
+def inbox_sensor(context: dg.SensorEvaluationContext, layout: LayoutResource,
+                 code_lists: CodeLists) -> dg.SensorResult:
+    """Watch the inbox for new or replaced submission files; the configuration gives the sites each tick."""
     sites = code_lists.site_ids()
     requests, cursor = inbox_requests(layout.inbox, context.cursor, sites,
                                       ingested=ingested_check(context.instance, layout.received))
@@ -89,7 +94,8 @@ def chain_requests(instance: dg.DagsterInstance, cursor: str | None, order: tupl
     """
     since = datetime.fromisoformat(cursor) if cursor else None
     finished = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE], updated_after=since),
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+                              updated_after=since),
         order_by="update_timestamp", ascending=True,
     )
     requests: dict[str, dg.RunRequest] = {}
@@ -102,15 +108,15 @@ def chain_requests(instance: dg.DagsterInstance, cursor: str | None, order: tupl
 
 
 def downstream_chain_sensor(jobs: list) -> dg.SensorDefinition:
-    """The sensor that carries a refresh (ingest, schedule or a launch in the UI) through to the reports."""
+    """Return the sensor that carries a refresh (ingest, schedule or a UI launch) through to the reports."""
 
     @dg.sensor(
         name=DOWNSTREAM_SENSOR,
         jobs=jobs,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description="After each stage of the flow (pipelines.flow), the next: ingest -> linkage -> effects -> "
-                    "every outcome partition -> reports.",
+        description="After each stage of the flow (pipelines.flow), the next: ingest -> linkage -> effects "
+                    "-> every outcome partition -> reports.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         order = flow.stage_order(context.repository_def)

@@ -1,4 +1,4 @@
-"""The inbox on disk: which submission files exist, what else is there, and the archive of everything received.
+"""The inbox on disk: which submission files exist, what else is there, and the archive of all received.
 
 Layout: ``$CTI_DATA_DIR/inbox/<YYYY>Q<n>/<site>.csv|.xlsx`` (a corrected resubmission may replace the file
 or sit beside it as ``<site>_<anything>.<ext>``). Every file read is copied, content-addressed by sha256,
@@ -35,21 +35,25 @@ QUARTER_FOLDER = re.compile(r"^\d{4}Q[1-4]$")
 #: What a steward reads for each kind of inbox entry that was not ingested as it is (reason, what to do).
 STRAY_KINDS: dict[str, tuple[str, str]] = {
     "not_a_quarter_folder": ("the folder name is not a quarter (YYYYQn, e.g. 2025Q1)",
-                             "Move the site files into their quarter's folder, or move the folder out of the inbox."),
+                             "Move the site files into their quarter's folder, or move the folder out of the "
+                             "inbox."),
     "quarter_out_of_range": ("the quarter is outside the monitoring period ({first} to {last})",
-                             "Check the quarter in the folder name; files outside the period are not ingested."),
+                             "Check the quarter in the folder name; files outside the period are not "
+                             "ingested."),
     "loose_file": ("a file directly in the inbox, not in a quarter folder",
                    "Move it into its quarter's folder (YYYYQn)."),
     "nested_folder": ("a folder inside a quarter folder",
                       "Move the site files up into the quarter folder, or move the folder out of the inbox."),
     "unknown_site": ("the file name does not start with a configured site id{hint}",
-                     "Rename the file to <site>.csv or <site>_<anything>.csv (site ids: sites.csv), or add the "
-                     "site to sites.csv."),
+                     "Rename the file to <site>.csv or <site>_<anything>.csv (site ids: sites.csv), or add "
+                     "the site to sites.csv."),
     "unsupported_type": ("not a .csv, .txt or .xlsx file",
                          "Ask the site to send the quarter as CSV or Excel (.xlsx)."),
     "hidden": ("a hidden or temporary file (e.g. an Excel lock file)", "Nothing to do: it is not ingested."),
-    "cpr_in_name": ("the file name contains a CPR-shaped number; it is ingested and shown under the masked name",
-                    "Ask the site to name its files without CPR numbers (the original name stays in restricted/)."),
+    "cpr_in_name": ("the file name contains a CPR-shaped number; it is ingested and shown under the "
+                    "masked name",
+                    "Ask the site to name its files without CPR numbers (the original name stays in "
+                    "restricted/)."),
     "unreadable_entry": ("the entry cannot be read ({detail})", "Check the file's permissions in the inbox."),
 }
 
@@ -98,13 +102,13 @@ class InboxAccount:
     strays: tuple[Stray, ...]
 
     def to_frame(self) -> pl.DataFrame:
-        """The strays as a table (:data:`INBOX_ENTRIES`), sorted by entry: what the steward view shows."""
+        """Return the strays as the steward view shows them: :data:`INBOX_ENTRIES`, sorted by entry."""
         rows = [(s.entry, s.quarter, s.site, s.kind, s.ingested, s.reason, s.action) for s in self.strays]
         return pl.DataFrame(rows, schema=INBOX_ENTRIES, orient="row").sort("entry", "kind")
 
 
 def site_of(filename: str, sites: tuple[str, ...]) -> str | None:
-    """The site a file belongs to: its stem is the site id, or starts with ``<site>_``/``<site>-``."""
+    """Return the site a file belongs to: its stem is the site id, or starts with ``<site>_``/``<site>-``."""
     stem = Path(filename).stem.lower()
     for site in sorted(sites, key=len, reverse=True):
         if stem == site or stem.startswith((f"{site}_", f"{site}-", f"{site}.")):
@@ -113,20 +117,22 @@ def site_of(filename: str, sites: tuple[str, ...]) -> str | None:
 
 
 def _near_site(filename: str, sites: tuple[str, ...]) -> str:
-    """A hint for a name that almost names a site (``aarhus .csv``, ``Aarhus kommune.csv``)."""
+    """Return a hint for a name that almost names a site (``aarhus .csv``, ``Aarhus kommune.csv``)."""
     stem = Path(filename).stem.lower()
     for site in sorted(sites, key=len, reverse=True):
         if stem.startswith(site):
             rest = stem[len(site):]
             what = "a space" if rest[:1].isspace() else f"'{mask_text(rest[:1])}'"
-            return f" (it starts with '{site}' followed by {what}: did you mean {site}.csv or {site}_<anything>?)"
+            return (f" (it starts with '{site}' followed by {what}: did you mean {site}.csv or "
+                    f"{site}_<anything>?)")
     return ""
 
 
 def _stray(entry: str, kind: str, *, quarter: str | None = None, site: str | None = None,
            ingested: bool = False, **detail: str) -> Stray:
     reason, action = STRAY_KINDS[kind]
-    return Stray(mask_text(entry), kind, reason.format(**detail), action.format(**detail), quarter, site, ingested)
+    return Stray(mask_text(entry), kind, reason.format(**detail), action.format(**detail), quarter, site,
+                 ingested)
 
 
 def classify(entries: Iterable[tuple[str, bool]], sites: tuple[str, ...], *,
@@ -150,8 +156,8 @@ def classify(entries: Iterable[tuple[str, bool]], sites: tuple[str, ...], *,
                 strays.append(_stray(f"{name}/", "not_a_quarter_folder"))
                 skip.add(name)
             elif valid is not None and name not in valid:
-                strays.append(_stray(f"{name}/", "quarter_out_of_range", quarter=name, first=valid[0] if valid else "-",
-                                     last=valid[-1] if valid else "-"))
+                strays.append(_stray(f"{name}/", "quarter_out_of_range", quarter=name,
+                                     first=valid[0] if valid else "-", last=valid[-1] if valid else "-"))
                 skip.add(name)
             continue
         if len(parts) == 1:
@@ -191,7 +197,8 @@ def _entries(inbox: Path) -> tuple[list[tuple[str, bool]], list[Stray]]:
         try:
             children = sorted(folder.iterdir())
         except OSError as error:
-            problems.append(_stray(f"{folder.relative_to(inbox)}/", "unreadable_entry", detail=error.strerror or "error"))
+            problems.append(_stray(f"{folder.relative_to(inbox)}/", "unreadable_entry",
+                                   detail=error.strerror or "error"))
             continue
         for child in children:
             relative = child.relative_to(inbox).as_posix()
@@ -223,7 +230,7 @@ def scan(inbox: Path, sites: tuple[str, ...], *, quarters: Collection[str] | Non
 
 
 def partitions_in_archive(archive: Path, /) -> set[tuple[str, str]]:
-    """``(quarter, site)`` of every partition with a received file in the archive (the history of receipts)."""
+    """Return ``(quarter, site)`` of every partition with a received file in the archive (its receipts)."""
     return {(p.parent.parent.name, p.parent.name) for p in archive.glob("*/*/*.json")
             if QUARTER_FOLDER.match(p.parent.parent.name)}
 
@@ -241,7 +248,7 @@ class Receipt:
     archived: Path
 
     def content(self) -> bytes:
-        """The archived bytes of this version."""
+        """Return the archived bytes of this version."""
         return self.archived.read_bytes()
 
 
@@ -262,7 +269,8 @@ def receive(inbox: Path, archive: Path, *, quarter: str, site: str, sites: tuple
             continue
         archived = write_bytes(folder / f"{digest}{item.path.suffix.lower()}", content)
         receipt = {"quarter": quarter, "site": site, "filename": item.name, "sha256": digest,
-                   "size_bytes": len(content), "received": mtime.isoformat(timespec="seconds"), "archived": archived.name}
+                   "size_bytes": len(content), "received": mtime.isoformat(timespec="seconds"),
+                   "archived": archived.name}
         if item.name != item.path.name:  # the name held a CPR: the original stays here, in restricted/ only
             receipt["original_filename"] = item.path.name
         write_json(receipt_path, receipt)
@@ -270,12 +278,13 @@ def receive(inbox: Path, archive: Path, *, quarter: str, site: str, sites: tuple
 
 
 def _redeliver(receipt_path: Path, mtime: datetime, versions: list[Receipt]) -> None:
-    """Move a known version's receipt time forward when it is re-delivered after a newer, different version."""
+    """Move a known version's receipt time forward when re-delivered after a newer, different version."""
     data = json.loads(receipt_path.read_text())
     received = mtime.isoformat(timespec="seconds")
     if not versions or versions[-1].sha256 == data["sha256"] or received <= versions[-1].received:
         return
-    write_json(receipt_path, {**data, "received": received, "first_received": data.get("first_received", data["received"])})
+    write_json(receipt_path,
+               {**data, "received": received, "first_received": data.get("first_received", data["received"])})
 
 
 def history(archive: Path, *, quarter: str, site: str) -> list[Receipt]:

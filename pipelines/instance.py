@@ -1,9 +1,9 @@
 """The Dagster instance: embedded SQLite by default, PostgreSQL by configuration only.
 
-The instance lives at ``Layout.dagster_home`` (``$CTI_DATA_DIR/dagster_home``). Its ``dagster.yaml`` is written
-once (never overwritten, so an analyst's edits survive) with telemetry off. The ``postgres`` storage setting
-(``CTI_DAGSTER_STORAGE=postgres``) selects the PostgreSQL storage of ``dagster-postgres``, configured from
-the ``DAGSTER_PG_*`` environment variables.
+The instance lives at ``Layout.dagster_home`` (``$CTI_DATA_DIR/dagster_home``). Its ``dagster.yaml`` is
+written once (never overwritten, so an analyst's edits survive) with telemetry off. The ``postgres`` storage
+setting (``CTI_DAGSTER_STORAGE=postgres``) selects the PostgreSQL storage of ``dagster-postgres``, configured
+from the ``DAGSTER_PG_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def ensure_dagster_home(layout: Layout, /, *, storage: str = "sqlite") -> Path:
 
 
 def get_instance(layout: Layout, /, *, storage: str = "sqlite") -> dg.DagsterInstance:
-    """The persistent instance of the data directory (no ``DAGSTER_HOME`` needed in this process)."""
+    """Return the persistent instance of the data directory (no ``DAGSTER_HOME`` needed in this process)."""
     return dg.DagsterInstance.from_config(str(ensure_dagster_home(layout, storage=storage)))
 
 
-#: Run config for runs ``cti`` executes: nothing on the console (the CLI prints one line per failure), the full
-#: event log, stack traces included, in the instance (the run's log in the UI).
+#: Run config for runs ``cti`` executes: nothing on the console (the CLI prints one line per failure), the
+#: full event log, stack traces included, in the instance (the run's log in the UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 #: The workspace the UI (``make ui``) loads; runs ``cti`` executes carry the origin of its code location.
@@ -86,7 +86,7 @@ REPOSITORY_NAME = "__repository__"
 
 @functools.cache
 def code_location_origin():  # -> dagster CodeLocationOrigin
-    """The origin of the ``cti`` code location exactly as the UI loads it from ``workspace.yaml``.
+    """Return the origin of the ``cti`` code location exactly as the UI loads it from ``workspace.yaml``.
 
     Runs created with it appear under their job in the UI (the Jobs page filters on the repository label
     ``__repository__@cti``) and can be re-executed there.
@@ -99,12 +99,14 @@ def code_location_origin():  # -> dagster CodeLocationOrigin
         for origin in WorkspaceFileTarget(paths=[str(WORKSPACE)]).create_origins():
             if origin.location_name == LOCATION_NAME:
                 return origin
-    return ManagedGrpcPythonEnvCodeLocationOrigin(  # an installed package without the checkout's workspace.yaml
-        loadable_target_origin=LoadableTargetOrigin(module_name=DEFINITIONS_MODULE), location_name=LOCATION_NAME)
+    # an installed package without the checkout's workspace.yaml
+    return ManagedGrpcPythonEnvCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(module_name=DEFINITIONS_MODULE),
+        location_name=LOCATION_NAME)
 
 
 def job_origins(job_name: str, /):  # -> (RemoteJobOrigin, JobPythonOrigin)
-    """The remote (UI) and the Python origin of ``job_name`` in the ``cti`` code location."""
+    """Return the remote (UI) and the Python origin of ``job_name`` in the ``cti`` code location."""
     from dagster._core.code_pointer import ModuleCodePointer
     from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
     from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
@@ -132,8 +134,10 @@ class RunOutcome:
 def execute_job(job: dg.JobDefinition, instance: dg.DagsterInstance, /, *, partition_key: str | None = None,
                 tags: Mapping[str, str] | None = None, asset_selection: Sequence[dg.AssetKey] | None = None,
                 ) -> RunOutcome:
-    """Execute ``job`` in this process as a run of the ``cti`` code location (what ``execute_in_process`` does,
-    but the run carries the code location's origin, so the UI lists it under its job).
+    """Execute ``job`` in this process as a run of the ``cti`` code location.
+
+    This is what ``execute_in_process`` does, but the run carries the code location's origin, so the UI
+    lists it under its job.
     """
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.api import execute_run
@@ -142,10 +146,12 @@ def execute_job(job: dg.JobDefinition, instance: dg.DagsterInstance, /, *, parti
     selection = list(asset_selection) if asset_selection else None
     run_tags = merge_run_tags(job, partition_key, tags, selection, instance, QUIET)
     remote, python = job_origins(job.name)
-    in_process = job.as_ephemeral_job(resource_defs={}, input_values={})  # the in-process executor, same graph
+    # the in-process executor, same graph
+    in_process = job.as_ephemeral_job(resource_defs={}, input_values={})
     run = instance.create_run_for_job(
-        job_def=in_process, run_config=QUIET, tags=run_tags, asset_selection=frozenset(selection) if selection else None,
-        remote_job_origin=remote, job_code_origin=python,
+        job_def=in_process, run_config=QUIET, tags=run_tags,
+        asset_selection=frozenset(selection) if selection else None, remote_job_origin=remote,
+        job_code_origin=python,
     )
     result = execute_run(InMemoryJob(in_process), run, instance)
     if result.success:

@@ -45,7 +45,7 @@ class KeyRecord:
 
 
 def read_secret(source: KeySource, /, *, env: Mapping[str, str] | None = None) -> bytes | None:
-    """The key bytes from ``source`` (None when it is not configured); :class:`KeyRefused` when unusable.
+    """Return the key bytes from ``source`` (None when it is not configured); :class:`KeyRefused` if unusable.
 
     A key file may end with one newline (editors add it); nothing else is stripped: a key with stray
     whitespace is refused rather than quietly becoming another key.
@@ -71,7 +71,7 @@ def read_secret(source: KeySource, /, *, env: Mapping[str, str] | None = None) -
 
 
 def recorded(layout: Layout, /) -> KeyRecord | None:
-    """The data directory's key record (None when no pseudonyms were made yet)."""
+    """Return the data directory's key record (None when no pseudonyms were made yet)."""
     import json
 
     if not layout.key_record.exists():
@@ -89,25 +89,26 @@ def stored_key_ids(layout: Layout, /) -> tuple[str, ...]:
             files += sorted(layout.asset_dir(key).rglob("*.parquet"))
         for path in files:
             if "key_id" in pl.read_parquet_schema(path):
-                found |= set(pl.read_parquet(path, columns=["key_id"])["key_id"].drop_nulls().unique().to_list())
+                found |= set(pl.read_parquet(path, columns=["key_id"])["key_id"]
+                             .drop_nulls().unique().to_list())
     return tuple(sorted(found))
 
 
 def data_key_ids(layout: Layout, /) -> tuple[str, ...]:
-    """The key id(s) the data directory's pseudonyms carry: the record, else what the stored assets say."""
+    """Return the key id(s) the data directory's pseudonyms carry: the record, else the stored assets'."""
     record = recorded(layout)
     return (record.key_id,) if record is not None else stored_key_ids(layout)
 
 
 def require_same_key(layout: Layout, key_id: str, /) -> None:
-    """Raise :class:`KeyRefused` (naming both ids) when the data directory's pseudonyms carry another key id."""
+    """Raise :class:`KeyRefused` (naming both ids) if the data directory's pseudonyms carry another key id."""
     existing = [k for k in data_key_ids(layout) if k != key_id]
     if existing:
         raise KeyRefused(
-            f"key mismatch: the pseudonyms in {layout.root} were made with key id {', '.join(existing)}, but the "
-            f"key given has key id {key_id}. Nothing was written. Provide the key with id {existing[0]} (from your "
-            "key store), or change keys deliberately with `cti rotate-key`, which re-pseudonymises the whole "
-            "history with the new key."
+            f"key mismatch: the pseudonyms in {layout.root} were made with key id {', '.join(existing)}, but "
+            f"the key given has key id {key_id}. Nothing was written. Provide the key with id {existing[0]} "
+            "(from your key store), or change keys deliberately with `cti rotate-key`, which "
+            "re-pseudonymises the whole history with the new key."
         )
 
 
@@ -117,23 +118,24 @@ def record(layout: Layout, key_id: str, /, *, previous: tuple[str, ...] = ()) ->
     if current is not None and current.key_id == key_id and not previous:
         return current
     entry = KeyRecord(key_id, datetime.now(UTC).isoformat(timespec="seconds"), previous)
-    write_json(layout.key_record, {"key_id": entry.key_id, "since": entry.since, "previous": list(entry.previous)})
+    write_json(layout.key_record,
+               {"key_id": entry.key_id, "since": entry.since, "previous": list(entry.previous)})
     return entry
 
 
 def missing_key_message(layout: Layout, source: KeySource, /) -> str:
-    """What to do when no key is configured: never suggest a new key for a directory that holds pseudonyms."""
+    """Say what to do when no key is configured: never suggest a new key where pseudonyms exist already."""
     existing = data_key_ids(layout)
     if existing:
         return (
             f"no pseudonymisation key: {source.describe()} is not set. The data in {layout.root} were "
-            f"pseudonymised with key id {', '.join(existing)}: provide THAT key (from your key store). Do not "
-            "generate a new one: pseudonyms made with another key cannot be linked to the existing ones. To "
-            "change keys deliberately, use `cti rotate-key`."
+            f"pseudonymised with key id {', '.join(existing)}: provide THAT key (from your key store). Do "
+            "not generate a new one: pseudonyms made with another key cannot be linked to the existing ones. "
+            "To change keys deliberately, use `cti rotate-key`."
         )
     return (
-        f"no pseudonymisation key: {source.describe()} is not set. For a new data directory set it to a secret "
-        f"of at least {pseudonym.MIN_KEY_BYTES} bytes, e.g.\n"
+        f"no pseudonymisation key: {source.describe()} is not set. For a new data directory set it to a "
+        f"secret of at least {pseudonym.MIN_KEY_BYTES} bytes, e.g.\n"
         f"  export CTI_PSEUDONYM_KEY=$({pseudonym.GENERATE_HINT})\n"
         "and keep it in your key store (the same key is needed for every later run), or use --demo-key for "
         "the mock-world demo."

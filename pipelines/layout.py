@@ -10,9 +10,11 @@ so the layout can change in one place. ``$CTI_DATA_DIR`` (default ``./data``) ho
     restricted/received/<quarter>/<site>/        content-addressed archive of every file ever received
     restricted/reports/                          steward view and feedback with raw CPR
     restricted/feedback/feedback_state.parquet   what feedback each site got, round by round (no CPR)
-    reports/                                     effect report, its tables, general steward view, feedback,
-                                                 monitoring page (public), SØM workbook
-    restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST)
+    reports/                                     effect report, its tables (tables/, one xlsx), general
+                                                 steward view, feedback, monitoring page (public) and its
+                                                 tables (monitoring_tables/), SØM workbook
+    restricted/reports/monitoring.html           the monitoring page with exact counts (internal, for SBST),
+                                                 its tables in restricted/reports/monitoring_tables/
     world/manifest.json, world/truth.json        the mock world's configuration and planted truth
     dagster_home/                                the Dagster instance (runs, event log, schedules)
     run.lock                                     held by the ``cti`` command using the directory
@@ -120,8 +122,31 @@ class Places:
         return (self.restricted / "reports" if restricted else self.reports) / "monitoring.html"
 
     def monitoring_tables(self, *, restricted: bool) -> Path:
-        """Return where the monitoring tables go as CSV/parquet (the internal ones under restricted/)."""
-        return self.restricted / "reports" / "tables" if restricted else self.report_tables
+        """Return where the monitoring page's tables go as CSV/parquet (the internal ones under restricted/).
+
+        A folder of their own: ``reports/tables/`` is the effect report's, which removes any file there it
+        did not write (and has monitoring tables of its own, controlled jointly with the report).
+        """
+        return self.steward_reports(restricted=restricted) / "monitoring_tables"
+
+    @property
+    def effect_report(self) -> Path:
+        """Return the effect report (the dated copy beside it: :meth:`dated_effect_report`)."""
+        return self.reports / "effect_report.html"
+
+    def dated_effect_report(self, day: str, /) -> Path:
+        """Return the effect report's copy of day ``day`` (``YYYY-MM-DD``)."""
+        return self.reports / f"effect_report_{day}.html"
+
+    @property
+    def report_workbook(self) -> Path:
+        """Return the workbook of every table the effect report publishes (numeric cells)."""
+        return self.reports / "effect_report_tables.xlsx"
+
+    @property
+    def output_checking(self) -> Path:
+        """Return the output-checking bundle of the effect report (each file with its checks)."""
+        return self.reports / "output_checking.json"
 
     @property
     def som_workbook(self) -> Path:

@@ -1,5 +1,6 @@
-"""Resources: where things live, the pseudonymisation key and the configuration tables (register sources:
-``pipelines.sources``).
+"""Resources: where things live, the pseudonymisation key and the configuration tables.
+
+Register sources are in ``pipelines.sources``.
 
 Values arrive when a run starts (the key through ``dg.EnvVar`` or a key file), never at import.
 """
@@ -16,7 +17,7 @@ from pipelines.layout import Layout, Places
 
 
 class PseudonymKey(dg.ConfigurableResource):
-    """The secret key for HMAC-SHA256 pseudonyms: from ``CTI_PSEUDONYM_KEY`` (``key``) or a file (``key_file``).
+    """The secret HMAC-SHA256 pseudonym key: from ``CTI_PSEUDONYM_KEY`` (``key``) or a file (``key_file``).
 
     Only the key id (a fingerprint) is ever stored or shown; the key itself stays in memory. The key rules
     are ``analysis.ingest.pseudonym.key_problem``; :meth:`for_data` also refuses a key whose id differs from
@@ -39,11 +40,12 @@ class PseudonymKey(dg.ConfigurableResource):
             source = KeySource(variable=KEY_VARIABLE)
             secret = keys.read_secret(source, env={KEY_VARIABLE: self.key})
         if secret is None:
-            raise keys.KeyRefused(f"no pseudonymisation key: {source.describe()} is not set or does not exist")
+            raise keys.KeyRefused(f"no pseudonymisation key: {source.describe()} is not set "
+                                  "or does not exist")
         return secret
 
     def for_data(self, layout: Layout) -> tuple[bytes, str]:
-        """The key and its id, after checking that the data directory's pseudonyms were made with it."""
+        """Return the key and its id after checking that the data directory's pseudonyms were made with it."""
         from analysis.ingest import pseudonym
         from pipelines import keys
 
@@ -64,6 +66,7 @@ class CodeLists(dg.ConfigurableResource):
 
     @property
     def config(self) -> ConfigDir:
+        """The configuration directory: ``config_dir`` in front of the packaged defaults."""
         return ConfigDir(Path(self.config_dir) if self.config_dir else None)
 
     def table(self, name: str) -> pl.DataFrame:
@@ -71,6 +74,7 @@ class CodeLists(dg.ConfigurableResource):
         return self.config.table(name)
 
     def site_ids(self) -> tuple[str, ...]:
+        """Return the configured sites, in the order of ``sites.csv`` (read at each call)."""
         return self.config.site_ids()
 
 
@@ -81,6 +85,7 @@ class LayoutResource(Places, dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
+        """The data directory."""
         return Path(self.data_dir)
 
     @property

@@ -33,13 +33,14 @@ class PartitionFailure:
 
 
 #: The reason shown for a run whose step was interrupted by a stop signal.
-INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` was stopped or killed, or the run "
-               "was terminated in the UI); rerun the partition or `cti run`")
+INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` was stopped or killed, or the "
+               "run was terminated in the UI); rerun the partition or `cti run`")
 
 
 def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, str]]:
-    """The reason a run failed as a user reads it, and its failure metadata as text (both masked: they may
-    quote a delivered file's name).
+    """Return the reason a run failed as a user reads it, and its failure metadata as text.
+
+    Both are masked: they may quote a delivered file's name.
 
     The first step failure's description (or its error message); for a run that failed outside a step
     (stopped, or marked failed because its process is gone) the run failure's own message.
@@ -63,11 +64,12 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, 
 
 
 def failure_message(instance: dg.DagsterInstance, run_id: str, /) -> str:
-    """The reason a run failed, as a user reads it (masked; see :func:`_failure`)."""
+    """Return the reason a run failed, as a user reads it (masked; see :func:`_failure`)."""
     return _failure(instance, run_id)[0]
 
 
-def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = None) -> dict[str, PartitionFailure]:
+def failed_partitions(instance: dg.DagsterInstance, *,
+                      job_name: str | None = None) -> dict[str, PartitionFailure]:
     """Partitions whose most recent run (of any job) failed; a later successful run clears a failure."""
     failed_runs = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE])
@@ -83,7 +85,7 @@ def failed_partitions(instance: dg.DagsterInstance, *, job_name: str | None = No
 
 
 def outcome_status(instance: dg.DagsterInstance, estimates: pl.DataFrame, /) -> pl.DataFrame:
-    """Planned outcomes whose estimates are not current: the latest run of their partition failed, or none exist.
+    """Planned outcomes whose estimates are not current: their partition's latest run failed, or none exist.
 
     A failed outcome partition does not stop the report; this table makes the gap visible in it by name.
     """
@@ -97,7 +99,8 @@ def outcome_status(instance: dg.DagsterInstance, estimates: pl.DataFrame, /) -> 
             rows.append((outcome, "failed", f"run {failure.run_id[:8]}: {failure.message[:200]}{stale}"))
         elif outcome not in present:
             rows.append((outcome, "missing", "never materialised (no estimates)"))
-    return pl.DataFrame(rows, schema={"outcome": pl.String, "status": pl.String, "reason": pl.String}, orient="row")
+    return pl.DataFrame(rows, schema={"outcome": pl.String, "status": pl.String, "reason": pl.String},
+                        orient="row")
 
 
 def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
@@ -122,10 +125,10 @@ def ingest_failures(instance: dg.DagsterInstance, /) -> pl.DataFrame:
 
 
 def code_version() -> str:
-    """The git commit of the code that ran (``unknown`` outside a git checkout)."""
+    """Return the git commit of the code that ran (``unknown`` outside a git checkout)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent.parent)
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent.parent)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -1,4 +1,4 @@
-"""One ``cti`` command per data directory at a time, and no Dagster run left STARTED by a process that is gone.
+"""One ``cti`` command per data directory at a time; no Dagster run left STARTED by a process that is gone.
 
 * :class:`RunLock` is an exclusive ``flock`` on ``Layout.run_lock``, held for the life of the command. The
   kernel drops it the moment the holding process ends, however it ends (``kill -9`` included), so a lock is
@@ -31,7 +31,7 @@ INVOCATION_TAG = "cti/invocation"
 
 
 def process_start(pid: int, /) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, from /proc), or None when there is no such process.
+    """Return when process ``pid`` started (clock ticks since boot, from /proc); None when there is none.
 
     Together with the pid this names one process: a pid reused by a later process has another start time.
     """
@@ -86,9 +86,10 @@ class Busy(RuntimeError):
 
     def __init__(self, root: Path, holder: Holder | None) -> None:
         who = holder.describe() if holder else "another cti command"
-        stop = f" or stop it with `kill -TERM {holder.pid}`" if holder and holder.host == socket.gethostname() else ""
-        super().__init__(f"{who} is using {root}; wait for it to finish{stop}. Two runs on one data directory "
-                         "would overwrite each other's outputs.")
+        stop = (f" or stop it with `kill -TERM {holder.pid}`"
+                if holder and holder.host == socket.gethostname() else "")
+        super().__init__(f"{who} is using {root}; wait for it to finish{stop}. Two runs on one data "
+                         "directory would overwrite each other's outputs.")
         self.holder = holder
 
 
@@ -126,9 +127,11 @@ class RunLock:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise Busy(self.root, _holder(text)) from None
             raise
-        self.previous = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))  # a holder that died holding it
+        # a holder that died holding it
+        self.previous = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
-              "since": datetime.now(UTC).isoformat(timespec="seconds"), "pid_start": process_start(os.getpid()) or ""}
+              "since": datetime.now(UTC).isoformat(timespec="seconds"),
+              "pid_start": process_start(os.getpid()) or ""}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         os.fsync(fd)

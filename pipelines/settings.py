@@ -54,15 +54,18 @@ class MockSource:
     world: str = ""
 
     def config(self):
-        """The whole mock-world configuration (``analysis.mockworld.WorldConfig``); ValueError if invalid."""
+        """Return the whole mock-world configuration (``analysis.mockworld.WorldConfig``).
+
+        ValueError for an unknown setting or a value out of range.
+        """
         from analysis.mockworld import WorldConfig
 
         settings = json.loads(self.world) if self.world else {}
-        return WorldConfig.from_mapping({"first_year": self.first_year, "last_year": self.last_year, **settings,
-                                         "persons": self.persons, "seed": self.seed})
+        return WorldConfig.from_mapping({"first_year": self.first_year, "last_year": self.last_year,
+                                         **settings, "persons": self.persons, "seed": self.seed})
 
     def with_world(self, mapping: Mapping, /) -> MockSource:
-        """This source with the ``WorldConfig`` settings of ``mapping`` (persons, seed and years taken out)."""
+        """Return a copy with the ``WorldConfig`` settings of ``mapping`` (persons, seed, years taken out)."""
         rest = {k: v for k, v in mapping.items() if k not in ("persons", "seed", "first_year", "last_year")}
         return replace(self, persons=int(mapping.get("persons", self.persons)),
                        seed=int(mapping.get("seed", self.seed)),
@@ -71,6 +74,7 @@ class MockSource:
                        world=json.dumps(rest, sort_keys=True, separators=(",", ":")) if rest else "")
 
     def describe(self) -> str:
+        """Return ``mock world (<persons> persons, seed <seed>[; <other settings>])``."""
         extra = f"; {self.world}" if self.world else ""
         return f"mock world ({self.persons:,} persons, seed {self.seed}{extra})"
 
@@ -82,6 +86,7 @@ class ExtractSource:
     directory: Path
 
     def describe(self) -> str:
+        """Return ``register extracts in <directory>``."""
         return f"register extracts in {self.directory}"
 
 
@@ -93,11 +98,13 @@ class KeySource:
     file: Path | None = None
 
     def describe(self) -> str:
+        """Return where the key comes from as messages say it (``file ...``, ``environment variable ...``)."""
         return f"file {self.file}" if self.file is not None else f"environment variable {self.variable}"
 
 
 def _workers(env: Mapping[str, str]) -> int | None:
-    name = "CTI_WORKERS" if env.get("CTI_WORKERS", "").strip() else "CTI_OUTCOME_WORKERS"  # the old name still works
+    # the old name still works
+    name = "CTI_WORKERS" if env.get("CTI_WORKERS", "").strip() else "CTI_OUTCOME_WORKERS"
     value = env.get(name, "").strip()
     if not value:
         return None
@@ -128,30 +135,35 @@ class Settings:
     storage: str = "sqlite"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, /, *, data_dir: str | Path | None = None) -> Settings:
-        """Settings from ``CTI_*`` variables (``env`` defaults to this process's environment)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, /, *,
+                 data_dir: str | Path | None = None) -> Settings:
+        """Build the settings from ``CTI_*`` variables (``env`` defaults to this process's environment)."""
         env = os.environ if env is None else env
         layout = Layout.at(data_dir or env.get("CTI_DATA_DIR") or "data")
         extracts = env.get("CTI_EXTRACTS_DIR", "").strip()
         kind = env.get("CTI_REGISTER_SOURCE", "").strip() or ("extracts" if extracts else "mock")
         if kind == "extracts":
             if not extracts:
-                raise ValueError("CTI_REGISTER_SOURCE=extracts needs CTI_EXTRACTS_DIR (the directory of the extracts)")
+                raise ValueError("CTI_REGISTER_SOURCE=extracts needs CTI_EXTRACTS_DIR "
+                                 "(the directory of the extracts)")
             source: MockSource | ExtractSource = ExtractSource(Path(extracts).expanduser().resolve())
         elif kind == "mock":
-            source = MockSource(persons=_int(env, "CTI_PERSONS", DEFAULT_PERSONS), seed=_int(env, "CTI_SEED", 0))
+            source = MockSource(persons=_int(env, "CTI_PERSONS", DEFAULT_PERSONS),
+                                seed=_int(env, "CTI_SEED", 0))
         else:
             raise ValueError(f"CTI_REGISTER_SOURCE must be 'mock' or 'extracts', not {kind!r}")
         key_file = env.get(KEY_FILE_VARIABLE, "").strip()
-        key = KeySource(None, Path(key_file).expanduser().resolve()) if key_file and not env.get(KEY_VARIABLE) else KeySource()
+        key = (KeySource(None, Path(key_file).expanduser().resolve())
+               if key_file and not env.get(KEY_VARIABLE) else KeySource())
         config_dir = env.get("CTI_CONFIG_DIR", "").strip()
         storage = env.get("CTI_DAGSTER_STORAGE", "").strip() or "sqlite"
-        settings = cls(layout, source, key, ConfigDir(Path(config_dir).expanduser().resolve() if config_dir else None),
+        settings = cls(layout, source, key,
+                       ConfigDir(Path(config_dir).expanduser().resolve() if config_dir else None),
                        _workers(env), storage)
         return settings.with_generated_world()
 
     def with_generated_world(self) -> Settings:
-        """A mock world already on disk keeps the configuration it was generated with (its manifest)."""
+        """Return these settings with the configuration a mock world on disk was made with (its manifest)."""
         if isinstance(self.source, MockSource) and self.layout.manifest.exists():
             made = json.loads(self.layout.manifest.read_text())
             mapping = made.get("config") or {"persons": int(made["persons"]), "seed": int(made["seed"])}

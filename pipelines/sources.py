@@ -27,7 +27,7 @@ class RegisterSource(dg.ConfigurableResource):
         raise NotImplementedError
 
     def cpr_key(self) -> pl.DataFrame:
-        """The restricted CPR -> PNR bridge (columns of ``analysis.schema.CPR_KEY``)."""
+        """Return the restricted CPR -> PNR bridge (columns of ``analysis.schema.CPR_KEY``)."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -35,7 +35,7 @@ class RegisterSource(dg.ConfigurableResource):
         raise NotImplementedError
 
     def truth(self, truth_file: Path) -> dict | None:
-        """The planted effects, where the source knows them (the mock world), else None."""
+        """Return the planted effects, where the source knows them (the mock world), else None."""
         return None
 
 
@@ -45,6 +45,7 @@ class ExtractRegisters(RegisterSource):
     extracts_dir: str
 
     def frames(self, register: str) -> Iterator[tuple[int, pl.DataFrame]]:
+        """Yield ``(year, frame)`` from ``<register>/<year>.parquet``; ValueError when a column is missing."""
         schema = REGISTERS[register]
         for path in sorted((Path(self.extracts_dir) / register).glob("*.parquet")):
             frame = pl.read_parquet(path)
@@ -54,9 +55,11 @@ class ExtractRegisters(RegisterSource):
             yield int(path.stem), frame.select([pl.col(c).cast(t) for c, t in schema.items()])
 
     def cpr_key(self) -> pl.DataFrame:
+        """Return the bridge read from ``cpr_key.parquet`` (restricted: raw CPR)."""
         return pl.read_parquet(Path(self.extracts_dir) / "cpr_key.parquet")
 
     def describe(self) -> str:
+        """Return ``register extracts in <extracts_dir>``."""
         return f"register extracts in {self.extracts_dir}"
 
 
@@ -72,11 +75,12 @@ class MockRegisters(RegisterSource):
     world_settings: str = ""
 
     def world(self):
-        """The mock world's person-level state (built once per process and kept: it is deterministic)."""
+        """Return the world's person-level state (built once per process and kept: it is deterministic)."""
         return _mock_world(self.persons, self.seed, self.first_year, self.last_year, self.config_dir,
                            self.world_settings)
 
     def frames(self, register: str) -> Iterator[tuple[int, pl.DataFrame]]:
+        """Yield ``(year, frame)`` of ``register`` generated from the world, first year to last."""
         from analysis import mockworld
 
         world = self.world()
@@ -84,21 +88,25 @@ class MockRegisters(RegisterSource):
             yield year, mockworld.register_year(world, register, year)
 
     def cpr_key(self) -> pl.DataFrame:
+        """Return the mock world's CPR -> PNR bridge (synthetic CPR numbers)."""
         from analysis import mockworld
 
         return mockworld.cpr_key(self.world())
 
     def describe(self) -> str:
+        """Return ``mock world (<persons> persons, seed <seed>)``."""
         return f"mock world ({self.persons:,} persons, seed {self.seed})"
 
     def truth(self, truth_file: Path) -> dict | None:
+        """Return the planted effects from ``truth_file`` (None when it does not exist)."""
         return json.loads(truth_file.read_text())["effects"] if truth_file.exists() else None
 
 
 _WORLDS: dict[tuple, object] = {}
 
 
-def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str, world_settings: str = ""):
+def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config_dir: str,
+                world_settings: str = ""):
     from analysis import mockworld
 
     key = (persons, seed, first_year, last_year, config_dir, world_settings)
@@ -106,8 +114,8 @@ def _mock_world(persons: int, seed: int, first_year: int, last_year: int, config
         _WORLDS.clear()  # one world per process: a 5.9M-person world is ~1 GiB
         config = ConfigDir(Path(config_dir) if config_dir else None)
         world_config = mockworld.WorldConfig.from_mapping({
-            "first_year": first_year, "last_year": last_year, **(json.loads(world_settings) if world_settings else {}),
-            "persons": persons, "seed": seed})
+            "first_year": first_year, "last_year": last_year,
+            **(json.loads(world_settings) if world_settings else {}), "persons": persons, "seed": seed})
         _WORLDS[key] = mockworld.build_world(
             world_config, sites=config.table("sites"), delmaalgrupper=config.table("delmaalgrupper"),
             dream_codes=config.table("dream_codes"), hfaudd_levels=config.table("hfaudd_levels"),

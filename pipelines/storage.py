@@ -38,7 +38,10 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; fsync it and rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; fsync and rename it over ``path`` once the block succeeds.
+
+    When the block raises, the temporary file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -66,7 +69,8 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_json(path: Path, value: Any) -> Path:
     """Write ``value`` as sorted, indented JSON atomically (sorted so reruns are byte-identical)."""
-    return write_text(path, json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+    return write_text(path,
+                      json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 
 
 def write_parquet(path: Path, frame: pl.DataFrame | pl.LazyFrame) -> Path:
@@ -108,6 +112,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     @property
     def layout(self) -> Layout:
+        """The :class:`Layout` of ``base_dir``."""
         return Layout.at(self.base_dir)
 
     @staticmethod
@@ -142,7 +147,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if store == REGISTERS:
             return self.layout.register_files(key[-1])
         if context.has_asset_partitions:
-            candidates = [self.layout.asset_file(key, store=store, partition=k) for k in context.asset_partition_keys]
+            candidates = [self.layout.asset_file(key, store=store, partition=k)
+                          for k in context.asset_partition_keys]
             return [f for f in candidates if f.exists()]
         single = self.layout.asset_file(key, store=store)
         return [single] if single.exists() else []

@@ -24,7 +24,7 @@ STOP_SECONDS = 10.0
 
 
 def environment(settings: Settings, /, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of the UI's processes: ``base`` (default: this process's) plus the settings."""
+    """Return the environment of the UI's processes: ``base`` (default: this process's) plus the settings."""
     env = dict(os.environ if base is None else base)
     layout = settings.layout
     env["CTI_DATA_DIR"] = str(layout.root)
@@ -50,7 +50,8 @@ def command(*, host: str, port: int) -> list[str]:
     return [str(dg), "dev", "--host", host, "--port", str(port), "--workspace", str(WORKSPACE)]
 
 
-def serve(settings: Settings, /, *, host: str, port: int, key_id: str, echo: Callable[[str], None] = print) -> int:
+def serve(settings: Settings, /, *, host: str, port: int, key_id: str,
+          echo: Callable[[str], None] = print) -> int:
     """Run ``dg dev`` in its own process group until it ends or this process is stopped; return its status."""
     child = subprocess.Popen(command(host=host, port=port), env=environment(settings), cwd=WORKSPACE.parent,
                              start_new_session=True)

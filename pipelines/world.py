@@ -44,7 +44,8 @@ def foreign_files(settings: Settings, /) -> list[str]:
     made = manifest(settings) if exists(settings) else {}
     written: dict[str, str] | None = made.get("inbox_files")
     present = sorted(p for p in layout.inbox.rglob("*") if p.is_file()) if layout.inbox.is_dir() else []
-    if written is None and made and len(present) == made.get("submission_files"):  # a world made before 2026-12
+    # a world made before 2026-12
+    if written is None and made and len(present) == made.get("submission_files"):
         written = {p.relative_to(layout.inbox).as_posix(): _sha256(p) for p in present}
     written = written or {}
     foreign = [p.relative_to(layout.inbox).as_posix() for p in present
@@ -52,7 +53,8 @@ def foreign_files(settings: Settings, /) -> list[str]:
     mine = set(written.values())
     for receipt in sorted(layout.received.glob("*/*/*.json")) if layout.received.is_dir() else []:
         if json.loads(receipt.read_text()).get("sha256") not in mine:
-            foreign.append(f"restricted/received/{receipt.parent.parent.name}/{receipt.parent.name}/ (an archived file)")
+            foreign.append(f"restricted/received/{receipt.parent.parent.name}/{receipt.parent.name}/ "
+                           "(an archived file)")
     return sorted({mask_text(f) for f in foreign})
 
 
@@ -80,16 +82,16 @@ def generate(settings: Settings, /, *, persons: int, seed: int, force: bool = Fa
     config = source.config()  # ValueError for an unknown setting or a value out of range
     identity = config.identity()
     if exists(settings) and not force and manifest(settings).get("identity") == identity:
-        return (f"mock world already present ({persons:,} persons, seed {seed}, configuration {identity[:12]}) "
-                f"under {layout.root}")
+        return (f"mock world already present ({persons:,} persons, seed {seed}, configuration "
+                f"{identity[:12]}) under {layout.root}")
     foreign = foreign_files(settings)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ForeignInbox(
-            f"{layout.root} holds {len(foreign)} file(s) the mock world did not write ({shown}); they look like "
-            "real deliveries, so no mock world is generated over them and nothing was changed. For real data set "
-            "CTI_REGISTER_SOURCE=extracts and CTI_EXTRACTS_DIR (see README); for the mock world use another "
-            "data directory (--data-dir)."
+            f"{layout.root} holds {len(foreign)} file(s) the mock world did not write ({shown}); they look "
+            "like real deliveries, so no mock world is generated over them and nothing was changed. For real "
+            "data set CTI_REGISTER_SOURCE=extracts and CTI_EXTRACTS_DIR (see README); for the mock world use "
+            "another data directory (--data-dir)."
         )
     if exists(settings):
         for path in layout.derived():  # a new world invalidates everything derived from the old one

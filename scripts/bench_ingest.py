@@ -18,7 +18,7 @@ from pipelines.configuration import ConfigDir
 
 
 def synthetic_file(rows: int, seed: int = 0) -> bytes:
-    """A `;`-separated cp1252 file with Danish headers, mixed date formats and a few bad rows."""
+    """Return a `;`-separated cp1252 file with Danish headers, mixed date formats and a few bad rows."""
     rng = np.random.default_rng(seed)
     day = rng.integers(61, 89, rows)
     month = rng.integers(1, 13, rows)
@@ -26,8 +26,10 @@ def synthetic_file(rows: int, seed: int = 0) -> bytes:
     serial = rng.integers(0, 10_000, rows)
     cpr = [f"{d:02d}{m:02d}{y:02d}-{s:04d}" for d, m, y, s in zip(day, month, year, serial, strict=True)]
     start = [date(2024, 1, 1) + timedelta(days=int(x)) for x in rng.integers(0, 80, rows)]
-    end = [s + timedelta(days=int(x)) if x < 270 else None for s, x in zip(start, rng.integers(150, 300, rows), strict=True)]
-    codes = rng.choice(["OVG", "PSY", "FAE", "GRL", "AKB", "XXX"], rows, p=[0.3, 0.25, 0.15, 0.15, 0.149, 0.001])
+    end = [s + timedelta(days=int(x)) if x < 270 else None
+           for s, x in zip(start, rng.integers(150, 300, rows), strict=True)]
+    codes = rng.choice(["OVG", "PSY", "FAE", "GRL", "AKB", "XXX"], rows,
+                       p=[0.3, 0.25, 0.15, 0.15, 0.149, 0.001])
     lines = ["CPR-nr.;Startdato;Slutdato;Delmålgruppe;Gennemført"]
     for c, s, e, g in zip(cpr, start, end, codes, strict=True):
         lines.append(f"{c};{s:%d-%m-%Y};{'' if e is None else f'{e:%d.%m.%Y}'};{g};{'Ja' if e else ''}")
@@ -47,7 +49,8 @@ def main() -> None:
     timings["parse"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = validate.validate_rows(
-        raw.rows, quarter="2024Q1", site="bench", codes=ConfigDir().table("delmaalgrupper"), today=date(2024, 3, 31)
+        raw.rows, quarter="2024Q1", site="bench", codes=ConfigDir().table("delmaalgrupper"),
+        today=date(2024, 3, 31)
     )
     timings["validate"] = time.perf_counter() - t0
     t0 = time.perf_counter()

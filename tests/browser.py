@@ -3,7 +3,11 @@
 It needs only Debian's ``chromium`` (installed by ``scripts/setup_system.sh``) and ``websockets`` (already a
 Dagster dependency): no Playwright, no browser download. :func:`render` opens one local file, waits for the
 load event, and returns what a reviewer needs: console errors, uncaught exceptions, failed loads, every
-request that left the machine, a few DOM facts, and a full-page PNG screenshot.
+request that left the machine, a few DOM facts, a full-page PNG screenshot and, when asked, one screenshot
+per ``<section id>``. It also measures every plot (``figure.plot``, as :mod:`analysis.publish.figures` draws
+them) in the rendered page: a plot must have an x- and a y-axis label (elements with ids ``axis-label-x-*``
+and ``axis-label-y-*`` holding text), and no two tick labels of one axis may overlap (their rendered boxes,
+from ``getBoundingClientRect``, intersect): :attr:`Rendered.plot_problems`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,11 @@ class Rendered:
     external_requests: list[str] = field(default_factory=list)
     dom: dict = field(default_factory=dict)
     screenshot: Path | None = None
+    #: One PNG per section id (``render(..., sections=dir)``).
+    section_shots: dict[str, Path] = field(default_factory=dict)
+    #: Plots without an axis label or with overlapping tick labels, as readable lines.
+    plot_problems: list[str] = field(default_factory=list)
+    plots: int = 0
 
     @property
     def problems(self) -> list[str]:
@@ -165,8 +174,44 @@ DOM_FACTS = """(() => ({
 }))()"""
 
 
-def render(page: Path, screenshot: Path, *, max_height: int = 16000) -> Rendered:
-    """Open ``page`` in headless Chromium and report console errors, requests and a full-page screenshot."""
+PLOT_FACTS = """(() => {
+  const problems = [];
+  const plots = Array.from(document.querySelectorAll('figure.plot'));
+  const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5 &&
+                            Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5;
+  plots.forEach((plot, i) => {
+    const name = plot.getAttribute('data-plot') || ('plot ' + i);
+    for (const axis of ['x', 'y']) {
+      const labels = Array.from(plot.querySelectorAll('[id^="axis-label-' + axis + '"]'))
+        .filter(l => l.textContent.trim().length > 0);
+      if (!labels.length) problems.push(name + ': no ' + axis + '-axis label');
+      // tick labels of each axes (its own <g id="axes_N">) must not overlap one another
+      for (const axes of plot.querySelectorAll('g[id^="axes_"]')) {
+        const boxes = Array.from(axes.querySelectorAll('g[id^="' + axis + 'tick_"] text'))
+          .map(t => ({text: t.textContent, box: t.getBoundingClientRect()}))
+          .filter(t => t.text.trim() && t.box.width > 0);
+        for (let a = 0; a < boxes.length; a++)
+          for (let b = a + 1; b < boxes.length; b++)
+            if (overlap(boxes[a].box, boxes[b].box))
+              problems.push(name + ': ' + axis + ' tick labels overlap: "' + boxes[a].text + '" and "' +
+                            boxes[b].text + '"');
+      }
+    }
+  });
+  return {plots: plots.length, problems: problems};
+})()"""
+
+SECTION_BOXES = """(() => Array.from(document.querySelectorAll('section[id]')).map(s => {
+  const r = s.getBoundingClientRect();
+  return {id: s.id, x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height};
+}))()"""
+
+
+def render(page: Path, screenshot: Path, *, max_height: int = 16000, sections: Path | None = None) -> Rendered:
+    """Open ``page`` in headless Chromium and report console errors, requests and a full-page screenshot.
+
+    With ``sections``, also write ``<sections>/<page stem>__<section id>.png`` for every section.
+    """
     binary = chromium_path()
     if binary is None:
         raise FileNotFoundError("chromium is not installed (scripts/setup_system.sh installs it)")
@@ -190,6 +235,9 @@ def render(page: Path, screenshot: Path, *, max_height: int = 16000) -> Rendered
                 result.dom = cdp.send("Runtime.evaluate", {"expression": DOM_FACTS, "returnByValue": True})[
                     "result"
                 ]["value"]
+                facts = cdp.send("Runtime.evaluate", {"expression": PLOT_FACTS, "returnByValue": True})[
+                    "result"]["value"]
+                result.plots, result.plot_problems = facts["plots"], facts["problems"]
                 metrics = cdp.send("Page.getLayoutMetrics")
                 size = metrics.get("cssContentSize") or metrics["contentSize"]
                 clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height),
@@ -199,6 +247,18 @@ def render(page: Path, screenshot: Path, *, max_height: int = 16000) -> Rendered
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 result.screenshot = screenshot
+                if sections is not None:
+                    boxes = cdp.send("Runtime.evaluate", {"expression": SECTION_BOXES,
+                                                          "returnByValue": True})["result"]["value"]
+                    sections.mkdir(parents=True, exist_ok=True)
+                    for box in boxes:
+                        clip = {"x": box["x"], "y": box["y"], "width": max(box["width"], 1),
+                                "height": min(max(box["height"], 1), max_height), "scale": 1}
+                        part = cdp.send("Page.captureScreenshot", {"format": "png", "clip": clip,
+                                                                   "captureBeyondViewport": True}, timeout=120)
+                        path = sections / f"{page.stem}__{box['id']}.png"
+                        path.write_bytes(base64.b64decode(part["data"]))
+                        result.section_shots[box["id"]] = path
         finally:
             _stop(proc)
     for event in cdp.events:

@@ -33,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:  # noqa: D103
 
 
 #: The deliveries the small operation world keeps (a quarter with rows, a resubmission, three partitions).
-SMALL_WORLD_FILES = ("2025Q1/aarhus.csv", "2025Q1/koebenhavn.csv", "2025Q1/koebenhavn_rettet.csv", "2025Q1/randers.csv")
+SMALL_WORLD_FILES = ("2025Q1/aarhus.csv", "2025Q1/koebenhavn.csv", "2025Q1/koebenhavn_rettet.csv",
+                     "2025Q1/randers.csv")
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +52,8 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
            "GX_ANALYTICS_ENABLED": "False", "DAGSTER_DISABLE_TELEMETRY": "1", "CTI_WORKERS": "2"}
     cli = [sys.executable, "-m", "pipelines.cli"]
-    made = subprocess.run([*cli, "mock-world", "--persons", "1000", "--seed", "5"], env=env, capture_output=True,
-                          text=True, timeout=900)
+    made = subprocess.run([*cli, "mock-world", "--persons", "1000", "--seed", "5"], env=env,
+                          capture_output=True, text=True, timeout=900)
     assert made.returncode == 0, made.stderr[-2000:]
     keep = {data / "inbox" / f for f in SMALL_WORLD_FILES}
     for path in sorted((data / "inbox").rglob("*"), reverse=True):
@@ -60,8 +61,8 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             shutil.rmtree(path)
-    run = subprocess.run([*cli, "run", "--demo-key", "--ingest-only"], env=env, capture_output=True, text=True,
-                         timeout=900)
+    run = subprocess.run([*cli, "run", "--demo-key", "--ingest-only"], env=env, capture_output=True,
+                         text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "ingest: 3/3 submission partitions ok" in run.stdout, run.stdout
     return data

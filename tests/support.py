@@ -1,4 +1,4 @@
-"""Helpers for tests that need a data directory with settings (imported as ``support``; tests/ is on sys.path)."""
+"""Helpers for tests that need a data directory with settings (``import support``: tests/ is on sys.path)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def settings_for(data: Path, /, *, persons: int = 4_000, seed: int = 7, key: str
     key_file = data / "restricted" / "test_pseudonym.key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key)
-    return Settings(Layout.at(data), MockSource(persons=persons, seed=seed), KeySource(variable=None, file=key_file))
+    return Settings(Layout.at(data), MockSource(persons=persons, seed=seed),
+                    KeySource(variable=None, file=key_file))
 
 
 def instance_with_sites(settings: Settings, /) -> dg.DagsterInstance:

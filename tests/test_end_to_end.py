@@ -256,6 +256,7 @@ def test_monitoring_reconciles_and_its_public_page_publishes_no_small_count(full
     assert flows.filter(pl.col("site") == "ALL")["new_starts"].sum() == courses.height
     report = (data / "reports" / "effect_report.html").read_text()
     assert '<section id="public-budget">' in report and "ILLUSTRATIVE prices" in report
+    assert '<section id="monitoring">' in report
 
 
 SCREENSHOTS = Path(os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots"))
@@ -280,8 +281,14 @@ def test_pages_render_in_headless_chromium(full_run, page: str, must_have: dict)
                     "(needs root or passwordless sudo and Debian's apt); see .venv/setup_system.log")
     data, _ = full_run
     shot = SCREENSHOTS / (page.replace("/", "__").removesuffix(".html") + ".png")
-    rendered = render(data / page, shot)
+    report = page == "reports/effect_report.html"
+    rendered = render(data / page, shot, sections=SCREENSHOTS / "sections" if report else None)
     assert rendered.problems == [], rendered.problems
+    assert rendered.plot_problems == [], rendered.plot_problems  # axis labels, no overlapping tick labels
+    if report:
+        from analysis.publish.effect_report import SECTIONS
+
+        assert set(rendered.section_shots) >= set(SECTIONS)  # a screenshot of every section
     dom = rendered.dom
     assert dom["externalRefs"] == []
     assert len(dom["sections"]) >= must_have["sections"], dom

@@ -133,7 +133,7 @@ def test_the_key_can_be_rotated_in_one_command(copy: Path, key_a: str, id_a: str
 
 
 def _descendants(session: int) -> list[int]:
-    """Live (not zombie) processes of the session ``session`` (the killed cti run and everything it started)."""
+    """Live (not zombie) processes of the session ``session``: the killed cti run and all it started."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -146,8 +146,9 @@ def _descendants(session: int) -> list[int]:
 
 
 def _start_run(data: Path, key: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--ingest-only"], env=_env(data, key),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--ingest-only"],
+                            env=_env(data, key), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     instance = _instance(data)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # wait until a worker is executing a Dagster run
@@ -161,7 +162,8 @@ def _start_run(data: Path, key: str) -> subprocess.Popen:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_stopped_run_leaves_no_worker_and_no_started_run(copy: Path, key_a: str, sig: signal.Signals) -> None:
+def test_a_stopped_run_leaves_no_worker_and_no_started_run(copy: Path, key_a: str,
+                                                           sig: signal.Signals) -> None:
     proc = _start_run(copy, key_a)
     workers = [p for p in _descendants(proc.pid) if p != proc.pid]
     assert workers, "the run has worker processes"
@@ -189,7 +191,8 @@ def test_a_stopped_run_leaves_no_worker_and_no_started_run(copy: Path, key_a: st
     from pipelines.run_status import failure_message
 
     reasons = [failure_message(instance, r.run_id) for r in stopped]
-    assert all(("stopped" in r or "interrupted" in r or "ended before the run finished" in r) for r in reasons), reasons
+    assert all(("stopped" in r or "interrupted" in r or "ended before the run finished" in r)
+               for r in reasons), reasons
     assert cpr_like(out + err + again.stdout + again.stderr) == []
 
 
@@ -212,6 +215,7 @@ def test_cti_run_never_generates_a_mock_world_over_real_deliveries(tmp_path: Pat
     content = b"CPR;Startdato;Delmaalgruppe\r\n6101901238;01-02-2024;GRL\r\n"
     delivered.write_bytes(content)
     proc = _cti(data, "run", "--persons", "1000", key=KEY_B)
-    assert proc.returncode == 2 and "the mock world did not write (2024Q1/aarhus.csv)" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "the mock world did not write (2024Q1/aarhus.csv)" in proc.stderr, proc.stderr
     assert delivered.read_bytes() == content and not (data / "registers").exists()
     assert not (data / "restricted" / "received").exists()

@@ -11,6 +11,14 @@ two on the same data; the design is never handed to statsmodels itself because a
 copies of a 5 M x 60 design would not fit in memory). The pooled DiD replaces the event dummies by one
 ``treated x post`` term, comparing the post window with the whole pre-period. The pre-trend test is the
 joint Wald test that every pre-period coefficient is zero.
+
+The reference of the event study is one omitted month (``reference=-1``, the default) or the mean of a window
+of months (``reference=(-15, -13)``: before an Ashenfelter dip, as the effect report uses it): the study is
+then fitted with one month of the window omitted and re-normalised exactly (every coefficient minus the
+window's mean, the clustered covariance and the influence functions transformed with it), so every month,
+the reference months and the month before the start included, gets an estimate and a standard error. The
+pre-trend test then covers a chosen window of months (``pretrend``), leaving out months that are known to
+differ (``exclude``: the transition month itself).
 """
 
 from __future__ import annotations
@@ -56,30 +64,55 @@ class EventStudyResult:
     #: coefficients' influences is their clustered covariance, so stacking them by person across outcomes
     #: gives the joint covariance of several outcomes' event studies (as Stata's ``suest`` does).
     influence: pl.DataFrame | None = None
-    # the coefficients' event times, estimates and clustered covariance (pretrend_test)
+    #: The months of the pre-trend test (before ``exclude`` is taken out of them).
+    pretrend_window: tuple[int, int] | None = None
+    #: Months left out of the pre-trend test (the transition month), still estimated and shown.
+    exclude: tuple[int, ...] = ()
+    #: Every event time of ``table``, its estimate (0 for an omitted month) and their clustered covariance
+    #: (a zero row and column for an omitted month): any linear combination ``l`` of the coefficients has
+    #: estimate ``l @ params`` and variance ``l @ cov @ l`` (phases, bins, honest DiD).
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     params: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)  # clustered covariance
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     def to_frame(self) -> pl.DataFrame:
         """Return the coefficients by event time (``analysis.schema.EVENT_STUDY``)."""
         return self.table
 
-    def pretrend_test(self, bins: Sequence[tuple[int, int]] | None = None, /) -> tuple[float, int, float]:
-        """Wald test that the pre-period coefficients are zero: (chi-squared, degrees of freedom, p).
+    @property
+    def reference_months(self) -> tuple[int, int]:
+        """The first and last month whose mean is normalised to 0 (one month: both the same)."""
+        return _window(self.reference)
 
-        Without ``bins``, every pre-period month (the ``pretrend_*`` fields). With ``bins`` (event-time
-        windows before the reference), that the mean coefficient of every window is zero: a few averaged
-        restrictions instead of one per month, whose clustered covariance is estimated far more precisely.
+    def pretrend_test(self, bins: Sequence[tuple[int, int]] | None = None, /, *,
+                      window: tuple[int, int] | None = None) -> tuple[float, int, float]:
+        """Wald test that pre-period coefficients are zero: (chi-squared, degrees of freedom, p).
+
+        The months tested are ``window`` (default: the study's ``pretrend_window``) without the ``exclude``
+        months. With ``bins`` (event-time windows), the test is that the mean coefficient of every bin is
+        zero (a few averaged restrictions instead of one per month, whose clustered covariance is estimated
+        more precisely); a bin's excluded months are left out of its mean.
         """
-        pre = self.times < self.reference
+        lo, hi = window or self.pretrend_window or (int(self.times.min()), self.reference_months[0] - 1)
+        tested = (self.times >= lo) & (self.times <= hi) & ~np.isin(self.times, self.exclude)
         if bins is None:
-            rows = np.eye(self.times.size)[pre]
+            rows = np.eye(self.times.size)[tested]
         else:
-            inside = np.array([(self.times >= lo) & (self.times <= hi) & pre for lo, hi in bins], dtype=float)
-            inside = inside[inside.sum(axis=1) > 0]
-            rows = inside / inside.sum(axis=1, keepdims=True)
+            inside = np.array([(self.times >= a) & (self.times <= b) & tested for a, b in bins], dtype=float)
+            inside = inside[inside.sum(axis=1) > 0] if inside.size else inside.reshape(0, self.times.size)
+            rows = inside / inside.sum(axis=1, keepdims=True) if inside.size else inside
         return wald(rows @ self.params, rows @ self.cov @ rows.T)
+
+    def combination(self, weights: dict[int, float], /) -> tuple[float, float]:
+        """Estimate and standard error of ``sum(w * coefficient(e))`` over event times ``e``."""
+        index = {int(t): i for i, t in enumerate(self.times)}
+        missing = [e for e in weights if e not in index]
+        if missing:
+            raise ValueError(f"event times {missing} are not in the study's window {self.window}")
+        ell = np.zeros(self.times.size)
+        for e, w in weights.items():
+            ell[index[e]] += w
+        return float(ell @ self.params), float(np.sqrt(max(float(ell @ self.cov @ ell), 0.0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,42 +339,86 @@ def _counts(frame: pl.DataFrame) -> tuple[int, int]:
     return int(get.get(1, 0)), int(get.get(0, 0))
 
 
-def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
+def _window(reference: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(reference, tuple):
+        lo, hi = (int(v) for v in reference)
+        if lo > hi:
+            raise ValueError(f"a reference window runs from its first to its last month, got {reference}")
+        return lo, hi
+    return int(reference), int(reference)
+
+
+def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tuple[int, int] = -1,
+                pretrend: tuple[int, int] | None = None, exclude: Sequence[int] = (),
                 alpha: float = 0.05, influence: bool = False) -> EventStudyResult:
     """Event-study coefficients of ``outcome`` relative to event time ``reference``.
+
+    Parameters
+    ----------
+    stacked
+        The stacked matched sample (:func:`analysis.estimate.matching.stacked_panel`).
+    outcome
+        The outcome column.
+    reference
+        One event month, omitted (estimate 0, no standard error), or a window ``(first, last)`` of months
+        whose mean is normalised to 0 (every month keeps an estimate and a standard error).
+    pretrend
+        The months of the pre-trend test (default: every month before the reference).
+    exclude
+        Months left out of the pre-trend test (e.g. the transition month, where the groups are known to
+        differ); they are still estimated and shown.
+    alpha
+        Level of the intervals.
+    influence
+        Also return each person's influence on every coefficient.
 
     Returns
     -------
     EventStudyResult
-        One row per event time in the stacked window (the reference row has estimate 0, null se), with the
-        number of treated and comparison persons observed at that event time, and the pre-trend test; with
-        ``influence``, also each person's influence on every coefficient.
+        One row per event time in the stacked window, with the number of treated and comparison persons
+        observed at that event time, and the pre-trend test; with ``influence``, also each person's
+        influence on every coefficient.
     """
     z = z_critical(alpha)
     _check(stacked, outcome)
     frame = stacked.filter(pl.col(outcome).is_not_null())
     times = np.sort(frame["event_time"].unique().to_numpy())
-    if reference not in times:
+    lo, hi = _window(reference)
+    window = np.arange(lo, hi + 1)
+    if not np.isin(window, times).all():
         raise ValueError(
-            f"reference event time {reference} is not in the panel's window {times.min()}..{times.max()}"
+            f"reference event time(s) {lo}..{hi} are not in the panel's window {times.min()}..{times.max()}"
         )
-    coef_times = times[times != reference]
+    omitted = hi  # the fit omits one month; a window reference is restored exactly below
+    coef_times = times[times != omitted]
     e = frame["event_time"].to_numpy()
     column = np.searchsorted(coef_times, e)
-    dummy = (frame["treated"].to_numpy() == 1) & (e != reference)
+    dummy = (frame["treated"].to_numpy() == 1) & (e != omitted)
     x = sparse.csr_matrix((np.ones(int(dummy.sum())), (np.flatnonzero(dummy), column[dummy])),
                           shape=(frame.height, coef_times.size))
     result = _fit(frame[outcome].cast(pl.Float64).to_numpy(), x, frame)
-    params, cov = result.params, result.cov
+    # every event time, the omitted one at 0; a window reference subtracts the window's mean (a linear map
+    # of the coefficients, so the clustered covariance and each person's influence map with it)
+    embed = np.zeros((times.size, coef_times.size))
+    embed[np.searchsorted(times, coef_times), np.arange(coef_times.size)] = 1.0
+    if lo != hi:
+        embed -= embed[np.isin(times, window)].mean(axis=0, keepdims=True)
+    params = embed @ result.params
+    cov = embed @ result.cov @ embed.T
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    pre = np.flatnonzero(coef_times < reference)
-    stat, dof, p = wald(params[pre], cov[np.ix_(pre, pre)])
+    window_test = pretrend if pretrend is not None else (int(times.min()), lo - 1)
+    excluded = tuple(int(m) for m in exclude)
+    tested = (times >= window_test[0]) & (times <= window_test[1]) & ~np.isin(times, excluded)
+    if lo == hi:
+        tested &= times != omitted
+    stat, dof, p = wald(params[tested], cov[np.ix_(tested, tested)])
     by_time = frame.group_by("event_time", "treated").agg(pl.col("person_id").n_unique().alias("n"))
     counts = by_time.pivot(on="treated", index="event_time", values="n")
-    est = pl.DataFrame({"event_time": coef_times.astype(np.int32), "estimate": params, "se": se})
-    ref = pl.DataFrame({"event_time": [reference], "estimate": [0.0], "se": [None]}, schema=est.schema)
+    se_column = [None if (lo == hi and t == omitted) else float(v) for t, v in zip(times, se, strict=True)]
+    est = pl.DataFrame({"event_time": times.astype(np.int32), "estimate": params, "se": se_column},
+                       schema={"event_time": pl.Int32, "estimate": pl.Float64, "se": pl.Float64})
     table = (
-        pl.concat([est, ref]).join(
+        est.join(
             counts.select(pl.col("event_time").cast(pl.Int32), n_treated=pl.col("1"), n_controls=pl.col("0")),
             on="event_time", how="left", validate="1:1",
         )
@@ -353,22 +430,45 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int = -1,
     persons = None
     if influence:
         ids = result.person_ids
-        persons = pl.DataFrame({"person_id": np.repeat(ids, coef_times.size).astype(np.int64),
-                                "event_time": np.tile(coef_times, ids.size).astype(np.int32),
-                                "influence": result.influence.ravel()})
+        mapped = result.influence @ embed.T  # persons x every event time
+        keep = np.ones(times.size, bool) if lo != hi else times != omitted
+        persons = pl.DataFrame({"person_id": np.repeat(ids, int(keep.sum())).astype(np.int64),
+                                "event_time": np.tile(times[keep], ids.size).astype(np.int32),
+                                "influence": mapped[:, keep].ravel()})
     return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
                             n_obs=frame.height, outcome=outcome, reference=reference,
                             window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons,
-                            times=coef_times.astype(np.int64), params=np.asarray(params), cov=np.asarray(cov))
+                            pretrend_window=(int(window_test[0]), int(window_test[1])), exclude=excluded,
+                            times=times.astype(np.int64), params=np.asarray(params), cov=np.asarray(cov))
 
 
-def wald(b: np.ndarray, v: np.ndarray, /) -> tuple[float, int, float]:
-    """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any."""
+#: Eigenvalues of a covariance below this share of its largest are numerical noise (see :func:`wald`).
+WALD_RCOND = 1e-10
+
+
+def wald(b: np.ndarray, v: np.ndarray, /, *, rcond: float = WALD_RCOND) -> tuple[float, int, float]:
+    """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any.
+
+    Rank-aware: ``v`` is symmetrised and decomposed into eigenvalues, and only directions whose eigenvalue
+    exceeds ``rcond`` times the largest are tested (a Moore-Penrose pseudo-inverse with one tolerance for
+    both the inverse and the degrees of freedom). A near-constant outcome (a register that barely changes
+    around the start) has coefficients with clustered variances of order 1e-20 whose ratios are rounding
+    noise: ``np.linalg.pinv``'s default cut-off kept some of them, so the statistic exploded while
+    ``matrix_rank`` counted a different rank. Such directions carry no information and are left out; when
+    none is left the test is not defined (NaN).
+    """
     if not b.size:
         return float("nan"), 0, float("nan")
-    stat = float(b @ np.linalg.pinv(v) @ b)
-    dof = int(np.linalg.matrix_rank(v))
-    return stat, dof, float(stats.chi2.sf(stat, dof)) if dof else float("nan")
+    sym = (np.asarray(v, dtype=float) + np.asarray(v, dtype=float).T) / 2
+    values, vectors = np.linalg.eigh(sym)
+    top = float(values.max(initial=0.0))
+    keep = values > rcond * top if top > 0 else np.zeros(values.size, bool)
+    dof = int(keep.sum())
+    if not dof:
+        return float("nan"), 0, float("nan")
+    z = vectors[:, keep].T @ np.asarray(b, dtype=float)
+    stat = float(np.sum(z * z / values[keep]))
+    return stat, dof, float(stats.chi2.sf(stat, dof))
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.estimate import did
+from analysis.estimate import did, sensitivity
 from analysis.estimate.matching import month_index
 from analysis.estimate.power import mde_from_se
 from analysis.estimate.staggered import att_gt, stack_results
@@ -57,6 +57,12 @@ class OutcomeEffects:
     aggregates: pl.DataFrame  # STAGGERED_AGGREGATES
     #: EFFECT_INFLUENCE: each person's influence on the post-period event-study coefficients (for the SØM).
     influence: pl.DataFrame | None = None
+    #: analysis.estimate.sensitivity: PRETREND_TESTS, PHASE_EFFECTS, PLACEBO_EFFECTS, HONEST_DID (None when
+    #: not computed: honest DiD only when asked for).
+    pretrend_tests: pl.DataFrame | None = None
+    phases: pl.DataFrame | None = None
+    placebo: pl.DataFrame | None = None
+    honest: pl.DataFrame | None = None
 
     def to_frame(self) -> pl.DataFrame:
         """Return the pooled estimates of every design (``analysis.schema.EFFECT_ESTIMATES``)."""
@@ -147,9 +153,18 @@ def _estimate_row(outcome: str, design: str, dimension: str, level: str, row: Ma
             **{k: row.get(k) for k in _ESTIMATE_COLUMNS}, "pretrend_p": pretrend_p, "window": window}
 
 
-def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /) -> MatchedEffects:
-    """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample."""
-    study = did.event_study(stacked, outcome, influence=True)
+def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: str, /, *,
+                    reference: int | tuple[int, int] = sensitivity.REFERENCE_MONTHS,
+                    pretrend: tuple[int, int] | None = sensitivity.PRE_DIP_MONTHS,
+                    exclude: tuple[int, ...] = (sensitivity.TRANSITION_MONTH,)) -> MatchedEffects:
+    """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample.
+
+    The event study is relative to the mean of the ``reference`` months (before the dip) and its pre-trend
+    test (``pretrend_p`` of the pooled DiD row) covers the ``pretrend`` months without ``exclude`` (the
+    transition month); see :mod:`analysis.estimate.sensitivity`.
+    """
+    study = did.event_study(stacked, outcome, reference=reference, pretrend=pretrend, exclude=exclude,
+                            influence=True)
     window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
     pooled = did.pooled_did(stacked, outcome, post=POST_WINDOW).to_frame().row(0, named=True)
     rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p,
@@ -286,9 +301,10 @@ def staggered_effects(stacks: pl.DataFrame, outcome: str, /, *, alpha: float = 0
 
 def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFrame,
                     participants: pl.DataFrame, outcome: str, /, *,
-                    naive: pl.DataFrame | None = None) -> OutcomeEffects:
-    """All effect tables of one outcome (see the module docstring)."""
+                    naive: pl.DataFrame | None = None, honest: bool = False) -> OutcomeEffects:
+    """All effect tables of one outcome (see the module docstring); ``honest`` adds the honest-DiD bounds."""
     matched = matched_effects(stacked, participants, outcome)
+    study = matched.event_study
     staggered = staggered_effects(cohort_panel(panel, units, outcome), outcome)
     window = f"{staggered.post[0]}..{staggered.post[1]}"
     window += f" ({staggered.note})" if staggered.note else ""
@@ -306,7 +322,11 @@ def outcome_effects(panel: pl.DataFrame, stacked: pl.DataFrame, units: pl.DataFr
     return OutcomeEffects(outcome=outcome, estimates=pl.concat(rows),
                           event_study=matched.event_study.to_frame(), matched_means=matched.matched_means,
                           group_time=staggered.group_time, aggregates=staggered.aggregates,
-                          influence=post_influence(matched.event_study.influence, outcome))
+                          influence=post_influence(matched.event_study.influence, outcome),
+                          pretrend_tests=sensitivity.pretrend_tests(study),
+                          phases=sensitivity.phase_effects(study),
+                          placebo=sensitivity.placebo_did(stacked, outcome),
+                          honest=sensitivity.honest_did(study) if honest else None)
 
 
 def post_influence(influence: pl.DataFrame, outcome: str, /) -> pl.DataFrame:

@@ -1,1 +1,1 @@
-"""ingest"""
+"""Ingest: read and validate the sites' quarterly files, pseudonymise CPR, consolidate courses."""

@@ -47,22 +47,25 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
         version/superseded; without them the latest received file per site and quarter counts).
     received
         Optional log of every received file (site, quarter, filename, sha256, received, ...), including
-        files with no clean rows; it becomes the submission log. Without it the log is derived from ``history``.
+        files with no clean rows; it becomes the submission log. Without it the log is derived
+        from ``history``.
     """
-    needed = ["pseudonym", "key_id", "site", "quarter", "start_date", "end_date", "delmaalgruppe", "completed",
-              "sex", "birth_date", "sha256", "received"]
+    needed = ["pseudonym", "key_id", "site", "quarter", "start_date", "end_date", "delmaalgruppe",
+              "completed", "sex", "birth_date", "sha256", "received"]
     missing = [c for c in needed if c not in history.columns]
     if missing:
         raise ValueError(f"consolidate_courses needs columns {missing}")
     key_ids = sorted(history["key_id"].drop_nulls().unique().to_list())
     if len(key_ids) > 1:  # pseudonyms of two keys never match: the same person would count twice
-        raise ValueError(f"the pseudonymised rows carry {len(key_ids)} key ids ({', '.join(key_ids)}); courses "
-                         "cannot be consolidated across keys. Rerun the partitions made with the other key using "
-                         "the data directory's key, or re-pseudonymise everything with `cti rotate-key`.")
+        raise ValueError(f"the pseudonymised rows carry {len(key_ids)} key ids ({', '.join(key_ids)}); "
+                         "courses cannot be consolidated across keys. Rerun the partitions made with the "
+                         "other key using the data directory's key, or re-pseudonymise everything with "
+                         "`cti rotate-key`.")
     rows = history
     if "filename" not in rows.columns:
         rows = rows.with_columns(filename=pl.lit(None, pl.String))
-    if "superseded" not in rows.columns:  # otherwise ingest decided it from every receipt, empty files included
+    # otherwise ingest decided it from every receipt, empty files included
+    if "superseded" not in rows.columns:
         latest = rows.group_by("site", "quarter").agg(pl.col("received").max().alias("_latest"))
         rows = rows.join(latest, on=["site", "quarter"], how="left", validate="m:1").with_columns(
             superseded=pl.col("received") < pl.col("_latest")
@@ -72,11 +75,13 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
     else:
         log = (
             rows.group_by("site", "quarter", "sha256")
-            .agg(pl.col("filename").first(), pl.col("received").first(), pl.col("superseded").first(), rows=pl.len())
+            .agg(pl.col("filename").first(), pl.col("received").first(), pl.col("superseded").first(),
+                 rows=pl.len())
             .sort("site", "quarter", "received", "sha256")
         )
     current = rows.filter(~pl.col("superseded")).unique(
-        subset=["pseudonym", "site", "quarter", "start_date", "end_date", "delmaalgruppe", "completed"], keep="first"
+        subset=["pseudonym", "site", "quarter", "start_date", "end_date", "delmaalgruppe", "completed"],
+        keep="first"
     )
     ordered = current.sort("pseudonym", "site", "start_date", "quarter", "received")
     courses = ordered.group_by("pseudonym", "site", "start_date", maintain_order=True).agg(
@@ -92,7 +97,8 @@ def consolidate_courses(history: pl.DataFrame, /, *, received: pl.DataFrame | No
     )
     courses = courses.with_columns(course_ids(courses))
     conflicts = _conflicts(courses)
-    out = courses.select([pl.col(c).cast(t) for c, t in COURSES.items()]).sort("pseudonym", "site", "start_date")
+    out = (courses.select([pl.col(c).cast(t) for c, t in COURSES.items()])
+           .sort("pseudonym", "site", "start_date"))
     return Consolidated(out, conflicts, log)
 
 
@@ -105,10 +111,12 @@ def _conflicts(courses: pl.DataFrame) -> pl.DataFrame:
         found.append({"pseudonym": row["pseudonym"], "key_id": row["key_id"], "kind": "changed_field",
                       "sites": row["site"],
                       "course_ids": row["course_id"],
-                      "message": "delmålgruppe differs between quarters for the same course; the latest report is used"})
+                      "message": "delmålgruppe differs between quarters for the same course; the latest "
+                                 "report is used"})
     pairs = (
         courses.select("pseudonym", "key_id", "site", "start_date", "end_date", "course_id")
-        .join(courses.select("pseudonym", "site", "start_date", "end_date", "course_id"), on="pseudonym", suffix="_b")
+        .join(courses.select("pseudonym", "site", "start_date", "end_date", "course_id"), on="pseudonym",
+              suffix="_b")
         .filter(pl.col("course_id") < pl.col("course_id_b"))
     )
     far = pl.date(9999, 12, 31)
@@ -118,12 +126,14 @@ def _conflicts(courses: pl.DataFrame) -> pl.DataFrame:
     near = (pl.col("start_date") - pl.col("start_date_b")).dt.total_days().abs() <= CHANGED_START_WINDOW_DAYS
     for row in pairs.with_columns(_overlap=overlap, _near=near).iter_rows(named=True):
         if row["site"] == row["site_b"] and row["_near"]:
-            kind, text = "changed_start_date", "two start dates close together at one site: probably a corrected start date"
+            kind, text = ("changed_start_date",
+                          "two start dates close together at one site: probably a corrected start date")
         elif row["_overlap"]:
             kind, text = "overlapping_courses", "the person has overlapping courses"
         else:
             continue
         sites = row["site"] if row["site"] == row["site_b"] else f"{row['site']},{row['site_b']}"
         found.append({"pseudonym": row["pseudonym"], "key_id": row["key_id"], "kind": kind, "sites": sites,
-                      "course_ids": f"{row['course_id']},{row['course_id_b']}", "message": text + "; both are kept until a steward decides"})
+                      "course_ids": f"{row['course_id']},{row['course_id_b']}",
+                      "message": text + "; both are kept until a steward decides"})
     return pl.DataFrame(found, schema=schema).sort("pseudonym", "kind", "course_ids")

@@ -14,7 +14,8 @@ import polars as pl
 MESSAGE_VERSION = b"cpr:v1:"
 #: The key rules (one place: the CLI checks them before any file is read, the key resource when a run starts).
 MIN_KEY_BYTES = 32
-#: A key with fewer distinct bytes than this is a pattern (``aaaa...``, ``0000...``, ``abab...``), not a secret.
+#: A key with fewer distinct bytes than this is a pattern (``aaaa...``, ``0000...``, ``abab...``),
+#: not a secret.
 MIN_DISTINCT_BYTES = 10
 #: How to make a good key (shown only when no pseudonyms exist yet: a new key unlinks existing data).
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
@@ -23,7 +24,7 @@ CPR_COLUMNS = ("cpr", "cpr_norm", "cpr_raw", "CPR")
 
 
 def key_problem(key: bytes | None, /) -> str | None:
-    """What is wrong with ``key`` as a pseudonymisation key (None when it is usable).
+    """Return what is wrong with ``key`` as a pseudonymisation key (None when it is usable).
 
     The rules: at least :data:`MIN_KEY_BYTES` bytes, not only whitespace, no leading or trailing whitespace
     (a key pasted with a stray space or newline would silently be another key), and at least
@@ -39,8 +40,8 @@ def key_problem(key: bytes | None, /) -> str | None:
     if len(key) < MIN_KEY_BYTES:
         return f"the key must be at least {MIN_KEY_BYTES} bytes (it has {len(key)})"
     if len(set(key)) < MIN_DISTINCT_BYTES:
-        return (f"the key has only {len(set(key))} distinct bytes (at least {MIN_DISTINCT_BYTES} are needed): "
-                "it is a pattern, not a secret")
+        return (f"the key has only {len(set(key))} distinct bytes (at least {MIN_DISTINCT_BYTES} are "
+                "needed): it is a pattern, not a secret")
     return None
 
 
@@ -52,13 +53,13 @@ def check_key(key: bytes | None) -> None:
 
 
 def key_id(key: bytes) -> str:
-    """A short, non-reversible fingerprint of ``key`` to store beside each pseudonym."""
+    """Return a short, non-reversible fingerprint of ``key`` to store beside each pseudonym."""
     check_key(key)
     return hmac.new(key, b"cti-key-id", hashlib.sha256).hexdigest()[:12]
 
 
 def pseudonym_of(cpr10: str, key: bytes) -> str:
-    """The pseudonym of one normalised (10-digit) CPR number."""
+    """Return the pseudonym of one normalised (10-digit) CPR number."""
     return hmac.new(key, MESSAGE_VERSION + cpr10.encode("ascii"), hashlib.sha256).hexdigest()
 
 
@@ -67,8 +68,8 @@ def _pseudonyms(values: list[str], key: bytes) -> list[str]:
 
     HMAC (RFC 2104) is ``H((K ^ opad) || H((K ^ ipad) || message))``. The keyed inner state, already fed
     the message prefix, and the keyed outer state are computed once and copied per value, instead of
-    setting up the key twice per value as ``hmac.new`` does. ``tests/analysis/ingest/test_pseudonym.py`` checks it
-    equals ``hmac.new`` for short, block-sized and long keys.
+    setting up the key twice per value as ``hmac.new`` does. ``tests/analysis/ingest/test_pseudonym.py``
+    checks it equals ``hmac.new`` for short, block-sized and long keys.
     """
     block = hashlib.sha256().block_size
     secret = hashlib.sha256(key).digest() if len(key) > block else key
@@ -87,7 +88,8 @@ def _pseudonyms(values: list[str], key: bytes) -> list[str]:
     return out
 
 
-def pseudonymise(frame: pl.DataFrame, /, *, key: bytes, key_id: str, column: str = "cpr_norm") -> pl.DataFrame:
+def pseudonymise(frame: pl.DataFrame, /, *, key: bytes, key_id: str,
+                 column: str = "cpr_norm") -> pl.DataFrame:
     """Replace the CPR in ``column`` by ``pseudonym`` and ``key_id``; drop every CPR column.
 
     Parameters
@@ -106,7 +108,8 @@ def pseudonymise(frame: pl.DataFrame, /, *, key: bytes, key_id: str, column: str
         raise ValueError(f"pseudonymise needs a column {column!r} with normalised CPR numbers")
     values = frame[column]
     if values.null_count():
-        raise ValueError(f"{values.null_count()} rows have no normalised CPR; quarantine them before pseudonymising")
+        raise ValueError(f"{values.null_count()} rows have no normalised CPR; quarantine them before "
+                         "pseudonymising")
     unique = values.unique().to_list()  # one HMAC per person, not per row
     mapping = pl.DataFrame(
         {column: unique, "pseudonym": _pseudonyms(unique, key)},

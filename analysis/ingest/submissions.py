@@ -33,12 +33,17 @@ from analysis.schema import SUBMISSION_COLUMNS
 #: Header variants seen in municipal exports, by canonical column (compared after ``_key``).
 HEADER_VARIANTS: dict[str, tuple[str, ...]] = {
     "cpr": ("cpr", "cprnr", "cprnummer", "personnummer", "cpr_nr", "personnr", "cprno"),
-    "start_date": ("startdato", "start", "opstart", "opstartsdato", "startdatoddmmaaaa", "forlobstart", "start_dato"),
-    "end_date": ("slutdato", "slut", "afslutningsdato", "ophorsdato", "ophoersdato", "slut_dato", "forlobslut"),
-    "delmaalgruppe": ("delmalgruppe", "delmaalgruppe", "malgruppe", "maalgruppe", "delmalgruppekode", "delmaalgruppekode", "delmalgruppe_kode"),
-    "completed": ("gennemfort", "gennemfoert", "afsluttetjanej", "afsluttet", "fuldfort", "fuldfoert", "gennemfortjanej"),
+    "start_date": ("startdato", "start", "opstart", "opstartsdato", "startdatoddmmaaaa", "forlobstart",
+                   "start_dato"),
+    "end_date": ("slutdato", "slut", "afslutningsdato", "ophorsdato", "ophoersdato", "slut_dato",
+                 "forlobslut"),
+    "delmaalgruppe": ("delmalgruppe", "delmaalgruppe", "malgruppe", "maalgruppe", "delmalgruppekode",
+                      "delmaalgruppekode", "delmalgruppe_kode"),
+    "completed": ("gennemfort", "gennemfoert", "afsluttetjanej", "afsluttet", "fuldfort", "fuldfoert",
+                  "gennemfortjanej"),
 }
-_LOOKUP = {variant.replace("_", ""): canonical for canonical, variants in HEADER_VARIANTS.items() for variant in variants}
+_LOOKUP = {variant.replace("_", ""): canonical
+           for canonical, variants in HEADER_VARIANTS.items() for variant in variants}
 REQUIRED = ("cpr", "start_date", "delmaalgruppe")
 
 
@@ -46,9 +51,9 @@ class SubmissionError(ValueError):
     """The file cannot be read at all; the message is written for a data steward and never quotes the file.
 
     ``reason`` names the problem (``not_text``, ``empty``, ``unsplittable``, ``xlsx_damaged``, ``not_xlsx``,
-    ``old_xls``, ``no_sheet_data``, ``header_columns_missing``, ``header_missing``, ``too_large``; ``unreadable`` when none applies) and
-    ``details`` holds its parameters (``filename``, ``sheet``, ``missing``), so the site's feedback can say it
-    in Danish (``analysis.ingest.reasons.unreadable_text``).
+    ``old_xls``, ``no_sheet_data``, ``header_columns_missing``, ``header_missing``, ``too_large``;
+    ``unreadable`` when none applies) and ``details`` holds its parameters (``filename``, ``sheet``,
+    ``missing``), so the site's feedback can say it in Danish (``analysis.ingest.reasons.unreadable_text``).
     """
 
     def __init__(self, message: str, /, *, reason: str = "unreadable", **details: str) -> None:
@@ -185,7 +190,10 @@ def _decode(content: bytes, filename: str) -> tuple[str, str]:
 
 
 def _looks_binary(content: bytes) -> bool:
-    """More than 5 % control bytes at the start or in the whole file: not text (a few stray ones are removed)."""
+    """Tell whether more than 5 % of the bytes at the start or in the whole file are control bytes.
+
+    Such a file is not text; a few stray control bytes are removed instead.
+    """
     control = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13))
     sample = content[:4096]
     return (len(sample) - len(sample.translate(None, control)) > len(sample) * 0.05
@@ -217,7 +225,7 @@ def _map_header(header: list[str], filename: str) -> tuple[dict[int, str], dict[
 
 
 def _shape(value: object) -> str:
-    """What a cell looks like, without its content (messages never quote a delivered file)."""
+    """Describe what a cell looks like, without its content (messages never quote a delivered file)."""
     text = "" if value is None else str(value).strip()
     if not text:
         return "empty"
@@ -231,7 +239,7 @@ def _shape(value: object) -> str:
 
 
 def _describe_first_line(header: list) -> tuple[str, bool]:
-    """The shapes of the first line's fields (never their content), and whether it looks like a data row."""
+    """Return the shapes of the first line's fields (never their content), and whether it is a data row."""
     shapes = [_shape(v) for v in header]
     if not any(s != "empty" for s in shapes):
         return "is empty", False
@@ -338,7 +346,7 @@ def _check_archive(content: bytes, filename: str, limits: ReadLimits) -> None:
 
 
 def _sheet_rows(sheet, budget: _Budget):
-    """The rows of a read-only sheet as they are stored, ignoring the dimension the file declares.
+    """Yield the rows of a read-only sheet as they are stored, ignoring the dimension the file declares.
 
     A workbook may declare ``A1:XFD1048576``; openpyxl would then pad every row to 16,384 cells. After
     ``reset_dimensions`` each row is as wide as its last stored cell, so the work follows the real content.
@@ -364,7 +372,8 @@ def _read_xlsx(content: bytes, filename: str, budget: _Budget):
         ) from None
     problems: list[SubmissionError] = []
     for index, sheet in enumerate(book.worksheets, start=1):
-        # numbered from 1: the rows come as stored from row 1, gaps as empty rows, so this is Excel's row number
+        # numbered from 1: the rows come as stored from row 1, gaps as empty rows, so this is
+        # Excel's row number
         rows = enumerate(_sheet_rows(sheet, budget), start=1)
         header = None
         for _, values in rows:
@@ -416,8 +425,9 @@ def read_submission(content: bytes, /, *, filename: str, limits: ReadLimits = Re
     digest = hashlib.sha256(content).hexdigest()
     if len(content) > limits.max_bytes:
         raise SubmissionError(
-            f"{filename}: the file is too large to read: {len(content):,} bytes (at most {limits.max_bytes:,}). "
-            "Please send only the quarter's courses.", reason="too_large", filename=filename,
+            f"{filename}: the file is too large to read: {len(content):,} bytes "
+            f"(at most {limits.max_bytes:,}). Please send only the quarter's courses.",
+            reason="too_large", filename=filename,
         )
     if not content.strip():
         raise SubmissionError(f"{filename}: the file is empty. Please resend the quarter's file with its "

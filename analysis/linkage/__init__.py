@@ -1,1 +1,1 @@
-"""linkage"""
+"""Linkage: courses to register persons, the outcome panel and the comparison pool."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 
-def comparison_pool(population: pl.LazyFrame, participants: pl.DataFrame, /, *, size: int = 0, seed: int = 0) -> pl.DataFrame:
+def comparison_pool(population: pl.LazyFrame, participants: pl.DataFrame, /, *, size: int = 0,
+                    seed: int = 0) -> pl.DataFrame:
     """Return ``person_id`` of all participants plus the comparison pool.
 
     Parameters

@@ -33,17 +33,21 @@ def link_participants(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> L
 
     ``link_rate`` has one row per site and first reported quarter: ``participants``, ``linked``, ``rate``.
     """
-    for name, frame, column in (("courses", courses, "pseudonym"), ("person_index", person_index, "person_id")):
+    for name, frame, column in (("courses", courses, "pseudonym"),
+                                ("person_index", person_index, "person_id")):
         if column not in frame.columns:
             raise ValueError(f"{name} needs a {column!r} column")
     _require_one_key(courses, person_index)
-    joined = courses.join(person_index.select("pseudonym", "person_id"), on="pseudonym", how="left", validate="m:1")
+    joined = courses.join(person_index.select("pseudonym", "person_id"), on="pseudonym", how="left",
+                          validate="m:1")
     linked = joined.filter(pl.col("person_id").is_not_null())
     unlinked = joined.filter(pl.col("person_id").is_null()).select(
-        "pseudonym", *(["key_id"] if "key_id" in joined.columns else []), "site", "start_date", "first_reported")
+        "pseudonym", *(["key_id"] if "key_id" in joined.columns else []), "site", "start_date",
+        "first_reported")
     rate = (
         joined.group_by("site", quarter=pl.col("first_reported"))
-        .agg(participants=pl.len().cast(pl.Int64), linked=pl.col("person_id").is_not_null().sum().cast(pl.Int64))
+        .agg(participants=pl.len().cast(pl.Int64),
+             linked=pl.col("person_id").is_not_null().sum().cast(pl.Int64))
         .with_columns(rate=pl.col("linked") / pl.col("participants"))
         .sort("site", "quarter")
     )
@@ -53,11 +57,13 @@ def link_participants(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> L
 def _require_one_key(courses: pl.DataFrame, person_index: pl.DataFrame, /) -> None:
     """Pseudonyms of two keys never match: joining them would silently unlink every participant."""
     ids = {name: set(frame["key_id"].drop_nulls().unique().to_list())
-           for name, frame in (("courses", courses), ("person_index", person_index)) if "key_id" in frame.columns}
+           for name, frame in (("courses", courses), ("person_index", person_index))
+           if "key_id" in frame.columns}
     if len(set().union(*ids.values())) > 1:
         found = "; ".join(f"{name}: key id {', '.join(sorted(values))}" for name, values in ids.items())
-        raise ValueError(f"the pseudonyms were made with different keys ({found}); they cannot be linked. Rerun "
-                         "with the data directory's key, or re-pseudonymise everything with `cti rotate-key`.")
+        raise ValueError(f"the pseudonyms were made with different keys ({found}); they cannot be linked. "
+                         "Rerun with the data directory's key, or re-pseudonymise everything with "
+                         "`cti rotate-key`.")
 
 
 def _month_grid(first_month: date, last_month: date) -> pl.DataFrame:
@@ -95,7 +101,8 @@ def outcome_panel(
     register that month by ``OPHOLD_TYPE``; without a ``stays`` register (extracts that lack it) they are 0
     and matching falls back on the hospital markers.
     """
-    missing = [r for r in ("population", "benefits", "employment", "health", "education", "enrolment") if r not in registers]
+    missing = [r for r in ("population", "benefits", "employment", "health", "education", "enrolment")
+               if r not in registers]
     if missing:
         raise ValueError(f"outcome_panel needs the registers {missing}")
     if first_month > last_month:
@@ -109,7 +116,8 @@ def outcome_panel(
         ids = keep.lazy()
     start, end = pl.lit(grid.select(pl.col("month").min()).collect().item()), pl.lit(last_month)
 
-    def only(name: str) -> pl.LazyFrame:  # the id set filters the register while it is read, before anything else
+    # the id set filters the register while it is read, before anything else
+    def only(name: str) -> pl.LazyFrame:
         return registers[name] if keep is None else registers[name].filter(population.member_of(keep))
 
     families = dream_codes.select(pl.col("code").cast(pl.String), pl.col("family")).lazy()
@@ -140,22 +148,26 @@ def outcome_panel(
             bed_days=pl.when(inpatient).then(pl.col("V_SENGDAGE")).otherwise(0).cast(pl.Int64).sum(),
         )
     )
-    levels = hfaudd_levels.select(pl.col("hfaudd").cast(pl.String), level=pl.col("level").cast(pl.Int8)).lazy()
+    levels = hfaudd_levels.select(pl.col("hfaudd").cast(pl.String),
+                                  level=pl.col("level").cast(pl.Int8)).lazy()
     education = (
         only("education")
         .join(levels, left_on="HFAUDD", right_on="hfaudd", how="left", validate="m:1")
-        .select(person_id=pl.col("PNR"), year=pl.col("AAR").cast(pl.Int32), level=pl.col("level"), valid_from=pl.col("HF_VFRA"))
+        .select(person_id=pl.col("PNR"), year=pl.col("AAR").cast(pl.Int32), level=pl.col("level"),
+                valid_from=pl.col("HF_VFRA"))
         .unique(subset=["person_id", "year"], keep="last")
     )
     vfra, vtil = pl.col("ELEV3_VFRA"), pl.col("ELEV3_VTIL")
-    first_covered = pl.when(vfra.dt.day() == 1).then(vfra).otherwise(vfra.dt.truncate("1mo").dt.offset_by("1mo"))
+    first_covered = (pl.when(vfra.dt.day() == 1).then(vfra)
+                     .otherwise(vfra.dt.truncate("1mo").dt.offset_by("1mo")))
     enrolled = (
         only("enrolment")
         .filter((vtil >= start) & (vfra <= end))
         .select(
             person_id=pl.col("PNR"),
             month=pl.date_ranges(
-                pl.max_horizontal(first_covered, start), pl.min_horizontal(vtil, end).dt.truncate("1mo"), interval="1mo"
+                pl.max_horizontal(first_covered, start), pl.min_horizontal(vtil, end).dt.truncate("1mo"),
+                interval="1mo"
             ),
         )
         .explode("month")
@@ -171,7 +183,8 @@ def outcome_panel(
             .agg(**{c: (pl.col("OPHOLD_TYPE") == t).sum().cast(pl.Int64) for t, c in EXIT_COLUMNS.items()})
         )
     else:
-        exits = pl.LazyFrame(schema={"person_id": pl.Int64, "month": pl.Date, **dict.fromkeys(EXIT_COLUMNS.values(), pl.Int64)})
+        exits = pl.LazyFrame(schema={"person_id": pl.Int64, "month": pl.Date,
+                                     **dict.fromkeys(EXIT_COLUMNS.values(), pl.Int64)})
     panel = (
         ids.join(grid, how="cross")
         .join(weeks, on=["person_id", "month"], how="left", validate="1:1")
@@ -191,7 +204,8 @@ def outcome_panel(
         employed=pl.col("employed").fill_null(0),
         earnings=pl.col("earnings").fill_null(0.0),
         enrolled=pl.col("enrolled").fill_null(0),
-        edu_level=pl.when(pl.col("valid_from") <= pl.col("month")).then(pl.col("level")).otherwise(0).fill_null(0),
+        edu_level=(pl.when(pl.col("valid_from") <= pl.col("month")).then(pl.col("level")).otherwise(0)
+                   .fill_null(0)),
         emergency_contacts=pl.col("emergency_contacts").fill_null(0),
         psych_admissions=pl.col("psych_admissions").fill_null(0),
         bed_days=pl.col("bed_days").fill_null(0),
@@ -202,7 +216,9 @@ def outcome_panel(
 def quarterly(panel: pl.LazyFrame, /) -> pl.LazyFrame:
     """Person x quarter: means of shares and flags, sums of counts and earnings (of the outcomes present)."""
     present = set(panel.collect_schema().names())
-    sums = [c for c in ("earnings", "emergency_contacts", "psych_admissions", "bed_days", *EXIT_COLUMNS.values()) if c in present]
+    sums = [c for c in ("earnings", "emergency_contacts", "psych_admissions", "bed_days",
+                        *EXIT_COLUMNS.values())
+            if c in present]
     means = [c for c in OUTCOME_PANEL.names() if c not in ("person_id", "month", *sums) and c in present]
     return (
         panel.group_by("person_id", quarter=pl.col("month").dt.truncate("1q"))

@@ -1,4 +1,4 @@
-"""Population-scale building blocks: per person-year covariates, a coarsened candidate pool, cohort extraction.
+"""Population-scale building blocks: person-year covariates, a coarsened candidate pool, cohort extraction.
 
 At full Danish size (5.9 million persons, 0.7-3 billion person-period rows) nothing population-sized may be
 held in memory. Everything here is a lazy polars plan meant to be streamed (``collect(engine="streaming")``
@@ -63,17 +63,18 @@ def _require(registers: Mapping[str, pl.LazyFrame], names: tuple[str, ...]) -> N
 
 
 def _distinct_weeks(week_start: pl.Expr) -> pl.Expr:
-    """Number of distinct weeks in a group of one calendar year: an OR of one bit per week, then a popcount.
+    """Count the distinct weeks in a group of one calendar year: an OR of one bit per week, then a popcount.
 
     Exact (a year's Mondays are 7 days apart, so ``(ordinal day - 1) // 7`` gives each its own bit of 53) and
-    several times cheaper than ``n_unique`` in a population-sized group-by; duplicated person-weeks count once.
+    several times cheaper than ``n_unique`` in a population-sized group-by; duplicated person-weeks
+    count once.
     """
     bit = pl.lit(2, pl.UInt64).pow(((week_start.dt.ordinal_day() - 1) // 7).cast(pl.UInt32))
     return bit.bitwise_or().bitwise_count_ones().cast(pl.Int64)
 
 
 def person_year_covariates(registers: Mapping[str, pl.LazyFrame], /, *, year: int) -> pl.DataFrame:
-    """Covariates of every person in the population snapshot of ``year`` (:data:`COVARIATES`), sorted by person.
+    """Covariates of everyone in the population snapshot of ``year`` (:data:`COVARIATES`), sorted by person.
 
     Four streamed aggregations (population, benefits, employment, health of that year) run together, then a
     join of the four person-sorted results (a sorted join is several times faster than hashing 5.9 M keys
@@ -133,14 +134,15 @@ def cem_pool(
     per_participant: int = 20,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """:func:`candidate_pool` straight from the registers: one baseline year's covariates in memory at a time."""
+    """Build :func:`candidate_pool` from the registers, one baseline year's covariates in memory at a time."""
     if "start_month" not in participants.columns:
         raise ValueError("participants lack columns ['start_month']")
     years = sorted({d.year - 1 for d in participants["start_month"].drop_nulls().to_list()})
     pools = [candidate_pool(person_year_covariates(registers, year=y), participants,
                             per_participant=per_participant, seed=seed) for y in years]
     if not pools:
-        return candidate_pool(pl.DataFrame(schema=COVARIATES), participants, per_participant=per_participant, seed=seed)
+        return candidate_pool(pl.DataFrame(schema=COVARIATES), participants, per_participant=per_participant,
+                              seed=seed)
     return pl.concat(pools).unique("person_id", keep="first").sort("person_id")
 
 
@@ -161,7 +163,8 @@ def transition_pool(registers: Mapping[str, pl.LazyFrame], participants: pl.Data
         raise ValueError("participants lack columns ['start_month']")
     if "stays" not in registers:
         return pl.DataFrame(schema={"person_id": pl.Int64})
-    months = participants.select(pl.col("start_month").dt.truncate("1mo").dt.offset_by("-1mo").unique().drop_nulls())
+    months = participants.select(
+        pl.col("start_month").dt.truncate("1mo").dt.offset_by("-1mo").unique().drop_nulls())
     return (
         registers["stays"]
         .select(person_id=pl.col("PNR").cast(pl.Int64), month=pl.col("UDDATO").dt.truncate("1mo"))
@@ -174,11 +177,11 @@ def transition_pool(registers: Mapping[str, pl.LazyFrame], participants: pl.Data
 
 
 def without_transition(registers: Mapping[str, pl.LazyFrame], participants: pl.DataFrame, /) -> pl.DataFrame:
-    """The participants *without* a stay discharge in the month before their own start.
+    """Return the participants *without* a stay discharge in the month before their own start.
 
     Only they need coarsened-exact candidates: a participant with such a discharge is matched within the
-    persons of :func:`transition_pool` (``analysis.estimate.matching``), so CEM candidates would only grow the panel.
-    All participants when there is no ``stays`` register.
+    persons of :func:`transition_pool` (``analysis.estimate.matching``), so CEM candidates would only grow the
+    panel. All participants when there is no ``stays`` register.
     """
     if "start_month" not in participants.columns or "person_id" not in participants.columns:
         raise ValueError("participants need person_id and start_month")
@@ -188,23 +191,26 @@ def without_transition(registers: Mapping[str, pl.LazyFrame], participants: pl.D
     exits = (
         registers["stays"]
         .filter(member_of(ids))
-        .select(person_id=pl.col("PNR").cast(pl.Int64), start_month=pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo"))
+        .select(person_id=pl.col("PNR").cast(pl.Int64),
+                start_month=pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo"))
         .unique()
         .collect(engine="streaming")
     )
     month = participants.schema["start_month"]
-    return participants.join(exits.with_columns(pl.col("start_month").cast(month)), on=["person_id", "start_month"], how="anti")
+    return participants.join(exits.with_columns(pl.col("start_month").cast(month)),
+                             on=["person_id", "start_month"], how="anti")
 
 
 def stratum() -> pl.Expr:
-    """The coarsened stratum of a person-year: sex, 10-year age band, origin, benefit, work and hospital bands.
+    """Return a person-year's coarsened stratum: sex, age decade, origin, benefit, work and hospital bands.
 
     Coarse enough that every participant finds candidates, fine enough to drop the population that looks
     nothing like a CTI participant (most of it: employed all year, never on benefits, no hospital contact).
     """
     age_band = ((pl.col("year") - pl.col("birth_year")) // 10).clip(1, 8)
     weeks, months = pl.col("benefit_weeks"), pl.col("employed_months")
-    benefit_band = pl.when(weeks == 0).then(0).when(weeks <= 13).then(1).when(weeks <= 39).then(2).otherwise(3)
+    benefit_band = (pl.when(weeks == 0).then(0).when(weeks <= 13).then(1).when(weeks <= 39).then(2)
+                    .otherwise(3))
     work_band = pl.when(months == 0).then(0).when(months <= 6).then(1).otherwise(2)
     hospital = ((pl.col("emergency_contacts") + pl.col("psych_admissions")) > 0).cast(pl.Int32)
     native = (pl.col("origin") == 1).cast(pl.Int32)
@@ -320,10 +326,12 @@ def panel_pool(
     registers
         Lazy registers by name (``population`` required; ``stays`` optional).
     participants
-        One row per participant (``person_id``, ``start_month``: ``analysis.estimate.effects.participant_table``).
+        One row per participant (``person_id``, ``start_month``:
+        ``analysis.estimate.effects.participant_table``).
     kind
         ``"cem"``: coarsened-exact candidates for participants without a transition; ``"all"``: everyone
-        (or a seeded sample of ``comparison_pool`` persons); ``"auto"``: ``"cem"`` above ``cem_above`` persons.
+        (or a seeded sample of ``comparison_pool`` persons); ``"auto"``: ``"cem"`` above
+        ``cem_above`` persons.
     cem_above, per_participant, comparison_pool, seed
         See ``kind``; ``seed`` makes every sample reproducible.
     """
@@ -338,11 +346,13 @@ def panel_pool(
         ])
         description = f"cem ({per_participant} per participant without a transition: {unmarked.height})"
     else:
-        persons = cohort.comparison_pool(registers["population"], participants, size=comparison_pool, seed=seed)
+        persons = cohort.comparison_pool(registers["population"], participants, size=comparison_pool,
+                                         seed=seed)
         description = "everyone" if comparison_pool == 0 else f"random sample of {comparison_pool}"
     # Persons in the same transition (a stay discharge the month before a start) always enter the panel.
     transitions = transition_pool(registers, participants)
-    persons = pl.concat([persons.select(pl.col("person_id").cast(pl.Int64)), transitions]).unique().sort("person_id")
+    persons = (pl.concat([persons.select(pl.col("person_id").cast(pl.Int64)), transitions])
+               .unique().sort("person_id"))
     if description != "everyone":
         description += f" + {transitions.height} with a stay discharge the month before a start"
     return PanelPool(persons, description, size, "stays" in registers)

@@ -81,10 +81,30 @@ class ReportInputs:
     #: One row per planned outcome that is not current: outcome, status ("failed"/"missing"), reason.
     outcome_status: pl.DataFrame = field(default_factory=pl.DataFrame)
     headline_outcomes: tuple[str, ...] = ("self_support", "employed", "emergency_contacts")
-    #: Pre-rendered bodies of the public-budget (SØM) and monitoring sections (analysis.publish.som_report,
-    #: analysis.publish.monitoring_page); empty: the section says it is not available.
-    public_budget_section: str = ""
-    monitoring_section: str = ""
+    #: analysis.estimate.sensitivity tables, every outcome's rows (``PRETREND_TESTS``, ``PHASE_EFFECTS``,
+    #: ``PLACEBO_EFFECTS``, ``HONEST_DID``).
+    pretrend_tests: pl.DataFrame = field(default_factory=pl.DataFrame)
+    phase_effects: pl.DataFrame = field(default_factory=pl.DataFrame)
+    placebo: pl.DataFrame = field(default_factory=pl.DataFrame)
+    honest: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: analysis.publish.sample_flow.SampleFlow: the flow table and the matched/unmatched comparison.
+    sample_flow: pl.DataFrame = field(default_factory=pl.DataFrame)
+    flow_comparison: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: The public-budget (SØM) frames the ``public_budget`` asset persists (analysis.publish.som_report);
+    #: ``som_problem`` says why there are none (a failed price check).
+    som_budget: pl.DataFrame = field(default_factory=pl.DataFrame)
+    som_effects: pl.DataFrame = field(default_factory=pl.DataFrame)
+    som_sensitivity: pl.DataFrame = field(default_factory=pl.DataFrame)
+    som_prices: pl.DataFrame = field(default_factory=pl.DataFrame)
+    som_problem: str = ""
+    #: Programme monitoring (analysis.publish.monitoring.Monitoring), None when not computed, and the
+    #: problems its status table reports.
+    monitoring: object | None = None
+    monitoring_problems: tuple[str, ...] = ()
+    #: Words, units and number formats (analysis.publish.labels.Labels): required to render.
+    labels: object | None = None
+    #: The preferred design of each headline outcome (default: the matched DiD for every outcome).
+    preferred: dict[str, str] = field(default_factory=dict)
 
 
 class _Book:
@@ -586,7 +606,90 @@ def declare(inputs: ReportInputs, /) -> Publication:
     prov = inputs.provenance
     if prov.height and {"site", "quarter", "rows_in"} <= set(prov.columns):
         tables.extend(_provenance(prov, book, choices))
+
+    # --- sensitivity, sample flow, public budget, monitoring (issue #21) -----------------------------------
+    keys = _Keys(book, n_key, outcomes)
+    tables.extend(_sensitivity(inputs, keys))
+    flow_keys = _sample_flow(inputs, keys, tables)
+    tables.extend(_som(inputs, keys))
+    if inputs.monitoring is not None:
+        from analysis.publish.monitoring_tables import declare_monitoring
+
+        tables.extend(declare_monitoring(inputs.monitoring, book, flow_keys, choices))
     return Publication(tuple(tables), tuple(book.identities), tuple(book.hidden), tuple(choices))
+
+
+class _Keys:
+    """Keys of quantities already declared, for the tables added after the core ones."""
+
+    def __init__(self, book: _Book, n_key, outcomes: list[str]) -> None:
+        self.book, self._n_key, self.outcomes = book, n_key, outcomes
+
+    def n(self, outcome: str, side: str, month: int) -> str | None:
+        """Return the event study's (or raw means') key of side ``M``/``C``/``P`` at event month ``month``."""
+        return self._n_key(outcome, side, month) or self._n_key(outcome, f"{side}.es", month)
+
+    def same(self, key: str | None, value: float | None, fallback: str) -> str:
+        """``key`` when it holds ``value`` (the same persons), else ``fallback`` noted with ``value``."""
+        if key is not None and value is not None and self.book.values.get(key) == float(value):
+            return key
+        if value is not None:
+            self.book.note([fallback], [value])
+        return fallback
+
+    def pooled(self, base: str, outcome: str) -> str:
+        """Return a pooled-estimate key, outcome-specific where the outcomes disagree (``did.M.all=all``)."""
+        return base if base in self.book.values else f"{base}|{outcome}"
+
+
+def _estimate_table(name: str, title: str, frame: pl.DataFrame, keys: _Keys, *, month: str,
+                    columns: tuple[str, ...], persons: tuple[str, str] | None = None,
+                    internal: tuple[str, ...] = ()) -> Table:
+    """Return an estimates table whose n_treated/n_controls are the event study's n at column ``month``."""
+    kt, kc = [], []
+    for row in frame.iter_rows(named=True):
+        o, e = row["outcome"], row[month]
+        kt.append(keys.same(keys.n(o, "M", e), row["n_treated"], f"{name}.M|{o}|{e}"))
+        kc.append(keys.same(keys.n(o, "C", e), row["n_controls"], f"{name}.C|{o}|{e}"))
+    frame = frame.with_columns(_kt=pl.Series(kt, dtype=pl.String), _kc=pl.Series(kc, dtype=pl.String))
+    who = persons or ("n_treated", "n_controls")
+    return Table(
+        name, title, frame,
+        counts=(Count("n_treated", pl.col("_kt"), priority=1),
+                Count("n_controls", pl.col("_kc"), priority=1)),
+        estimates=(Estimate(columns, who, dof=pl.col(who[0]) + pl.col(who[1]).fill_null(0) - 2),),
+        internal=("_kt", "_kc", *internal),
+    )
+
+
+def _sensitivity(inputs: ReportInputs, keys: _Keys) -> list[Table]:
+    """Pre-trend tests, phase effects, the placebo and the honest-DiD bounds (all on the event study's n)."""
+    from analysis.schema import HONEST_DID, PHASE_EFFECTS, PLACEBO_EFFECTS, PRETREND_TESTS
+
+    out = []
+    tests = _or_empty(inputs.pretrend_tests, PRETREND_TESTS).drop_nulls("n_treated").sort("outcome", "test")
+    if tests.height:
+        out.append(_estimate_table("pretrend_tests", "Pre-trend tests of the event study", tests, keys,
+                                   month="first_month", columns=("chi2", "p_value")))
+    phases = _or_empty(inputs.phase_effects, PHASE_EFFECTS).drop_nulls("n_treated")
+    if phases.height:
+        out.append(_estimate_table("phase_effects", "Effects by CTI phase", phases, keys, month="first_month",
+                                   columns=_EST, persons=("persons_min", "controls_min"),
+                                   internal=("persons_min", "controls_min")))
+    placebo = _or_empty(inputs.placebo, PLACEBO_EFFECTS).drop_nulls("n_treated")
+    if placebo.height:
+        # the placebo's participants are those observed in real month post_first - shift
+        placebo = placebo.with_columns(_real=pl.col("post_first") - pl.col("shift"))
+        out.append(_estimate_table("placebo", "Placebo: every start moved 12 months earlier", placebo, keys,
+                                   month="_real", columns=(*_EST, "mde"), internal=("_real",)))
+    honest = _or_empty(inputs.honest, HONEST_DID).drop_nulls("n_treated")
+    if honest.height:
+        out.append(_estimate_table(
+            "honest_did", "Honest DiD: relative-magnitude bounds of the pooled effect", honest, keys,
+            month="first_month", columns=("estimate", "id_lower", "id_upper", "ci_lower", "ci_upper",
+                                          "breakdown_m_bar", "max_pre_step"),
+            persons=("persons_min", "controls_min"), internal=("persons_min", "controls_min")))
+    return out
 
 
 def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Table]:
@@ -706,3 +809,207 @@ def _provenance(prov: pl.DataFrame, book: _Book, choices: list[str]) -> list[Tab
             ),
         ),
     ]
+
+
+def _sample_flow(inputs: ReportInputs, keys: _Keys, tables: list[Table]) -> dict[str, str]:
+    """Return the CONSORT flow and the matched/unmatched comparison; returns the flow's key per row code.
+
+    Every box is one quantity: stages are tied to the keys of the same persons elsewhere (the provenance's
+    row totals, the naive and matched n before the start, the pooled estimates' n), each stage is the one
+    above it less what it excluded, and the comparison's groups sum to the matched and unmatched boxes.
+    """
+    from analysis.publish.sample_flow import COMPARISON_SCHEMA, FLOW_SCHEMA
+
+    flow = _or_empty(inputs.sample_flow, FLOW_SCHEMA)
+    if not flow.height:
+        return {}
+    book = keys.book
+    first = keys.outcomes[0] if keys.outcomes else ""
+    pre = -1  # a month before the start: every participant is observed
+    value = {r["code"]: r["n"] if r["n"] is not None else r["excluded"] for r in flow.iter_rows(named=True)}
+    base = {
+        "current": "rows|Total|Total", "duplicates": "dup|Total|Total", "valid": "clean|Total|Total",
+        "linked": keys.n(first, "P", pre), "matched": keys.n(first, "M", pre),
+    }
+    code_key = {c: keys.same(base.get(c), v, f"flow.{c}") for c, v in value.items()}
+    n_keys, x_keys, c_keys = [], [], []
+    for r in flow.iter_rows(named=True):
+        code = r["code"]
+        if r["kind"] == "design":
+            design, outcome = r["design_code"], r["outcome_code"] or first
+            pooled = {"matched_did": ("did.M.all=all", "did.C.all=all"),
+                      "staggered_att": ("stag.M", "stag.C"),
+                      "naive_before_after": ("naive_before_after.P", None)}.get(design, (None, None))
+            t = keys.same(keys.pooled(pooled[0], outcome) if pooled[0] else None, r["n"], f"flow.{code}")
+            c = keys.same(keys.pooled(pooled[1], outcome) if pooled[1] else None, r["n_controls"],
+                          f"flow.{code}.controls")
+            code_key[code] = t
+            n_keys.append(t)
+            c_keys.append(c)
+            x_keys.append(f"flow.{code}.left_out")
+            if r["excluded"] is not None:
+                book.note([f"flow.{code}.left_out"], [r["excluded"]])
+                parent = flow.filter(pl.col("step") == r["parent"])["code"]
+                if parent.len():
+                    book.identity({code_key[parent[0]]: 1.0, t: -1.0, f"flow.{code}.left_out": -1.0},
+                                  "a design's base = its n + those left out")
+        else:
+            n_keys.append(code_key[code])
+            x_keys.append(code_key[code])
+            c_keys.append(None)
+    k = code_key
+
+    def parts(prefix: str) -> list[str]:
+        return [key for c, key in k.items() if c.startswith(prefix)]
+
+    def total(name: str, terms: list[str], label: str) -> None:
+        if name in k and terms and all(t in book.values for t in terms):
+            book.identity({k[name]: 1.0, **{t: -1.0 for t in terms}}, label)
+
+    total("received", [k[c] for c in ("current", "superseded") if c in k], "received = current + replaced")
+    total("current", [*parts("quarantined:"), *[k[c] for c in ("duplicates", "valid") if c in k]],
+          "rows in = quarantined + duplicates + valid")
+    if "quar|Total|Total" in book.values and parts("quarantined:"):
+        book.identity({"quar|Total|Total": 1.0, **{t: -1.0 for t in parts("quarantined:")}},
+                      "quarantined rows = the sum of the reasons")
+    total("valid", [k[c] for c in ("courses", "repeat") if c in k], "valid rows = courses + repeat reports")
+    total("courses", [k[c] for c in ("persons", "later") if c in k], "courses = persons + later courses")
+    total("persons", [k[c] for c in ("linked", "unlinked", "unlinked_other") if c in k],
+          "persons = linked + not linked")
+    total("linked", [k["matched"], *parts("unmatched:"), *[k[c] for c in ("unmatched_other",) if c in k]]
+          if "matched" in k else [], "linked = matched + not matched")
+    total("linked", [k[c] for c in ("transition", "no_transition") if c in k], "linked = with + without")
+    if "transition" in k and "transition_matched" in k:
+        book.difference("flow.transition_unmatched", k["transition"], k["transition_matched"])
+    unmatched_key = "flow.unmatched"
+    if "linked" in k and "matched" in k:
+        total_u = [*parts("unmatched:"), *[k[c] for c in ("unmatched_other",) if c in k]]
+        if len(total_u) == 1 and total_u[0] in book.values:
+            # one reason: its box is the number of the unmatched, published in the flow; the comparison's
+            # unmatched persons are that same quantity (one decision for both), not a hidden difference
+            unmatched_key = total_u[0]
+        elif book.has(k["linked"], k["matched"]):  # published in the comparison: a quantity, not hidden
+            book.note(["flow.unmatched"], [book.values[k["linked"]] - book.values[k["matched"]]])
+            book.identity({k["linked"]: 1.0, k["matched"]: -1.0, "flow.unmatched": -1.0},
+                          "linked = matched + not matched")
+            if total_u and "flow.unmatched" in book.values:
+                book.identity({"flow.unmatched": 1.0, **{t: -1.0 for t in total_u}},
+                              "the unmatched, by reason")
+    flow = flow.with_columns(
+        _kn=pl.Series(n_keys, dtype=pl.String), _kx=pl.Series(x_keys, dtype=pl.String),
+        _kc=pl.Series(c_keys, dtype=pl.String),
+    )
+    tables.append(Table(
+        "sample_flow", "Sample flow: from the rows received to the n of each design", flow,
+        counts=(Count("n", pl.col("_kn"), priority=2), Count("excluded", pl.col("_kx")),
+                Count("n_controls", pl.col("_kc"), priority=1)),
+        internal=("_kn", "_kx", "_kc", "step", "kind", "parent", "design_code", "outcome_code", "code"),
+    ))
+
+    cmp = _or_empty(inputs.flow_comparison, COMPARISON_SCHEMA)
+    if not cmp.height or "matched" not in k or unmatched_key not in book.values:
+        return dict(k)
+    matched, unmatched = k["matched"], unmatched_key
+    rows, members = [], {}
+    for r in cmp.iter_rows(named=True):
+        stat, attribute = r["statistic"], r["attribute"]
+        row = dict(r)
+        if stat == "count":
+            row |= {"_km": keys.same(matched, r["matched_n"], "cmp.M.persons"),
+                    "_ku": keys.same(unmatched, r["unmatched_n"], "cmp.U.persons"),
+                    "_kind": str(Kind.LEVEL), "_per": 1, "_nm": None, "_nu": None}
+        elif stat == "share":
+            tag = f"{attribute}|{r['dimension'] or ''}|{r['level'] or ''}"
+            row |= {"_km": f"cmp.M|{tag}", "_ku": f"cmp.U|{tag}", "_kind": str(Kind.LEVEL), "_per": 1,
+                    "_nm": None,
+                    "_nu": None, "matched_value": None, "unmatched_value": None}  # shares: from the counts
+            book.note([row["_km"], row["_ku"]], [r["matched_n"], r["unmatched_n"]])
+            if r["dimension"]:
+                members.setdefault(r["dimension"], []).append((r["level"], row["_km"], row["_ku"]))
+            else:
+                book.difference(f"{row['_km']}~", matched, row["_km"])
+                book.difference(f"{row['_ku']}~", unmatched, row["_ku"])
+        else:  # a mean over the persons with a value
+            outcome = r["outcome"]
+            kind = OUTCOME_KINDS.get(outcome, Kind.LEVEL) if outcome else Kind.LEVEL
+            lo, hi = r.get("first_month"), r.get("last_month")
+            per = (hi - lo + 1) if outcome and lo is not None and hi is not None else 1
+            tag = f"{attribute}|{outcome or ''}"
+            km = keys.same(matched, r["matched_n"], f"cmp.M.n|{tag}")
+            ku = keys.same(unmatched, r["unmatched_n"], f"cmp.U.n|{tag}")
+            nm = nu = None
+            if kind in _NUMERATOR_KINDS and per > 1:
+                nm, nu = f"cmp|{outcome}|M.S@{lo}..{hi}", f"cmp|{outcome}|U.S@{lo}..{hi}"
+                for key, mean, n, side in ((nm, r["matched_value"], r["matched_n"], "M"),
+                                           (nu, r["unmatched_value"], r["unmatched_n"], "U")):
+                    if mean is not None and n:
+                        book.note([key], [mean * n * per])
+                        months = [f"{outcome}|{side}.S@{e}" for e in range(lo, hi + 1)]
+                        book.identity({key: 1.0, **{m: -1.0 for m in months}},
+                                      "a window mean's numerator = its months'")
+            row |= {"_km": km, "_ku": ku, "_kind": str(kind), "_per": per, "_nm": nm, "_nu": nu}
+        rows.append(row)
+    for dimension, levels in members.items():
+        book.identity({matched: 1.0, **{m: -1.0 for _, m, _ in levels}},
+                      f"matched = the sum over {dimension}")
+        book.identity({unmatched: 1.0, **{u: -1.0 for _, _, u in levels}},
+                      f"unmatched = the sum over {dimension}")
+        # the pooled DiD's sub-group n are the group's matched participants observed at month 12: the rest
+        # started too recently, a count of persons that must stay protected
+        for outcome in keys.outcomes:
+            late = []
+            for level, m, _ in levels:
+                did = keys.pooled(f"did.M.{dimension}={level}", outcome)
+                name = f"late.{dimension}={level}|{did}"
+                book.difference(name, m, did)
+                late.append(name)
+            total_did = keys.pooled("did.M.all=all", outcome)
+            if all(n in book.values for n in late) and total_did in book.values:
+                book.difference(f"late.all|{total_did}", matched, total_did)
+                book.identity({f"late.all|{total_did}": 1.0, **{n: -1.0 for n in late}},
+                              f"late starters = the sum over {dimension}")
+    transition = [r for r in rows if r["attribute"] == "With a recorded transition"]
+    if transition and "transition_matched" in k:
+        book.identity({transition[0]["_km"]: 1.0, k["transition_matched"]: -1.0}, "matched with a transition")
+        if "flow.transition_unmatched" in book.values:
+            book.identity({transition[0]["_ku"]: 1.0, "flow.transition_unmatched": -1.0},
+                          "unmatched with a transition")
+    internal = ("_km", "_ku", "_kind", "_per", "_nm", "_nu", "first_month", "last_month")
+    schema = {**dict(cmp.schema), "_km": pl.String, "_ku": pl.String, "_kind": pl.String, "_per": pl.Int64,
+              "_nm": pl.String, "_nu": pl.String}
+    frame = pl.DataFrame(rows, schema=schema)
+    tables.append(Table(
+        "flow_comparison", "Matched and unmatched participants compared", frame,
+        counts=(Count("matched_n", pl.col("_km"), priority=1), Count("unmatched_n", pl.col("_ku"))),
+        means=(Mean("matched_value", "matched_n", "_kind", numerator=pl.col("_nm"), per="_per"),
+               Mean("unmatched_value", "unmatched_n", "_kind", numerator=pl.col("_nu"), per="_per")),
+        internal=tuple(c for c in internal if c in frame.columns),
+    ))
+    return dict(k)
+
+
+def _som(inputs: ReportInputs, keys: _Keys) -> list[Table]:
+    """Return the public budget: kroner estimates on the matched sample (the persons behind them internal)."""
+    budget = inputs.som_budget
+    if not budget.height:
+        return []
+    persons = {"_persons": int(budget["n_treated"].min()), "_controls": int(budget["n_controls"].min())}
+    with_persons = [pl.lit(v, pl.Int64).alias(c) for c, v in persons.items()]
+    est = ("estimate", "se", "ci_lower", "ci_upper")
+    out = [Table("som_budget", "Net result for the public purse per participant",
+                 budget.rename({"n_treated": "_bt", "n_controls": "_bc"}).with_columns(with_persons),
+                 estimates=(Estimate(est, ("_persons", "_controls")),), internal=("_bt", "_bc", "_persons",
+                                                                                  "_controls"))]
+    if inputs.som_effects.height:
+        out.append(Table("som_effects", "The effect paths in SØM's form",
+                         inputs.som_effects.with_columns(with_persons),
+                         estimates=(Estimate(("effect", "ci_lower", "ci_upper"), ("_persons", "_controls")),),
+                         internal=("_persons", "_controls")))
+    if inputs.som_sensitivity.height:
+        out.append(Table("som_sensitivity", "The net result under other persistence assumptions",
+                         inputs.som_sensitivity.with_columns(with_persons),
+                         estimates=(Estimate(est, ("_persons", "_controls")),),
+                         internal=("_persons", "_controls")))
+    if inputs.som_prices.height:
+        out.append(Table("som_prices", "The prices used (configuration, not data)", inputs.som_prices))
+    return out

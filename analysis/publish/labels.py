@@ -19,6 +19,7 @@ unit       what                                 scale     shown as
 ``count``  persons, courses, rows               x 1       whole number, thin-space thousands: ``1 239``
 ``p_value`` a p-value                           x 1       three decimals, ``<0.001`` below that
 ``ratio``  SMD, variance ratio, M̄              x 1       two decimals: ``0.08``
+``years``  an age                               x 1       one decimal: ``41.3``
 ========== =================================== ========= ========================================
 
 Negative numbers carry a true minus sign (U+2212); a value that rounds to zero is printed without a sign,
@@ -38,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -73,6 +74,7 @@ UNITS: dict[str, Unit] = {
         Unit("count", "persons", "", 1.0, 0, True, "#,##0"),
         Unit("p_value", "p-value", "", 1.0, 3, False, "0.000"),
         Unit("ratio", "ratio", "", 1.0, 2, False, "0.00"),
+        Unit("years", "years", "years", 1.0, 1, False, "0.0"),
     )
 }
 
@@ -149,6 +151,26 @@ def quarter_expr(column: str, /) -> pl.Expr:
     """Polars expression turning a quarter-index column into ``2024Q1`` labels (null stays null)."""
     c = pl.col(column).cast(pl.Int64)
     return pl.format("{}Q{}", c // 4, c % 4 + 1)
+
+
+def period_label(index: int, /) -> str:
+    """Return a quarter or month index as a calendar label: ``8096`` -> "2024Q1", ``24288`` -> "2024-01".
+
+    The two encodings do not overlap for the years 1999..2050 (quarter indices 7996..8203, month indices
+    23988..24611), so the index says which it is.
+    """
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ValueError(f"a period index is an integer, not {index!r}")
+    if 1999 * 12 <= index < 2051 * 12:
+        return month_label(index)
+    return quarter_label(index)
+
+
+def period_expr(column: str, /) -> pl.Expr:
+    """Polars expression turning a quarter- or month-index column into ``2024Q1`` / ``2024-01`` labels."""
+    c = pl.col(column).cast(pl.Int64)
+    month = pl.format("{}-{}", c // 12, (c % 12 + 1).cast(pl.String).str.zfill(2))
+    return pl.when(c >= 1999 * 12).then(month).otherwise(pl.format("{}Q{}", c // 4, c % 4 + 1))
 
 
 def event_month_label(month: int, /) -> str:
@@ -237,6 +259,8 @@ class Labels:
     units: Mapping[str, str]  # outcome -> effect unit
     subgroups: Mapping[str, str]  # delmålgruppe code -> label
     sites: Mapping[str, str]  # site id -> name
+    #: (kind, key) -> Danish label, from the optional ``label_da`` column (the summary for SBST)
+    danish: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def from_tables(cls, report_labels: pl.DataFrame, /, *, delmaalgrupper: pl.DataFrame | None = None,
@@ -255,17 +279,19 @@ class Labels:
         problems = check_label_table(report_labels)
         if problems:
             raise ValueError("report_labels.csv: " + "; ".join(problems) + " (run `cti config check`)")
-        entries, units = {}, {}
+        entries, units, danish = {}, {}, {}
         for row in report_labels.iter_rows(named=True):
             kind, key = row["kind"].strip(), row["key"].strip()
             entries[(kind, key)] = row["label"].strip()
+            if (row.get("label_da") or "").strip():
+                danish[(kind, key)] = row["label_da"].strip()
             if kind == "outcome":
                 units[key] = row["unit"].strip()
         groups = {} if delmaalgrupper is None else dict(
             zip(delmaalgrupper["code"].to_list(), delmaalgrupper["label"].to_list(), strict=True))
         names = {} if sites is None else dict(
             zip(sites["site"].to_list(), sites["name"].to_list(), strict=True))
-        return cls(entries, units, groups, names)
+        return cls(entries, units, groups, names, danish)
 
     def _get(self, kind: str, key: str) -> str:
         try:
@@ -278,6 +304,10 @@ class Labels:
         """``"Share of months self-supporting"`` (``with_unit``: ``"…, percentage points"``)."""
         label = self._get("outcome", code)
         return f"{label}, {UNITS[self.effect_unit(code)].label}" if with_unit else label
+
+    def danish_label(self, kind: str, key: str, /) -> str:
+        """Return the Danish label of an outcome or design (``label_da``), else the English one."""
+        return self.danish.get((kind, key)) or self._get(kind, key)
 
     def effect_unit(self, outcome: str, /) -> str:
         """Return the unit of differences in ``outcome`` (``pp`` for shares)."""
@@ -320,16 +350,20 @@ class Labels:
         """Say a staggered aggregation in words."""
         return self._get("aggregation", code)
 
-    def aggregation_key(self, aggregation: str, key: int | None, /) -> str:
-        """Label an aggregation key: event quarter in months, cohort or calendar quarter as ``2024Q1``."""
+    def aggregation_key(self, aggregation: str, key: int | None, /, *, monthly: bool = True) -> str:
+        """Label an aggregation key: event month (or quarter, ``monthly=False``), start or calendar period.
+
+        Start groups and calendar periods are month or quarter indices (``2024-01`` / ``2024Q1``, see
+        :func:`period_label`); ``None`` (the simple aggregation's one row) is "overall".
+        """
         if key is None:
-            return "all"
+            return "overall"
         if aggregation == "dynamic":
-            return event_quarter_label(int(key))
+            return event_month_label(int(key)) if monthly else event_quarter_label(int(key))
         if aggregation == "group":
-            return f"starting {quarter_label(int(key))}"
+            return f"starting {period_label(int(key))}"
         if aggregation == "calendar":
-            return quarter_label(int(key))
+            return period_label(int(key))
         raise ValueError(f"unknown aggregation {aggregation!r}")
 
     def group(self, code: str, /) -> str:
@@ -390,7 +424,7 @@ class Labels:
                                            dtype=pl.String)
         for name in ("cohort", "period"):
             if name in out.columns and out.schema[name].is_integer():
-                replaced[name] = out.select(quarter_expr(name).alias(name)).to_series()
+                replaced[name] = out.select(period_expr(name).alias(name)).to_series()
         if keep_codes:
             out = out.with_columns(pl.col(c).alias(f"{c}_code") for c in replaced if c in frame.columns)
         return out.with_columns(replaced.values())

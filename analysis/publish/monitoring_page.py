@@ -380,9 +380,12 @@ def _lines(
         step = max(1, len(quarters) // 8)
         ax.set_xticks(xs[::step], list(quarters)[::step], fontsize=7)
         ax.set_title(title)
+        ax.set_xlabel("quarter")
         ax.set_ylabel(ylabel)
-        ax.legend(frameon=False, fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-        return _svg(fig)
+        ax.legend(frameon=False, fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+        from analysis.publish.figures import svg
+
+        return svg(fig, name=title)
 
 
 _CSS = """
@@ -459,9 +462,8 @@ def render_monitoring_page(
     if public:
         banner = (
             '<div class="banner public">For publication: every count of citizens or courses is '
-            f"disclosure-controlled (1-{MIN_CELL - 1} shown as &lt;5, cells that totals would give away "
-            "shown "
-            "as x).</div>"
+            f"disclosure-controlled together with the effect report's tables (counts of 1-{MIN_CELL - 1} and "
+            "cells that published totals would give away are shown as x).</div>"
         )
     else:
         banner = (
@@ -861,7 +863,7 @@ def _delivery_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> s
     )
 
 
-def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /) -> str:
+def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /, *, labels=None) -> str:
     """Render the effect report's monitoring section (public): programme flows, sites that slip."""
     if tables.variant != PUBLIC:
         raise ValueError("the effect report is published: give it publication_tables(monitoring)")
@@ -878,16 +880,22 @@ def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /) -> str
         for q, s in zip(m.quarters, t["programme_stock"]["open_at_end"].to_list(), strict=True)
     ]
     slipping = t["slipping"].filter(pl.col("slipping"))
+    names = {s: labels.site(s) for s in m.sites} if labels is not None else {}
+    targets = t["targets"].with_columns(
+        goal=_goal(), target=pl.col("target").str.replace_all("_", " "),
+        site=pl.col("site").cast(pl.String).replace(names))
     return (
         f"<p>The programme, {_e(m.quarters[0])}–{_e(m.through)}, all {len(m.sites)} sites "
-        "(disclosure-controlled; the per-site tables, phases, sub-target groups, targets and delivery "
-        "discipline are on the monitoring "
+        "(disclosure-controlled together with the rest of this report; the per-site tables, phases, "
+        "sub-target groups, targets and delivery discipline are on the monitoring "
         "page, <code>reports/monitoring.html</code>).</p>"
-        + _table(pl.DataFrame(rows))
+        + _table(pl.DataFrame(rows), headers=["Quarter", "New starts", "Ended, completed", "Ended early",
+                                               "Open at the quarter's end"])
         + "<p>Sites that slip in the last two quarters: "
-        + f"<b>{_e(', '.join(slipping['site'].to_list()) or 'none')}"
+        + f"<b>{_e(', '.join(names.get(s, s) for s in slipping['site'].to_list()) or 'none')}"
         "</b>.</p>"
-        + _table(t["targets"].with_columns(goal=_goal()), ["target", "site", "citizens", "goal", "status"])
+        + _table(targets, ["target", "site", "citizens", "goal", "status"],
+                 ["Target", "Site", "Citizens", "Goal", "Status"])
     )
 
 

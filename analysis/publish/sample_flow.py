@@ -72,6 +72,7 @@ FLOW_SCHEMA = pl.Schema(
         "n_controls": pl.Int64,
         "design_code": pl.String,
         "outcome_code": pl.String,
+        "code": pl.String,  # what the row counts, for machines and the disclosure declaration
     }
 )
 
@@ -86,6 +87,8 @@ COMPARISON_SCHEMA = pl.Schema(
         "matched_value": pl.Float64,
         "unmatched_n": pl.Int64,
         "unmatched_value": pl.Float64,
+        "first_month": pl.Int32,  # the months of a pre-period mean (null for other rows)
+        "last_month": pl.Int32,
     }
 )
 
@@ -139,10 +142,10 @@ def _first_courses(linked: pl.DataFrame) -> pl.DataFrame:
     return linked.sort("person_id", "start_date").group_by("person_id", maintain_order=True).first()
 
 
-def _quarantine_reasons(quarantine: pl.DataFrame | None, total: int) -> list[tuple[int, str]]:
-    """(rows, phrase) per first reason of the current files' quarantined rows, reconciled with ``total``."""
+def _quarantine_reasons(quarantine: pl.DataFrame | None, total: int) -> list[tuple[int, str, str]]:
+    """(rows, code, phrase) per first reason of the current quarantined rows, reconciled with ``total``."""
     if quarantine is None or not quarantine.height or not total:
-        return [(total, "the steward view lists every row and its reason")] if total else []
+        return [(total, "unknown", "the steward view lists every row and its reason")] if total else []
     rows = quarantine.filter(~pl.col("superseded")) if "superseded" in quarantine.columns else quarantine
     if "reasons" in rows.columns:
         first = rows.select(reason=pl.col("reasons").list.first())
@@ -150,12 +153,12 @@ def _quarantine_reasons(quarantine: pl.DataFrame | None, total: int) -> list[tup
         first = rows.select(reason=pl.col("reason").str.split(",").list.first().str.strip_chars())
     counts = first.group_by("reason").len().sort("len", "reason", descending=[True, False])
     out = [
-        (int(n), QUARANTINE_PHRASES.get(r or "", (r or "no reason given").replace("_", " ")))
+        (int(n), r or "none", QUARANTINE_PHRASES.get(r or "", (r or "no reason given").replace("_", " ")))
         for r, n in counts.iter_rows()
     ]
-    gap = total - sum(n for n, _ in out)
+    gap = total - sum(n for n, _, _ in out)
     if gap > 0:
-        out.append((gap, "reason not in the quarantine table"))
+        out.append((gap, "other", "reason not in the quarantine table"))
     return out
 
 
@@ -234,6 +237,7 @@ def sample_flow(
         reason: str | None = None,
         unit: str,
         parent: int | None = None,
+        code: str,
         **extra,
     ) -> int:
         rows.append(
@@ -246,6 +250,7 @@ def sample_flow(
                 "reason": reason,
                 "unit": unit,
                 "parent": parent,
+                "code": code,
                 **extra,
             }
         )
@@ -263,6 +268,7 @@ def sample_flow(
         "Course rows received (all file versions)",
         n=counts["rows_in"] + superseded_rows,
         unit="rows",
+        code="received",
     )
     if superseded_rows:
         add(
@@ -272,10 +278,12 @@ def sample_flow(
             unit="rows",
             parent=received,
             reason="rows of files the site later resubmitted in corrected form",
+            code="superseded",
         )
-    current_step = add("stage", "Rows in the current files", n=counts["rows_in"], unit="rows")
-    for n, phrase in _quarantine_reasons(inputs.quarantine, counts["quarantined"]):
-        add("excluded", "Quarantined", excluded=n, reason=phrase, unit="rows", parent=current_step)
+    current_step = add("stage", "Rows in the current files", n=counts["rows_in"], unit="rows", code="current")
+    for n, reason, phrase in _quarantine_reasons(inputs.quarantine, counts["quarantined"]):
+        add("excluded", "Quarantined", excluded=n, reason=phrase, unit="rows", parent=current_step,
+            code=f"quarantined:{reason}")
     if counts["duplicates"]:
         add(
             "excluded",
@@ -284,8 +292,9 @@ def sample_flow(
             unit="rows",
             parent=current_step,
             reason="the same row twice in one file (kept once)",
+            code="duplicates",
         )
-    valid = add("stage", "Valid rows", n=counts["clean"], unit="rows")
+    valid = add("stage", "Valid rows", n=counts["clean"], unit="rows", code="valid")
     n_courses = inputs.courses.height
     if counts["clean"] > n_courses:
         add(
@@ -295,8 +304,9 @@ def sample_flow(
             unit="rows",
             parent=valid,
             reason="rows reporting a course already counted (an ongoing course is reported every quarter)",
+            code="repeat",
         )
-    courses_step = add("stage", "Courses", n=n_courses, unit="courses")
+    courses_step = add("stage", "Courses", n=n_courses, unit="courses", code="courses")
     persons = (
         inputs.courses["pseudonym"].n_unique()
         if "pseudonym" in inputs.courses.columns
@@ -310,8 +320,9 @@ def sample_flow(
             unit="courses",
             parent=courses_step,
             reason="a second course of the same person: each person's first course is the one evaluated",
+            code="later",
         )
-    persons_step = add("stage", "Persons with a course", n=persons, unit="persons")
+    persons_step = add("stage", "Persons with a course", n=persons, unit="persons", code="persons")
 
     first = _first_courses(inputs.linked_courses)
     linked = first.height
@@ -326,6 +337,7 @@ def sample_flow(
             unit="persons",
             parent=persons_step,
             reason="not found in the register key (no register record for the CPR number)",
+            code="unlinked",
         )
     if persons - unlinked - linked > 0:
         add(
@@ -335,8 +347,9 @@ def sample_flow(
             unit="persons",
             parent=persons_step,
             reason="courses without a linked person for another reason",
+            code="unlinked_other",
         )
-    linked_step = add("stage", "Linked to the registers", n=linked, unit="persons")
+    linked_step = add("stage", "Linked to the registers", n=linked, unit="persons", code="linked")
 
     matched_ids = (
         inputs.matched_units.filter(pl.col("treated") == 1)["person_id"].unique()
@@ -348,16 +361,14 @@ def sample_flow(
     if transitions is not None:
         with_t = transitions.filter(pl.col("transition"))["person_id"]
         matched_t = int(with_t.is_in(matched_ids.implode()).sum())
-        add(
-            "note",
-            "With a recorded transition",
-            n=with_t.len(),
-            unit="persons",
-            parent=linked_step,
-            reason=f"discharged from a shelter, psychiatric ward or prison in {_months(transition_months)}; "
-            f"{matched_t} of them matched. Without one: {linked - with_t.len()} (matched among persons "
-            "without a transition)",
-        )
+        # every number in its own cell: the disclosure layer controls cells, not sentences
+        stage = f"Transition in {_months(transition_months)}"
+        add("note", stage, n=with_t.len(), unit="persons", parent=linked_step, code="transition",
+            reason="discharged from a shelter, a psychiatric ward or prison")
+        add("note", stage, n=matched_t, unit="persons", parent=linked_step, code="transition_matched",
+            reason="of them matched")
+        add("note", stage, n=linked - with_t.len(), unit="persons", parent=linked_step, code="no_transition",
+            reason="no recorded discharge (matched among persons without one)")
     if unmatched.height:
         why = (
             unmatched.group_by("reason")
@@ -365,7 +376,8 @@ def sample_flow(
             .sort("n", "reason", descending=[True, False])
         )
         for reason, n in why.iter_rows():
-            add("excluded", "Not matched", excluded=int(n), reason=reason, unit="persons", parent=linked_step)
+            add("excluded", "Not matched", excluded=int(n), reason=reason, unit="persons", parent=linked_step,
+                code=f"unmatched:{reason}")
     n_unmatched = unmatched["person_id"].n_unique() if unmatched.height else 0
     if linked - n_unmatched - matched_ids.len() > 0:
         add(
@@ -375,8 +387,10 @@ def sample_flow(
             unit="persons",
             parent=linked_step,
             reason="not among the matching's participants (no panel rows)",
+            code="unmatched_other",
         )
-    matched_step = add("stage", "Matched with comparison persons", n=matched_ids.len(), unit="persons")
+    matched_step = add("stage", "Matched with comparison persons", n=matched_ids.len(), unit="persons",
+                       code="matched")
 
     bases = {"matched": (matched_step, matched_ids.len()), "linked": (linked_step, linked)}
     estimates = inputs.effect_estimates
@@ -406,6 +420,7 @@ def sample_flow(
                 n_controls=row["n_controls"],
                 design_code=design,
                 outcome_code=row["outcome"] if per_outcome else None,
+                code=f"design:{design}" + (f":{row['outcome']}" if per_outcome else ""),
                 reason=(
                     f"not observed over the whole window ({window_label(window)}): started too recently"
                     if missing
@@ -528,6 +543,8 @@ def _comparison(
                     pl.col(name),
                     history,
                     outcome=name,
+                    first_month=history_months[0],
+                    last_month=history_months[1],
                 )
     return pl.DataFrame(out, schema=COMPARISON_SCHEMA)
 
@@ -604,13 +621,15 @@ def render_sample_flow_svg(table: pl.DataFrame, /, *, title: str = "Sample flow"
         wrap = int((side_w - 20) / char)
         for group in groups:
             head = group[0]
+            def value(record: dict) -> object:
+                return record["excluded"] if record["excluded"] is not None else record["n"]
+
             if len(group) == 1:
-                value = head["excluded"] if head["excluded"] is not None else head["n"]
-                lines = [f"{head['stage']}: {_count(value)}", *_wrap(head["reason"] or "", wrap)]
+                lines = [f"{head['stage']}: {_count(value(head))}", *_wrap(head["reason"] or "", wrap)]
             else:  # one line per reason, each with its own count (no total the table does not hold)
                 lines = [head["stage"]]
                 for record in group:
-                    lines += _wrap(f"{_count(record['excluded'])}: {record['reason'] or ''}", wrap)
+                    lines += _wrap(f"{_count(value(record))}: {record['reason'] or ''}", wrap)
             bottom = box(side_x, top, side_w, lines, bold_first=True, dashed=head["kind"] == "note")
             mid = top + 17
             parts.append(
@@ -681,7 +700,7 @@ def render_sample_flow_svg(table: pl.DataFrame, /, *, title: str = "Sample flow"
         y = last_bottom
     height = int(y + 30)
     head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="{html.escape(title)}" font-family="sans-serif" font-size="12">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker></defs>'

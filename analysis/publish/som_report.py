@@ -50,9 +50,15 @@ class SomTables:
 
     @property
     def publishable(self) -> bool:
-        """Whether enough persons stand behind every estimate used (else nothing but the reason is shown)."""
+        """Whether enough persons stand behind every estimate used (else nothing but the reason is shown).
+
+        On the asset's frames: at least ``MIN_CELL`` participants and comparison persons; on the controlled
+        publication's frames (the persons are internal there): the estimates survived disclosure control.
+        """
         if not self.budget.height:
             return False
+        if "n_treated" not in self.budget.columns:
+            return self.budget["estimate"].null_count() < self.budget.height
         return int(self.budget["n_treated"][0]) >= MIN_CELL and int(self.budget["n_controls"][0]) >= MIN_CELL
 
 
@@ -105,27 +111,22 @@ def _svg(fig: plt.Figure) -> str:
 
 
 def _plot(budget: pl.DataFrame) -> str:
+    from analysis.publish import figures
+
     net = budget.filter(pl.col("measure") == "net")
     horizons = sorted(net["horizon_years"].unique().to_list())
-    purses = [*PURSES, ALL_PURSES]
-    with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.8, 2.8))
-        width = 0.8 / len(purses)
-        for j, purse in enumerate(purses):
-            rows = net.filter(pl.col("purse") == purse).sort("horizon_years")
-            xs = [horizons.index(h) + (j - (len(purses) - 1) / 2) * width for h in rows["horizon_years"]]
-            est = rows["estimate"].to_list()
-            err = [
-                [e - lo for e, lo in zip(est, rows["ci_lower"], strict=True)],
-                [hi - e for e, hi in zip(est, rows["ci_upper"], strict=True)],
-            ]
-            ax.bar(xs, est, width=width, yerr=err, capsize=2, label=_PURSE_LABEL[purse])
-        ax.axhline(0, color="#888", lw=0.6)
-        ax.set_xticks(range(len(horizons)), [f"{h} year{'s' if h > 1 else ''}" for h in horizons])
-        ax.set_ylabel("kr. per participant")
-        ax.set_title("Net result for the public purse per participant (95 % CI)")
-        ax.legend(frameon=False, fontsize=7, ncol=4)
-        return _svg(fig)
+    series = {}
+    for purse in [*PURSES, ALL_PURSES]:
+        rows = {r["horizon_years"]: r for r in net.filter(pl.col("purse") == purse).iter_rows(named=True)}
+        pick = lambda c: [rows[h][c] if h in rows else None for h in horizons]  # noqa: E731
+        series[_PURSE_LABEL[purse]] = (pick("estimate"), pick("ci_lower"), pick("ci_upper"))
+    return figures.bars([f"{h} year{'s' if h > 1 else ''}" for h in horizons], series, name="public-budget",
+                        title="Net result for the public purse per participant (95 % CI)",
+                        xlabel="horizon after the start", ylabel="kr. per participant")
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{_e(summary)}</summary>{body}</details>"
 
 
 def _years(column: str) -> pl.Expr:
@@ -135,7 +136,8 @@ def _years(column: str) -> pl.Expr:
     )
 
 
-def _table(frame: pl.DataFrame, columns: list[str], headers: list[str], money: tuple[str, ...] = ()) -> str:
+def _table(frame: pl.DataFrame, columns: list[str], headers: list[str], money: tuple[str, ...] = (),
+           labels=None) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for row in frame.select(columns).iter_rows(named=True):
@@ -145,14 +147,16 @@ def _table(frame: pl.DataFrame, columns: list[str], headers: list[str], money: t
             if c in money:
                 cells.append(_kr(v))
             elif isinstance(v, float):
-                cells.append(f"{v:.3f}")
+                cells.append(f"{v:.2f}".replace("-", "\u2212") if round(v, 2) != 0 else "0.00")
+            elif c == "outcome" and labels is not None and v is not None:
+                cells.append(labels.outcome(v))
             else:
                 cells.append("" if v is None else str(v))
         body.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_public_budget_section(tables: SomTables | None, /, *, problem: str = "") -> str:
+def render_public_budget_section(tables: SomTables | None, /, *, problem: str = "", labels=None) -> str:
     """Render the section body: headline kroner figure with its interval, purses, SØM's input, the prices."""
     illustrative = (
         '<p class="warn"><b>ILLUSTRATIVE prices.</b> The kroner figures use the packaged illustrative '
@@ -202,15 +206,16 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
     purses = b.sort("horizon_years", "purse", "measure").with_columns(
         pl.col("purse").replace_strict(_PURSE_LABEL), horizon=_years("horizon_years")
     )
+    columns = ["horizon", "purse", "measure", "estimate", "ci_lower", "ci_upper", "basis"]
+    headers = ["years", "purse", "change in", "kr. per participant", "95% CI low", "95% CI high", "basis"]
     body = (
         head
         + _plot(b)
-        + _table(
-            purses,
-            ["horizon", "purse", "measure", "estimate", "ci_lower", "ci_upper", "basis"],
-            ["years", "purse", "change in", "kr. per participant", "95% CI low", "95% CI high", "basis"],
-            money=("estimate", "ci_lower", "ci_upper"),
-        )
+        + "<p>By purse, the net result:</p>"
+        + _table(purses.filter(pl.col("measure") == "net"), columns, headers,
+                 money=("estimate", "ci_lower", "ci_upper"))
+        + _details("Expenditure and income by purse and horizon",
+                   _table(purses, columns, headers, money=("estimate", "ci_lower", "ci_upper")))
     )
     if tables.sensitivity.height:
         body += (
@@ -232,12 +237,10 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
                 money=("estimate", "ci_lower", "ci_upper"),
             )
         )
-    body += (
-        "<p>The effect paths in SØM's form (per participant and year; type them into SØM's beregningsramme "
-        "as "
-        "consequences; also in <code>reports/tables/som_effects.csv</code> and <code>reports/som_effects.xlsx"
-        "</code>):</p>"
-        + _table(
+    body += _details(
+        "The effect paths in SØM's form (per participant and year; type them into SØM's beregningsramme as "
+        "consequences; also in reports/tables/som_effects.csv and reports/som_effects.xlsx)",
+        _table(
             tables.effects.with_columns(year=pl.format("year {}", pl.col("year"))),
             ["outcome", "item", "year", "effect", "unit", "ci_lower", "ci_upper", "basis"],
             [
@@ -250,14 +253,16 @@ def render_public_budget_section(tables: SomTables | None, /, *, problem: str = 
                 "95% CI high",
                 "basis",
             ],
+            labels=labels,
         )
     )
-    body += "<p>The prices used:</p>" + _table(
+    body += _details("The prices used", _table(
         tables.prices,
         ["item", "outcome", "direction", "purse", "dkk_per_unit", "unit", "price_year", "status", "source"],
         ["item", "outcome", "direction", "purse", "kr. per unit", "unit", "price year", "status", "source"],
         money=("dkk_per_unit",),
-    )
+        labels=labels,
+    ))
     body += (
         "<p><b>Method.</b> A year's change in a quantity is the sum of the twelve monthly event-study "
         "effects "

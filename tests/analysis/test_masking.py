@@ -42,7 +42,8 @@ def test_none_and_frames() -> None:
     assert mask_text(None) is None
     frame = pl.DataFrame({"message": ["Row 1: CPR '610190 1238'", None], "rows": [1, 2]})
     assert frame.select(mask_column("message"))["message"].to_list() == ["Row 1: CPR 'XXXXXX XXXX'", None]
-    assert mask_frame(frame)["message"][0] == "Row 1: CPR 'XXXXXX XXXX'" and mask_frame(frame)["rows"].to_list() == [1, 2]
+    assert (mask_frame(frame)["message"][0] == "Row 1: CPR 'XXXXXX XXXX'"
+            and mask_frame(frame)["rows"].to_list() == [1, 2])
 
 
 @given(st.text(alphabet="0123456789 -./_\u2013abc", max_size=40))

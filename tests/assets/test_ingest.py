@@ -47,13 +47,16 @@ def test_mock_world_bad_rows_are_quarantined_with_the_right_reason(ingested) -> 
     quarantine = _frames(data, "quarantine", restricted=True)
     clean = _frames(data, "validated_rows", restricted=True)
     for record in truth["submissions"]:
-        mine = quarantine.filter((pl.col("site") == record["site"]) & (pl.col("filename") == record["filename"])
+        mine = quarantine.filter((pl.col("site") == record["site"])
+                                 & (pl.col("filename") == record["filename"])
                                  & (pl.col("quarter") == record["quarter"]))
-        got = {(r["source_row"], r["reasons"]) for r in mine.select("source_row", pl.col("reasons").list.join(",")).iter_rows(named=True)} if mine.height else set()
+        rows = mine.select("source_row", pl.col("reasons").list.join(",")).iter_rows(named=True)
+        got = {(r["source_row"], r["reasons"]) for r in rows} if mine.height else set()
         expected = {(b["source_row"], b["reason"]) for b in record["bad_rows"]}
         assert {row for row, _ in got} == {row for row, _ in expected}, record["filename"]
         for row, reason in expected:
-            assert any(r == row and reason in reasons.split(",") for r, reasons in got), (record["filename"], row, reason)
+            assert any(r == row and reason in reasons.split(",") for r, reasons in got), (
+                record["filename"], row, reason)
         good = clean.filter((pl.col("site") == record["site"]) & (pl.col("filename") == record["filename"])
                             & (pl.col("quarter") == record["quarter"]))
         assert good.height == record["good_rows"], record["filename"]
@@ -96,7 +99,8 @@ def test_a_resubmission_supersedes_and_history_is_kept(ingested) -> None:
     os.utime(corrected, (stamp, stamp))
     key = submission_key("2024Q4", "odense")
     assert job.execute_in_process(instance=instance, partition_key=key).success
-    rows = pl.read_parquet(data / "restricted" / "assets" / "raw_submission" / "2024-10-01" / "odense.parquet")
+    rows = pl.read_parquet(data / "restricted" / "assets" / "raw_submission" / "2024-10-01"
+                           / "odense.parquet")
     assert rows.filter(~pl.col("superseded"))["filename"].unique().to_list() == ["odense_corrected.csv"]
     assert set(rows["filename"]) >= {"odense.xlsx"}
     receipts = list((data / "restricted" / "received" / "2024Q4" / "odense").glob("*.json"))
@@ -111,7 +115,8 @@ def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
     shutil.copy(bad, folder.parent / "randers_backup.csv")
     bad.write_bytes(b"\x00\x01PK\x03\x04garbage" * 50)
     try:
-        result = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "randers"), raise_on_error=False)
+        result = job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "randers"),
+                                        raise_on_error=False)
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         message = failure.step_failure_data.error.message
@@ -129,11 +134,13 @@ def test_an_unreadable_file_fails_only_its_partition(ingested) -> None:
         row = table.filter((pl.col("site") == "randers") & (pl.col("quarter") == "2025Q1")).row(0, named=True)
         assert row["status"] == "failed" and "randers.csv" in row["reason"]
         assert table.filter(pl.col("status") == "failed").height == 1
-        # The site re-delivers its earlier good file: it is the current version again, and the rerun clears it.
+        # The site re-delivers its earlier good file: it is the current version again, and the rerun
+        # clears it.
         shutil.copy(folder.parent / "randers_backup.csv", bad)
         stamp = time.time() + 120
         os.utime(bad, (stamp, stamp))
-        assert job.execute_in_process(instance=instance, partition_key=submission_key("2025Q1", "randers")).success
+        assert job.execute_in_process(instance=instance,
+                                      partition_key=submission_key("2025Q1", "randers")).success
         assert ingest_failures(instance).height == 0
     finally:
         shutil.move(folder.parent / "randers_backup.csv", bad)

@@ -1,4 +1,4 @@
-"""At population scale the outcome panel holds participants, persons in the same transition and CEM candidates only."""
+"""The outcome panel at population scale: participants, persons in the same transition and CEM candidates."""
 
 import shutil
 from pathlib import Path
@@ -14,7 +14,8 @@ PERSONS, SEED = 4000, 7
 
 
 def _registers(layout: Layout, *, without: tuple[str, ...] = ()) -> dict[str, pl.LazyFrame | None]:
-    return {name: (pl.scan_parquet(layout.register_files(name)) if name not in without else None) for name in REGISTERS}
+    return {name: (pl.scan_parquet(layout.register_files(name)) if name not in without else None)
+            for name in REGISTERS}
 
 
 def _outputs(config, linked, layout: Layout, **registers) -> dict:
@@ -78,8 +79,9 @@ def test_extracts_without_a_stays_register_still_build_the_panel(tmp_path: Path)
     stays = next(a for a in register_assets if a.key == dg.AssetKey("stays"))
     lazy = dg.DagsterType(type_check_fn=lambda _context, _value: True, name="lazy", typing_type=pl.LazyFrame)
     upstream = dg.build_output_context(definition_metadata=stays.metadata_by_key[stays.key])
-    context = dg.build_input_context(asset_key=dg.AssetKey("stays"), dagster_type=lazy, upstream_output=upstream)
+    context = dg.build_input_context(asset_key=dg.AssetKey("stays"), dagster_type=lazy,
+                                     upstream_output=upstream)
     assert ParquetIOManager(base_dir=str(settings.layout.root)).load_input(context) is None
-    result = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), _linked(settings), settings.layout,
-                      **_registers(settings.layout, without=("stays",)))["result"]
+    result = _outputs(LinkageConfig(candidate_pool="cem", per_participant=5), _linked(settings),
+                      settings.layout, **_registers(settings.layout, without=("stays",)))["result"]
     assert result.metadata["stays_register"].value is False

@@ -309,15 +309,18 @@ def test_person_index_suite() -> None:
 
 def test_person_index_results_are_exact_on_the_integer_prefix_path() -> None:
     digest = lambda head, tail: head + tail * (64 - len(head))  # noqa: E731  (synthetic 64-hex pseudonyms)
-    ok = pl.DataFrame({"pseudonym": [digest("0" * 15 + "a", "1"), digest("1" * 15, "2")], "person_id": [1, 2]})
+    ok = pl.DataFrame({"pseudonym": [digest("0" * 15 + "a", "1"), digest("1" * 15, "2")],
+                       "person_id": [1, 2]})
     assert all(r.passed for r in linkage.person_index_results(ok))
     # distinct pseudonyms that share their 60-bit prefix: the fast check fails, the full strings decide
-    collision = pl.DataFrame({"pseudonym": [digest("a" * 15 + "1", "3"), digest("a" * 15 + "2", "4")], "person_id": [1, 2]})
+    collision = pl.DataFrame({"pseudonym": [digest("a" * 15 + "1", "3"), digest("a" * 15 + "2", "4")],
+                              "person_id": [1, 2]})
     assert all(r.passed for r in linkage.person_index_results(collision))
     duplicate = pl.DataFrame({"pseudonym": [digest("b" * 15, "5")] * 2, "person_id": [1, 2]})
     (result,) = linkage.person_index_results(duplicate)
     assert not result.passed and result.check_name == names.PERSON_INDEX_UNIQUE
-    not_hex = pl.DataFrame({"pseudonym": ["x-1", "x-1"], "person_id": [1, 2]})  # other formats: the full-string suite
+    # other formats: the full-string suite
+    not_hex = pl.DataFrame({"pseudonym": ["x-1", "x-1"], "person_id": [1, 2]})
     assert not linkage.person_index_results(not_hex)[0].passed
 
 
@@ -351,7 +354,8 @@ def test_balance_suite_warns() -> None:
     ("row", "passes"),
     [
         ({"se": 0.1, "ci_lower": -0.3, "ci_upper": 0.1}, True),
-        ({"se": -0.1, "ci_lower": -0.3, "ci_upper": 0.1}, False),  # se 0 is allowed: an outcome constant in the window
+        # se 0 is allowed: an outcome constant in the window
+        ({"se": -0.1, "ci_lower": -0.3, "ci_upper": 0.1}, False),
         ({"se": 0.1, "ci_lower": -0.05, "ci_upper": 0.1}, False),
         ({"se": 0.1, "ci_lower": -0.3, "ci_upper": -0.2}, False),
     ],

@@ -58,6 +58,7 @@ def test_sqlite_cells_are_scanned_one_by_one(tmp_path: Path) -> None:
     assert [str(f.path) for f in scan_cpr(tmp_path)] == ["events.db"]
 
 
-@pytest.mark.parametrize("text", ["610190 1238", "610190\u20131238", "61 01 90 12 38", "esbjerg_6701901236.csv"])
+@pytest.mark.parametrize("text",
+                         ["610190 1238", "610190\u20131238", "61 01 90 12 38", "esbjerg_6701901236.csv"])
 def test_cpr_numbers_with_any_separator_are_found(text: str) -> None:
     assert cpr_like(text)

@@ -86,8 +86,10 @@ def _order(outcomes: tuple[str, ...]):
     from pipelines.definitions import defs
     from pipelines.partitions import OUTCOME_EFFECTS_JOB
 
-    return tuple(flow.Stage(s.job, fan_out=dg.StaticPartitionsDefinition(list(outcomes)), own_process=s.own_process)
-                 if s.job == OUTCOME_EFFECTS_JOB else s for s in flow.stage_order(defs().get_repository_def()))
+    return tuple(flow.Stage(s.job, fan_out=dg.StaticPartitionsDefinition(list(outcomes)),
+                            own_process=s.own_process)
+                 if s.job == OUTCOME_EFFECTS_JOB else s
+                 for s in flow.stage_order(defs().get_repository_def()))
 
 
 def test_downstream_chain_carries_a_refresh_through_to_the_report() -> None:
@@ -97,7 +99,8 @@ def test_downstream_chain_carries_a_refresh_through_to_the_report() -> None:
     outcomes = ("employed", "self_support", "bed_days")
     order = _order(outcomes)
     instance = dg.DagsterInstance.ephemeral()
-    linkage = _stand_in(ANALYSIS_JOB).execute_in_process(instance=instance, tags={"cti/trigger": "quarterly_refresh"})
+    linkage = _stand_in(ANALYSIS_JOB).execute_in_process(instance=instance,
+                                                         tags={"cti/trigger": "quarterly_refresh"})
     requests, cursor = chain_requests(instance, None, order)
     assert [(r.job_name, r.run_key) for r in requests] == [(EFFECTS_JOB, f"{EFFECTS_JOB}:{linkage.run_id}")]
     chain = {"cti/chain": linkage.run_id}
@@ -108,16 +111,19 @@ def test_downstream_chain_carries_a_refresh_through_to_the_report() -> None:
     _stand_in(EFFECTS_JOB).execute_in_process(instance=instance, tags=chain)
     requests, cursor = chain_requests(instance, cursor, order)
     assert sorted(r.partition_key for r in requests) == sorted(outcomes)
-    assert {r.job_name for r in requests} == {OUTCOME_EFFECTS_JOB} and all(r.tags == {**chain, "cti/trigger": "downstream_chain"} for r in requests)
+    assert {r.job_name for r in requests} == {OUTCOME_EFFECTS_JOB}
+    assert all(r.tags == {**chain, "cti/trigger": "downstream_chain"} for r in requests)
 
     ok, bad = _stand_in(OUTCOME_EFFECTS_JOB), _stand_in(OUTCOME_EFFECTS_JOB, fail=True)
     ok.execute_in_process(instance=instance, tags={**chain, "dagster/partition": "employed"})
-    bad.execute_in_process(instance=instance, raise_on_error=False, tags={**chain, "dagster/partition": "bed_days"})
+    bad.execute_in_process(instance=instance, raise_on_error=False,
+                           tags={**chain, "dagster/partition": "bed_days"})
     requests, cursor = chain_requests(instance, cursor, order)
     assert requests == []  # self_support is still outstanding: the report waits
     ok.execute_in_process(instance=instance, tags={**chain, "dagster/partition": "self_support"})
     requests, cursor = chain_requests(instance, cursor, order)
-    assert [(r.job_name, r.run_key) for r in requests] == [(REPORT_JOB, f"{REPORT_JOB}:{linkage.run_id}")]  # despite bed_days
+    # despite bed_days
+    assert [(r.job_name, r.run_key) for r in requests] == [(REPORT_JOB, f"{REPORT_JOB}:{linkage.run_id}")]
 
 
 def test_a_successful_ingest_starts_a_chain_at_linkage() -> None:
@@ -146,7 +152,8 @@ def test_the_flow_order_comes_from_the_asset_graph() -> None:
     from pipelines.definitions import defs
 
     order = [s.job for s in flow.stage_order(defs().get_repository_def(), reversed(flow.STAGES))]
-    assert order == ["ingest_submission_job", "linkage_job", "effects_job", "outcome_effects_job", "report_job"]
+    assert order == ["ingest_submission_job", "linkage_job", "effects_job", "outcome_effects_job",
+                     "report_job"]
 
 
 def test_every_sensor_and_schedule_is_defined() -> None:

@@ -20,7 +20,8 @@ def test_workspace_loads_the_single_definitions_object() -> None:
     assert module == "pipelines.definitions"
     definitions = defs()
     assert isinstance(definitions, dg.Definitions)
-    repo = definitions.get_repository_def()  # resolves every asset, job, sensor and schedule: a broken wire fails here
+    # resolves every asset, job, sensor and schedule: a broken wire fails here
+    repo = definitions.get_repository_def()
     assert repo.get_all_jobs()
 
 

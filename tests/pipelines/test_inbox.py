@@ -70,7 +70,8 @@ def test_a_cpr_in_a_file_name_is_masked_everywhere_outside_restricted(tmp_path: 
 
 
 def test_scan_never_crashes_on_odd_folders(tmp_path: Path) -> None:
-    for relative in ("backup_2025Q1/aarhus.csv", "2023Q4/aarhus.csv", "2025Q5/x.csv", "misc/y.csv", "2024Q2/odense.csv"):
+    for relative in ("backup_2025Q1/aarhus.csv", "2023Q4/aarhus.csv", "2025Q5/x.csv", "misc/y.csv",
+                     "2024Q2/odense.csv"):
         _drop(tmp_path, relative)
     assert [(f.quarter, f.site) for f in inbox.scan(tmp_path, SITES)] == [("2024Q2", "odense")]
 

@@ -22,7 +22,8 @@ def test_a_key_file_may_end_with_one_newline_but_nothing_else_is_stripped(tmp_pa
     path.write_text(TEST_KEY + "\n")
     assert keys.read_secret(KeySource(None, path)) == TEST_KEY.encode()
     path.write_text(TEST_KEY + "  \n")
-    with pytest.raises(keys.KeyRefused, match=f"from file {path} is refused: the key starts or ends with whitespace"):
+    with pytest.raises(keys.KeyRefused,
+                       match=f"from file {path} is refused: the key starts or ends with whitespace"):
         keys.read_secret(KeySource(None, path))
     assert keys.read_secret(KeySource(None, tmp_path / "missing")) is None
 
@@ -71,8 +72,8 @@ def test_the_missing_key_message_never_suggests_a_new_key_for_existing_data(tmp_
 
 
 def test_linking_pseudonyms_of_two_keys_is_refused() -> None:
-    courses = pl.DataFrame({"pseudonym": ["a"], "key_id": ["aaaaaaaaaaaa"], "site": ["x"], "start_date": [None],
-                            "first_reported": ["2024Q1"]})
+    courses = pl.DataFrame({"pseudonym": ["a"], "key_id": ["aaaaaaaaaaaa"], "site": ["x"],
+                            "start_date": [None], "first_reported": ["2024Q1"]})
     index = pl.DataFrame({"pseudonym": ["b"], "person_id": [1], "key_id": ["bbbbbbbbbbbb"]})
     with pytest.raises(ValueError, match="different keys .*aaaaaaaaaaaa.*bbbbbbbbbbbb"):
         link_participants(courses, index)
@@ -81,9 +82,9 @@ def test_linking_pseudonyms_of_two_keys_is_refused() -> None:
 def test_consolidating_partitions_of_two_keys_is_refused() -> None:
     from analysis.ingest.courses import consolidate_courses
 
-    rows = pl.DataFrame({c: [None, None] for c in ("pseudonym", "site", "quarter", "start_date", "end_date",
-                                                    "delmaalgruppe", "completed", "sex", "birth_date", "sha256",
-                                                    "received")}).with_columns(key_id=pl.Series(["k1", "k2"]))
+    columns = ("pseudonym", "site", "quarter", "start_date", "end_date", "delmaalgruppe", "completed", "sex",
+               "birth_date", "sha256", "received")
+    rows = pl.DataFrame({c: [None, None] for c in columns}).with_columns(key_id=pl.Series(["k1", "k2"]))
     with pytest.raises(ValueError, match="2 key ids \\(k1, k2\\)"):
         consolidate_courses(rows)
 
@@ -122,7 +123,8 @@ def test_the_person_index_carries_the_key_id_and_refuses_another_key(tmp_path: P
     assert keys.recorded(settings.layout).key_id == pseudonym.key_id(TEST_KEY.encode())
     other = build_resources(settings_for(tmp_path / "data", key=OTHER_KEY))
     with pytest.raises(dg.Failure, match="key mismatch"):
-        next(iter(person_index(cpr_key=cpr_key, pseudonym_key=other["pseudonym_key"], layout=other["layout"])))
+        next(iter(person_index(cpr_key=cpr_key, pseudonym_key=other["pseudonym_key"],
+                               layout=other["layout"])))
 
 
 def test_every_pseudonym_bearing_table_carries_the_key_id() -> None:
@@ -137,6 +139,6 @@ def test_every_pseudonym_bearing_table_carries_the_key_id() -> None:
     assert "key_id" in PERSON_INDEX
     from analysis.ingest.courses import _conflicts
 
-    assert "key_id" in _conflicts(pl.DataFrame(schema={"pseudonym": pl.String, "key_id": pl.String, "site": pl.String,
-                                                        "start_date": pl.Date, "end_date": pl.Date,
-                                                        "course_id": pl.String, "_groups": pl.UInt32})).columns
+    schema = {"pseudonym": pl.String, "key_id": pl.String, "site": pl.String, "start_date": pl.Date,
+              "end_date": pl.Date, "course_id": pl.String, "_groups": pl.UInt32}
+    assert "key_id" in _conflicts(pl.DataFrame(schema=schema)).columns

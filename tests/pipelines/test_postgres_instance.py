@@ -1,8 +1,9 @@
-"""Production instance storage: the same jobs on PostgreSQL (dagster-postgres), switched by configuration only.
+"""Production instance storage: the same jobs on PostgreSQL (dagster-postgres), chosen by configuration only.
 
-A throwaway PostgreSQL cluster is created with ``initdb`` under /tmp and started on a free loopback port (as the
-``postgres`` system user when the tests run as root, since the server refuses root). Skipped, with the reason,
-only when the PostgreSQL server binaries are not installed (``scripts/setup_system.sh`` installs them).
+A throwaway PostgreSQL cluster is created with ``initdb`` under /tmp and started on a free loopback port
+(as the ``postgres`` system user when the tests run as root, since the server refuses root). Skipped, with
+the reason, only when the PostgreSQL server binaries are not installed (``scripts/setup_system.sh``
+installs them).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def postgres() -> Iterator[dict[str, str]]:
     """A running throwaway PostgreSQL server; yields the ``DAGSTER_PG_*`` environment for it."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed and scripts/setup_system.sh "
-                    "could not install them (needs root or passwordless sudo and Debian's apt)")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed and "
+                    "scripts/setup_system.sh could not install them (needs root or passwordless sudo and "
+                    "Debian's apt)")
     as_user: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="cti-pg-"))
     if os.geteuid() == 0:  # postgres will not run as root: hand the directory to the postgres system user
@@ -75,8 +77,8 @@ def postgres() -> Iterator[dict[str, str]]:
 def _query(env: dict[str, str], sql: str) -> list[tuple]:
     import psycopg2
 
-    conn = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=int(env["DAGSTER_PG_PORT"]), user=env["DAGSTER_PG_USER"],
-                            dbname=env["DAGSTER_PG_DB"])
+    conn = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=int(env["DAGSTER_PG_PORT"]),
+                            user=env["DAGSTER_PG_USER"], dbname=env["DAGSTER_PG_DB"])
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
@@ -114,7 +116,8 @@ def test_runs_events_and_checks_go_to_postgres_by_configuration_only(
     sync_sites(instance, settings.config.site_ids())
     key = submission_partitions(settings)[0]
     result = build_definitions(settings).resolve_job_def(INGEST_JOB).execute_in_process(
-        instance=instance, partition_key=key, run_config=QUIET, tags={"cti/trigger": "test", "cti/user": "analyst"}
+        instance=instance, partition_key=key, run_config=QUIET,
+        tags={"cti/trigger": "test", "cti/user": "analyst"}
     )
     assert result.success
 
@@ -122,7 +125,8 @@ def test_runs_events_and_checks_go_to_postgres_by_configuration_only(
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"cti/user": "analyst"}))
     assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
     assert _query(postgres, "SELECT count(*) FROM runs")[0][0] >= 2
-    materialised = _query(postgres, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
+    materialised = _query(postgres, "SELECT count(*) FROM event_logs WHERE dagster_event_type = "
+                                    "'ASSET_MATERIALIZATION'")
     assert materialised[0][0] > 0
     assert _query(postgres, "SELECT count(*) FROM asset_check_executions")[0][0] > 0
     # ...and nothing fell back to the embedded SQLite files.

@@ -1,4 +1,4 @@
-"""One cti command per data directory; a lock or a run left behind by a dead process is cleaned up, not kept."""
+"""One cti command per data directory; a lock or run left behind by a dead process is cleaned up, not kept."""
 
 import os
 import signal

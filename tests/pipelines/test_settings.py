@@ -1,4 +1,4 @@
-"""One settings object: read from the environment in one place, never written back; the layout owns every path."""
+"""One settings object, read from the environment in one place, never written back; the layout owns paths."""
 
 import json
 import os
@@ -42,11 +42,12 @@ def test_a_generated_world_keeps_its_size_and_seed(tmp_path: Path) -> None:
     layout = Layout.at(tmp_path)
     layout.manifest.parent.mkdir(parents=True)
     layout.manifest.write_text(json.dumps({"persons": 8000, "seed": 3}))
-    assert Settings.from_env({"CTI_PERSONS": "100000"}, data_dir=tmp_path).source == MockSource(persons=8000, seed=3)
+    settings = Settings.from_env({"CTI_PERSONS": "100000"}, data_dir=tmp_path)
+    assert settings.source == MockSource(persons=8000, seed=3)
 
 
 def test_nothing_writes_cti_variables_into_the_environment() -> None:
-    """The settings travel as objects: no module assigns os.environ (the worker sizes its own thread pools)."""
+    """The settings travel as objects: no module assigns os.environ (the worker sizes its thread pools)."""
     root = Path(__file__).parents[2]
     offenders = []
     for path in [*root.glob("pipelines/*.py"), *root.glob("assets/*.py"), *root.glob("analysis/**/*.py")]:
@@ -76,13 +77,15 @@ def test_a_deployment_table_replaces_the_packaged_one_and_the_rest_fall_back(tmp
 
 
 def test_config_check_names_every_problem(tmp_path: Path) -> None:
-    (tmp_path / "sites.csv").write_text("site,name,kom,joined\nNy Borg,,45,2025-13-01\naarhus,A,751,2024-01-01\n"
-                                        "aarhus,B,751,2024-01-01\n")
-    (tmp_path / "delmaalgrupper.csv").write_text("code,label,valid_from,valid_to\nOVG,x,2025-01-01,2024-01-01\nab,y,,\n")
+    (tmp_path / "sites.csv").write_text("site,name,kom,joined\nNy Borg,,45,2025-13-01\n"
+                                        "aarhus,A,751,2024-01-01\naarhus,B,751,2024-01-01\n")
+    (tmp_path / "delmaalgrupper.csv").write_text("code,label,valid_from,valid_to\n"
+                                                 "OVG,x,2025-01-01,2024-01-01\nab,y,,\n")
     (tmp_path / "dream_codes.csv").write_text("code,label\n111,x\n")
     problems = [str(p) for p in ConfigDir(tmp_path).check()]
-    expected = ["sites.csv row 1: site id 'Ny Borg'", "sites.csv row 1: name is empty", "sites.csv row 1: kom '45'",
-                "sites.csv row 1: joined '2025-13-01'", "sites.csv row 3: site 'aarhus' appears twice",
+    expected = ["sites.csv row 1: site id 'Ny Borg'", "sites.csv row 1: name is empty",
+                "sites.csv row 1: kom '45'", "sites.csv row 1: joined '2025-13-01'",
+                "sites.csv row 3: site 'aarhus' appears twice",
                 "delmaalgrupper.csv row 1: valid_to 2024-01-01 is before valid_from",
                 "delmaalgrupper.csv row 2: code 'ab'", "delmaalgrupper.csv row 2: valid_from None",
                 "dream_codes.csv: lacks column(s) family"]
@@ -99,7 +102,8 @@ def test_cti_config_check_explains_validity_and_fails_on_problems(tmp_path: Path
     assert "quarantined as 'unknown_delmaalgruppe'" in ok.stdout and "valid_from" in ok.stdout
     (tmp_path / "sites.csv").write_text("site,name,kom,joined\nx,X,999,not a date\n")
     bad = subprocess.run([*command, "--config-dir", str(tmp_path)], capture_output=True, text=True, env=env)
-    assert bad.returncode == 1 and "sites.csv row 1: joined 'not a date'" in bad.stderr and "Traceback" not in bad.stderr
+    assert (bad.returncode == 1 and "sites.csv row 1: joined 'not a date'" in bad.stderr
+            and "Traceback" not in bad.stderr)
     assert f"read from {tmp_path.resolve() / 'sites.csv'}" in bad.stdout
 
 

@@ -1,6 +1,5 @@
 """Workers never outlive their parent, however the parent ends (no Dagster needed to show it)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -57,8 +56,8 @@ def _alive(pid: int) -> bool:
                                            ("sigkill", "watchdog-only")])
 def test_a_worker_ends_with_its_parent(how: str, mode: str, tmp_path: Path) -> None:
     (tmp_path / "helper_watchdog.py").write_text(HELPER)
-    proc = subprocess.run([sys.executable, "-c", PARENT, how, mode, str(tmp_path)], capture_output=True, text=True,
-                          timeout=120, start_new_session=True)
+    proc = subprocess.run([sys.executable, "-c", PARENT, how, mode, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
     worker_pid = int(proc.stdout.split()[0])
     deadline = time.monotonic() + 15
     while _alive(worker_pid) and time.monotonic() < deadline:
@@ -68,4 +67,5 @@ def test_a_worker_ends_with_its_parent(how: str, mode: str, tmp_path: Path) -> N
 
 def test_the_death_signal_is_armed_on_linux() -> None:
     code = "import os; from pipelines import worker; print(worker.die_with_parent(os.getppid()))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip() == "True"

@@ -16,7 +16,8 @@ def test_an_inbox_with_files_the_world_did_not_write_is_refused(tmp_path: Path) 
     real = settings.layout.inbox / "2024Q1" / "aarhus.csv"
     real.parent.mkdir(parents=True)
     real.write_bytes(REAL)
-    with pytest.raises(world.ForeignInbox, match="1 file\\(s\\) the mock world did not write \\(2024Q1/aarhus.csv\\)"):
+    with pytest.raises(world.ForeignInbox,
+                       match="1 file\\(s\\) the mock world did not write \\(2024Q1/aarhus.csv\\)"):
         world.generate(settings, persons=1_000, seed=1)
     assert real.read_bytes() == REAL
     assert not settings.layout.manifest.exists() and not (settings.layout.root / "registers").exists()

@@ -231,7 +231,9 @@ def assemble(matches: list[CohortMatches], treated: FeatureRows, sample: FitSamp
         units=units,
         pairs=pairs.with_columns(cohort=pl.col("cohort") + arrays.first),
         balance=balance,
-        unmatched=pl.DataFrame(unmatched, schema=_UNMATCHED),
+        # panel positions -> month indices, like the units' and pairs' cohorts (a start month, not a position)
+        unmatched=pl.DataFrame(unmatched, schema=_UNMATCHED).with_columns(
+            cohort=pl.col("cohort") + arrays.first),
         n_treated=int(treated_units.height),
         n_controls=int(pairs["control_id"].n_unique()),
         notes=tuple(notes),

@@ -329,3 +329,65 @@ def test_stacked_influence_gives_the_cross_outcome_covariance() -> None:
     variance = float(a[:, 0] @ a[:, 0])
     assert float(a[:, 0] @ b[:, 0]) == pytest.approx(2 * variance, rel=1e-9)  # Cov(b, 2b) = 2 Var(b)
     assert float(a[:, 0] @ c[:, 0]) == pytest.approx(-variance, rel=1e-9)
+
+
+def test_a_window_reference_is_the_one_month_study_minus_the_windows_mean() -> None:
+    frame = _stacked(noise=0.05, seed=11)
+    one = event_study(frame, "y", reference=-1)
+    window = event_study(frame, "y", reference=(-4, -3))
+    old = dict(zip(one.table["event_time"], one.table["estimate"], strict=True))
+    base = (old[-4] + old[-3]) / 2
+    new = {r["event_time"]: r for r in window.table.iter_rows(named=True)}
+    for e in range(-4, 5):  # every month, the reference months and the old omitted one too
+        assert new[e]["estimate"] == pytest.approx(old[e] - base, abs=1e-9)
+        assert new[e]["se"] is not None and new[e]["se"] > 0
+    assert (new[-4]["estimate"] + new[-3]["estimate"]) == pytest.approx(0.0, abs=1e-12)
+    assert window.reference_months == (-4, -3) and one.reference_months == (-1, -1)
+    # a contrast of two months does not depend on the normalisation, nor does its standard error
+    for study in (one, window):
+        est, se = study.combination({2: 1.0, -2: -1.0})
+        assert est == pytest.approx(old[2] - old[-2], abs=1e-9)
+        assert se == pytest.approx(one.combination({2: 1.0, -2: -1.0})[1], rel=1e-9)
+    # the influence functions are re-normalised with the coefficients
+    influenced = event_study(frame, "y", reference=(-4, -3), influence=True)
+    persons, matrix = _influence_matrix(influenced, list(range(-4, 5)))
+    expected = [new[e]["se"] for e in range(-4, 5)]
+    assert np.sqrt(np.diag(matrix.T @ matrix)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_pretrend_window_leaves_out_the_transition_month() -> None:
+    # participants differ from their comparisons only in the transition month (-1): a real trace, not a trend
+    frame = _stacked(noise=0.05, seed=4).with_columns(
+        y=pl.col("y")
+        + pl.when((pl.col("treated") == 1) & (pl.col("event_time") == -1)).then(0.5).otherwise(0))
+    marked = event_study(frame, "y", reference=(-4, -3), pretrend=(-4, -1), exclude=(-1,))
+    unmarked = event_study(frame, "y", reference=(-4, -3), pretrend=(-4, -1))
+    assert marked.pretrend_p > 0.01 and unmarked.pretrend_p < 1e-6
+    assert marked.pretrend_window == (-4, -1) and marked.exclude == (-1,)
+    assert marked.pretrend_df == 2  # months -4..-2 less one: the reference months' mean is 0 by construction
+    spike = marked.table.filter(pl.col("event_time") == -1)["estimate"].item()
+    assert spike == pytest.approx(0.5, abs=0.05)  # still estimated and shown
+    assert marked.pretrend_test() == (marked.pretrend_stat, marked.pretrend_df, marked.pretrend_p)
+    stat, dof, p = marked.pretrend_test([(-4, -3), (-2, -1)])  # binned: the spike is left out of its bin
+    assert dof == 1 and p > 0.01
+    with pytest.raises(ValueError, match="not in the panel"):
+        event_study(frame, "y", reference=(-9, -8))
+    with pytest.raises(ValueError, match="first to its last"):
+        event_study(frame, "y", reference=(-2, -4))
+
+
+def test_wald_is_rank_aware_for_a_near_constant_outcome() -> None:
+    """Directions with rounding-noise variance are left out of the statistic and of the degrees of freedom."""
+    from analysis.estimate.did import wald
+
+    b = np.array([0.1, 1e-5])
+    v = np.diag([1.0, 1e-12])  # the second coefficient is a near-constant outcome's: noise, not information
+    stat, dof, p = wald(b, v)
+    assert dof == 1 and stat == pytest.approx(0.01) and p == pytest.approx(stats.chi2.sf(0.01, 1))
+    # np.linalg.pinv's default cut-off keeps the noise direction: the statistic explodes
+    assert float(b @ np.linalg.pinv(v) @ b) > 50 and np.linalg.matrix_rank(v) == 2
+    # a well-conditioned covariance: the ordinary Wald test
+    full = np.array([[1.0, 0.3], [0.3, 2.0]])
+    assert wald(b, full)[0] == pytest.approx(float(b @ np.linalg.solve(full, b))) and wald(b, full)[1] == 2
+    # nothing but noise: not defined
+    assert wald(b, np.zeros((2, 2)))[1] == 0 and np.isnan(wald(b, np.zeros((2, 2)))[2])

@@ -42,10 +42,11 @@ def _stacked(n_treated: int = 40, n_controls: int = 80, seed: int = 0) -> tuple[
 
 def test_matched_effects_are_the_pooled_and_subgroup_dids_with_the_event_study() -> None:
     stacked, participants = _stacked()
-    result = matched_effects(stacked, participants, "y")
+    result = matched_effects(stacked, participants, "y", reference=(-6, -4), pretrend=(-6, -2))
     assert (result.outcome, result.post) == ("y", POST_WINDOW)
     assert result.to_frame() is result.estimates and result.estimates.schema == EFFECT_ESTIMATES
-    assert result.event_study.to_frame().equals(event_study(stacked, "y").to_frame())
+    study = event_study(stacked, "y", reference=(-6, -4), pretrend=(-6, -2), exclude=(-1,))
+    assert result.event_study.to_frame().equals(study.to_frame())
     overall = result.estimates.filter(pl.col("dimension") == "all").row(0, named=True)
     pooled = pooled_did(stacked, "y", post=POST_WINDOW)
     assert (overall["estimate"], overall["ci_lower"], overall["n_controls"]) == (

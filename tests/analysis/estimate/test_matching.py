@@ -121,6 +121,8 @@ def test_a_participant_without_history_is_reported_not_matched() -> None:
     result = match(panel, early, persons, config=SMALL)
     reason = result.unmatched.filter(pl.col("person_id") == 8)["reason"].item()
     assert reason.startswith("start outside the panel")
+    # the cohort is the start month as a month index (year * 12 + month - 1), like matched_units.cohort
+    assert result.unmatched.filter(pl.col("person_id") == 8)["cohort"].item() == 2022 * 12 + 2
 
 
 def test_stacked_panel_censors_controls_at_their_own_start() -> None:

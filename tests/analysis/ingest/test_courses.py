@@ -8,10 +8,12 @@ from analysis.schema import COURSES
 P1, P2 = "a" * 64, "b" * 64
 
 
-def _row(pseudonym, quarter, start, end=None, completed=None, site="aarhus", sha="s1", received="2024-04-20T00:00:00", group="GRL", superseded=False):
+def _row(pseudonym, quarter, start, end=None, completed=None, site="aarhus", sha="s1",
+         received="2024-04-20T00:00:00", group="GRL", superseded=False):
     return {"pseudonym": pseudonym, "key_id": "k1", "site": site, "quarter": quarter, "start_date": start,
-            "end_date": end, "delmaalgruppe": group, "completed": completed, "sex": 1, "birth_date": date(1990, 1, 1),
-            "sha256": sha, "filename": f"{site}.csv", "received": received, "superseded": superseded}
+            "end_date": end, "delmaalgruppe": group, "completed": completed, "sex": 1,
+            "birth_date": date(1990, 1, 1), "sha256": sha, "filename": f"{site}.csv", "received": received,
+            "superseded": superseded}
 
 
 def _history(*rows):
@@ -21,12 +23,14 @@ def _history(*rows):
 def test_ongoing_then_ended_is_one_course() -> None:
     result = consolidate_courses(_history(
         _row(P1, "2024Q1", date(2024, 2, 1), sha="q1"),
-        _row(P1, "2024Q4", date(2024, 2, 1), date(2024, 11, 1), True, sha="q4", received="2025-01-20T00:00:00"),
+        _row(P1, "2024Q4", date(2024, 2, 1), date(2024, 11, 1), True, sha="q4",
+             received="2025-01-20T00:00:00"),
     ))
     assert result.courses.schema == COURSES
     row = result.courses.row(0, named=True)
     assert result.courses.height == 1
-    assert (row["end_date"], row["completed"], row["first_reported"], row["last_reported"]) == (date(2024, 11, 1), True, "2024Q1", "2024Q4")
+    assert ((row["end_date"], row["completed"], row["first_reported"], row["last_reported"])
+            == (date(2024, 11, 1), True, "2024Q1", "2024Q4"))
 
 
 def test_resubmission_supersedes_earlier_file_of_the_quarter() -> None:

@@ -67,7 +67,8 @@ def test_vectorised_and_scalar_agree() -> None:
     frame = normalise_cpr(pl.DataFrame({"cpr": values}))
     for value, row in zip(values, frame.iter_rows(named=True), strict=True):
         scalar = normalise_cpr_value(value)
-        assert (row["cpr_norm"], row["cpr_issue"], row["cpr_warning"]) == (scalar.normalised, scalar.issue, scalar.warning)
+        assert ((row["cpr_norm"], row["cpr_issue"], row["cpr_warning"])
+                == (scalar.normalised, scalar.issue, scalar.warning))
 
 
 @settings(max_examples=300, deadline=None)

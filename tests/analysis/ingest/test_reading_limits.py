@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from openpyxl import Workbook
 
-from analysis.ingest.submissions import ReadLimits, SubmissionError, _sheet_rows, _Budget, read_submission
+from analysis.ingest.submissions import ReadLimits, SubmissionError, _Budget, _sheet_rows, read_submission
 from analysis.masking import mask_text
 
 HEADER = "CPR;Startdato;Slutdato;Delmålgruppe;Gennemført"

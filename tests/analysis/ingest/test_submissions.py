@@ -28,7 +28,8 @@ def test_every_encoding_and_separator_reads_the_same(encoding: str, sep: str) ->
     assert raw.rows["source_row"].to_list() == [1, 2]
     assert raw.header_map["Delmålgruppe"] == "delmaalgruppe"  # æøå survived the decoding
     assert raw.delimiter == sep
-    assert raw.encoding == {"cp1252": "cp1252", "latin-1": "cp1252", "utf-8": "utf-8", "utf-8-sig": "utf-8-sig"}[encoding]
+    assert raw.encoding == {"cp1252": "cp1252", "latin-1": "cp1252", "utf-8": "utf-8",
+                            "utf-8-sig": "utf-8-sig"}[encoding]
 
 
 @pytest.mark.parametrize(

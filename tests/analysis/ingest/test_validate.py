@@ -8,7 +8,8 @@ from analysis.schema import QUARANTINE_REASONS
 from pipelines.configuration import ConfigDir
 
 CODES = ConfigDir().table("delmaalgrupper")
-GOOD = {"cpr": "610190-1235", "start_date": "01-02-2024", "end_date": "", "delmaalgruppe": "GRL", "completed": ""}
+GOOD = {"cpr": "610190-1235", "start_date": "01-02-2024", "end_date": "", "delmaalgruppe": "GRL",
+        "completed": ""}
 
 
 def _validate(*rows: dict, today: date = date(2024, 12, 31)):
@@ -38,14 +39,17 @@ def _validate(*rows: dict, today: date = date(2024, 12, 31)):
         ({"start_date": "01-02-2025"}, "start_in_future"),
         ({"end_date": "01-06-2025", "completed": "Ja"}, "course_too_long"),
         ({"delmaalgruppe": "ZZ9"}, "unknown_delmaalgruppe"),
-        ({"delmaalgruppe": "UNG", "start_date": "01-08-2025", "end_date": ""}, "unknown_delmaalgruppe"),  # expired code
-        ({"start_date": "15-12-2023", "end_date": ""}, "unknown_delmaalgruppe"),  # starts before the code's valid_from
+        # expired code
+        ({"delmaalgruppe": "UNG", "start_date": "01-08-2025", "end_date": ""}, "unknown_delmaalgruppe"),
+        # starts before the code's valid_from
+        ({"start_date": "15-12-2023", "end_date": ""}, "unknown_delmaalgruppe"),
         ({"completed": "måske", "end_date": "01-10-2024"}, "completed_unparseable"),
         ({"cpr": "I alt", "start_date": "12"}, "not_a_data_row"),
     ],
 )
 def test_each_quarantine_reason(change: dict, reason: str) -> None:
-    result = _validate({**GOOD, **change}, today=date(2025, 12, 31) if "UNG" in str(change) else date(2024, 12, 31))
+    result = _validate({**GOOD, **change},
+                       today=date(2025, 12, 31) if "UNG" in str(change) else date(2024, 12, 31))
     assert result.clean.height == 0 and result.quarantine.height == 1
     row = result.quarantine.row(0, named=True)
     assert reason in row["reasons"] and reason in QUARANTINE_REASONS
@@ -63,7 +67,8 @@ def test_date_formats(text: str, expected: date) -> None:
     assert _validate({**GOOD, "start_date": text}).clean["start_date"][0] == expected
 
 
-@pytest.mark.parametrize(("text", "flag"), [("Ja", True), ("J", True), ("1", True), ("x", True), ("Nej", False), ("N", False), ("0", False), ("", False)])
+@pytest.mark.parametrize(("text", "flag"), [("Ja", True), ("J", True), ("1", True), ("x", True),
+                                            ("Nej", False), ("N", False), ("0", False), ("", False)])
 def test_completed_spellings(text: str, flag: bool) -> None:
     result = _validate({**GOOD, "end_date": "01-10-2024", "completed": text})
     assert result.clean["completed"][0] is flag
@@ -75,7 +80,8 @@ def test_ongoing_course_has_no_completion_and_lower_case_codes_are_accepted() ->
 
 
 def test_exact_duplicates_are_removed_and_conflicting_duplicates_quarantined() -> None:
-    result = _validate(GOOD, GOOD, {**GOOD, "cpr": "710285-2346"}, {**GOOD, "cpr": "710285-2346", "delmaalgruppe": "OVG"})
+    result = _validate(GOOD, GOOD, {**GOOD, "cpr": "710285-2346"},
+                       {**GOOD, "cpr": "710285-2346", "delmaalgruppe": "OVG"})
     assert result.exact_duplicates_removed == 1
     assert result.clean.height == 1
     assert result.quarantine["reasons"].to_list() == [["duplicate_in_file"], ["duplicate_in_file"]]
@@ -90,7 +96,8 @@ def test_repaired_and_mod11_rows_stay_clean_with_a_warning() -> None:
 
 def test_missing_columns_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs columns"):
-        validate_rows(pl.DataFrame({"cpr": ["1"]}), quarter="q", site="s", codes=CODES, today=date(2024, 1, 1))
+        validate_rows(pl.DataFrame({"cpr": ["1"]}), quarter="q", site="s", codes=CODES,
+                      today=date(2024, 1, 1))
 
 
 def test_the_course_length_rule_is_the_constant_the_texts_quote() -> None:

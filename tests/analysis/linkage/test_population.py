@@ -23,11 +23,14 @@ def _registers() -> dict[str, pl.LazyFrame]:
     mondays = [date(2023, 1, 2), date(2023, 1, 9), date(2023, 1, 16)]
     benefits = pl.DataFrame({"PNR": [1, 1, 1, 2, 2, 2, 3, 3, 3, 6, 6, 6, 1],
                              "UGE_START": mondays * 4 + [date(2022, 12, 26)], "YDELSESKODE": ["111"] * 13})
-    employment = pl.DataFrame({"PNR": [4, 4, 5], "MAANED": [date(2023, 1, 1), date(2023, 2, 1), date(2023, 1, 1)],
-                               "BESKAEFTIGET": pl.Series([1, 1, 1], dtype=pl.Int8), "LOEN": [100.0, 200.0, 50.0]})
+    employment = pl.DataFrame({"PNR": [4, 4, 5],
+                               "MAANED": [date(2023, 1, 1), date(2023, 2, 1), date(2023, 1, 1)],
+                               "BESKAEFTIGET": pl.Series([1, 1, 1], dtype=pl.Int8),
+                               "LOEN": [100.0, 200.0, 50.0]})
     health = pl.DataFrame({"PNR": [1, 2], "RECNUM": [1, 2], "C_PATTYPE": pl.Series([3, 0], dtype=pl.Int8),
                            "C_ADIAG": ["DS52", "DF20"], "D_INDDTO": [date(2023, 3, 1), date(2023, 4, 1)],
-                           "D_UDDTO": [date(2023, 3, 1), date(2023, 4, 5)], "V_SENGDAGE": pl.Series([0, 4], dtype=pl.Int32)})
+                           "D_UDDTO": [date(2023, 3, 1), date(2023, 4, 5)],
+                           "V_SENGDAGE": pl.Series([0, 4], dtype=pl.Int32)})
     return {"population": population.lazy(), "benefits": benefits.lazy(), "employment": employment.lazy(),
             "health": health.lazy()}
 
@@ -63,7 +66,8 @@ def test_candidate_pool_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="start_month"):
         candidate_pool(cov, pl.DataFrame({"person_id": [1]}))
     with pytest.raises(ValueError, match="per_participant"):
-        candidate_pool(cov, pl.DataFrame({"person_id": [1], "start_month": [date(2024, 1, 1)]}), per_participant=0)
+        candidate_pool(cov, pl.DataFrame({"person_id": [1], "start_month": [date(2024, 1, 1)]}),
+                       per_participant=0)
 
 
 def test_benefit_weeks_count_distinct_weeks_across_the_whole_year() -> None:
@@ -71,11 +75,11 @@ def test_benefit_weeks_count_distinct_weeks_across_the_whole_year() -> None:
     # person 7: the first and last Monday of 2023 (bits 0 and 52), one week twice (two codes), 10 more weeks
     mondays = [date(2023, 1, 2), date(2023, 12, 25), date(2023, 6, 5), date(2023, 6, 5)]
     mondays += [date(2023, 3, 6) + timedelta(weeks=i) for i in range(10)]
-    extra = pl.DataFrame({"PNR": [7] * len(mondays), "UGE_START": mondays, "YDELSESKODE": ["111", "111", "111", "890"]
-                          + ["111"] * 10})
+    extra = pl.DataFrame({"PNR": [7] * len(mondays), "UGE_START": mondays,
+                          "YDELSESKODE": ["111", "111", "111", "890"] + ["111"] * 10})
     regs["benefits"] = pl.concat([regs["benefits"].collect(), extra]).lazy()
-    regs["population"] = pl.concat([regs["population"].collect(), regs["population"].collect().tail(1).with_columns(
-        PNR=pl.lit(7, pl.Int64))]).lazy()
+    seven = regs["population"].collect().tail(1).with_columns(PNR=pl.lit(7, pl.Int64))
+    regs["population"] = pl.concat([regs["population"].collect(), seven]).lazy()
     cov = person_year_covariates(regs, year=2023)
     assert len(set(mondays)) == 13
     assert cov.filter(pl.col("person_id") == 7)["benefit_weeks"].item() == 13
@@ -90,7 +94,8 @@ def test_cem_pool_is_the_candidate_pool_of_each_baseline_year() -> None:
 
 
 def test_extract_cohort_keeps_only_the_ids_rows_and_columns() -> None:
-    rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}), columns=("PNR", "UGE_START"))
+    rows = extract_cohort(_registers()["benefits"], pl.DataFrame({"person_id": [2, 9]}),
+                          columns=("PNR", "UGE_START"))
     out = rows.collect(engine="streaming")
     assert out.columns == ["PNR", "UGE_START"] and set(out["PNR"]) == {2} and out.height == 3
 

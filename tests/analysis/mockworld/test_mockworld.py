@@ -359,9 +359,8 @@ def test_register_year_is_chunked_so_memory_stays_bounded(world: mockworld.World
 def test_stays_mark_every_crisis_with_a_discharge_in_the_month_before_it(world: mockworld.World) -> None:
     stays = pl.concat([mockworld.register_year(world, "stays", y) for y in range(2019, 2027)])
     p = world.person
-    crisis = pl.DataFrame({"PNR": p["PNR"], "crisis_month": p["crisis_month"], "kind": p["crisis_kind"]}).filter(
-        pl.col("crisis_month") >= 0
-    )
+    crisis = pl.DataFrame({"PNR": p["PNR"], "crisis_month": p["crisis_month"], "kind": p["crisis_kind"]})
+    crisis = crisis.filter(pl.col("crisis_month") >= 0)
     assert stays["PNR"].is_unique().all() and stays.height == crisis.height  # one stay per crisis, none else
     joined = stays.join(crisis, on="PNR", how="left", validate="1:1")
     month = (pl.col("UDDATO").dt.year() - 2019) * 12 + pl.col("UDDATO").dt.month() - 1
@@ -372,5 +371,6 @@ def test_stays_mark_every_crisis_with_a_discharge_in_the_month_before_it(world: 
     # every participant starts in the month after the discharge: the transition CTI is built for
     starts = world.participants.select("PNR", start=pl.col("start").dt.truncate("1mo"))
     linked = starts.join(stays, on="PNR", how="left", validate="1:1")
-    assert linked.select((pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo") == pl.col("start")).all()).item()
+    after_discharge = pl.col("UDDATO").dt.truncate("1mo").dt.offset_by("1mo") == pl.col("start")
+    assert linked.select(after_discharge.all()).item()
 

@@ -11,10 +11,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analysis.publish import report_tables
 from analysis.publish.cti_tables import ReportInputs, declare
-from analysis.publish.disclosure import Count, Hidden, Identity, Publication, Rules, Table, audit, control
-from analysis.publish.effect_report import export_tables, publish, render_effect_report
+from analysis.publish.disclosure import (
+    Controlled,
+    Count,
+    Hidden,
+    Identity,
+    Publication,
+    Rules,
+    Table,
+    audit,
+    control,
+)
+from analysis.publish.effect_report import publish, render_effect_report
+from analysis.publish.labels import Labels
 from analysis.schema import EFFECT_ESTIMATES, EVENT_STUDY
+from pipelines.configuration import ConfigDir
 
 SMALL = range(1, 5)
 
@@ -94,6 +107,26 @@ def _series(
     return es, mm, ba
 
 
+def _labels() -> Labels:
+    config = ConfigDir()
+    return Labels.from_tables(config.table("report_labels"), delmaalgrupper=config.table("delmaalgrupper"),
+                              sites=config.table("sites"))
+
+
+LABELS = _labels()
+
+
+def export_tables(what) -> dict[str, pl.DataFrame]:
+    """The controlled tables in the report's codes and raw units (what the attacks read).
+
+    The files the report writes are these tables labelled and scaled to their units
+    (``report_tables.export_tables``): the same cells, the same suppressions
+    (test_labelled_exports_suppress_exactly_the_controlled_cells).
+    """
+    published = what if isinstance(what, Controlled) else publish(what)
+    return {name: published.export(name) for name in published.frames}
+
+
 def _inputs(**overrides) -> ReportInputs:
     es, mm, ba = _series([60, 60, 60, 52, 45], [80, 80, 80, 69, 61])
     values = dict(
@@ -106,6 +139,7 @@ def _inputs(**overrides) -> ReportInputs:
         before_after=ba,
         provenance=pl.DataFrame(),
         headline_outcomes=("employed",),
+        labels=LABELS,
     )
     return ReportInputs(**{**values, **overrides})
 
@@ -487,7 +521,7 @@ def test_declare_on_empty_inputs_publishes_nothing_but_does_not_fail() -> None:
             "provenance",
         )
     }
-    pub = declare(ReportInputs(**empty))
+    pub = declare(ReportInputs(**empty, labels=LABELS))
     controlled = control(pub)
     assert controlled.audit.passed and all(f.height == 0 for f in controlled.frames.values())
 
@@ -515,3 +549,20 @@ def test_output_checking_bundle_lists_every_file_with_its_checks() -> None:
     rows = listed["tables/rows_by_status.csv"]
     assert rows["suppressed"] >= 2 and all(v == "pass" for v in rows["checks"].values())
     assert "pandas 3" in ACRO_NOTE and bundle["rules"]["min_persons"] == 5
+
+
+def test_labelled_exports_suppress_exactly_the_controlled_cells() -> None:
+    """The files written (labelled, scaled) carry the controlled cells: null exactly where suppressed."""
+    es, mm, ba = _series([60, 60, 60, 52, 4], [80, 80, 80, 69, 3])
+    published = publish(_inputs(event_study=es, matched_means=mm, before_after=ba, provenance=_prov_world()))
+    raw = export_tables(published)
+    labelled = report_tables.export_tables(published, LABELS)
+    assert set(raw) <= set(labelled)
+    for name, frame in raw.items():
+        out = labelled[name]
+        assert out.height == frame.height, name
+        if "suppressed" in frame.columns:
+            assert out["suppressed"].to_list() == frame["suppressed"].to_list(), name
+        for column in frame.columns:
+            if column in out.columns and frame.schema[column].is_numeric():
+                assert out[column].is_null().to_list() == frame[column].is_null().to_list(), (name, column)

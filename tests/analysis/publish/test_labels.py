@@ -138,10 +138,13 @@ def test_codes_become_words(labels):
     assert labels.level("start_cohort", "2025") == "2025"
     assert labels.level("all", "all") == "All participants"
     assert labels.subgroup("ZZ9") == "ZZ9 (code not in the delmålgruppe list)"
-    assert labels.aggregation_key("dynamic", 4) == "quarter 4 (months 12\u201314)"
+    assert labels.aggregation_key("dynamic", 4) == "month 4"  # the staggered design is monthly
+    assert labels.aggregation_key("dynamic", 4, monthly=False) == "quarter 4 (months 12\u201314)"
     assert labels.aggregation_key("group", 8096) == "starting 2024Q1"
+    assert labels.aggregation_key("group", 24290) == "starting 2024-03"  # a start month
     assert labels.aggregation_key("calendar", 8101) == "2025Q2"
-    assert labels.aggregation_key("simple", None) == "all"
+    assert labels.aggregation_key("calendar", 24301) == "2025-02"
+    assert labels.aggregation_key("simple", None) == "overall"
     months = f"months {MINUS}36 to {MINUS}25"
     assert labels.covariate("self_support -36..-25") == f"Share of months self-supporting, {months}"
     assert labels.covariate("employed -1") == f"Share of months in employment, month {MINUS}1"
@@ -203,12 +206,16 @@ def test_staggered_tables_lose_their_quarter_indices(labels):
     )
     out = labels.label_codes(gt)
     assert out["cohort"].to_list() == ["2024Q1"] and out["period"].to_list() == ["2025Q2"]
+    monthly = gt.with_columns(cohort=pl.lit(24290, pl.Int32), period=pl.lit(24300, pl.Int32))
+    out = labels.label_codes(monthly)  # by start month and month (the staggered design since h3)
+    assert out["cohort"].to_list() == ["2024-03"] and out["period"].to_list() == ["2025-01"]
+    check_labelled(out, labels=labels, exported=True)
     agg = pl.DataFrame(
-        {"outcome": ["employed"] * 3, "aggregation": ["dynamic", "group", "simple"], "key": [4, 8096, None]},
+        {"outcome": ["employed"] * 3, "aggregation": ["dynamic", "group", "simple"], "key": [4, 24290, None]},
         schema_overrides={"key": pl.Int32},
     )
     keys = labels.label_codes(agg)["key"].to_list()
-    assert keys == ["quarter 4 (months 12\u201314)", "starting 2024Q1", "all"]
+    assert keys == ["month 4", "starting 2024-03", "overall"]
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,12 @@ from pipelines.definitions import register_source
 def test_settings_come_from_a_json_or_toml_file_with_set_on_top(tmp_path: Path) -> None:
     (tmp_path / "w.json").write_text(json.dumps({"site_capacity": 4, "effects": {"employed_pp": 0.01}}))
     (tmp_path / "w.toml").write_text('enrolment = "population"\n[effects]\nself_support_pp = 0.0\n')
-    got = _world_settings(tmp_path / "w.json", ["effects.employed_pp=0", "dip_logit=2.4", "enrolment=population",
-                                                  "site_capacity_overrides.Aarhus=3"])
-    assert got == {"site_capacity": 4, "effects": {"employed_pp": 0}, "dip_logit": 2.4, "enrolment": "population",
-                   "site_capacity_overrides": {"Aarhus": 3}}
-    assert _world_settings(tmp_path / "w.toml", []) == {"enrolment": "population", "effects": {"self_support_pp": 0.0}}
+    got = _world_settings(tmp_path / "w.json", ["effects.employed_pp=0", "dip_logit=2.4",
+                                                "enrolment=population", "site_capacity_overrides.Aarhus=3"])
+    assert got == {"site_capacity": 4, "effects": {"employed_pp": 0}, "dip_logit": 2.4,
+                   "enrolment": "population", "site_capacity_overrides": {"Aarhus": 3}}
+    assert (_world_settings(tmp_path / "w.toml", [])
+            == {"enrolment": "population", "effects": {"self_support_pp": 0.0}})
     assert WorldConfig.from_mapping(got).effects.employed_pp == 0.0  # every value is a WorldConfig setting
 
 
