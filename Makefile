@@ -32,7 +32,8 @@ test: $(VENV) system  ## the whole test suite
 ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance, with the key `make run` uses
 	.venv/bin/cti ui --host 127.0.0.1 --port 3000
 
-bench: $(VENV)  ## population-scale benchmark (5.9M persons; generates the world once), then ingest throughput
+bench: $(VENV)  ## population-scale benchmark, both programme shapes, staggered-ATT peers; then ingest throughput
+	$(UV) sync --frozen --extra bench  # the peers (csdid) are a bench-only extra: never needed by run or test
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 	.venv/bin/python scripts/bench_ingest.py
 

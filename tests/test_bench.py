@@ -9,45 +9,114 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
-    env = {**os.environ, "CTI_DATA_DIR": str(tmp_path), "GX_ANALYTICS_ENABLED": "False"}
-    env.pop("CTI_BENCH_DIR", None)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--persons", "20000", "--seed", "1",
-         "--staggered-units", "1500", "--staggered-periods", "10", "--no-pipeline"],
-        capture_output=True, text=True, env=env, timeout=900, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads((tmp_path / "bench" / "bench_latest.json").read_text())
-    stages = {s["stage"]: s for s in report["stages"]}
-    assert set(stages) == {"raw_scan", "population_covariates", "candidate_pool", "cohort_extraction",
-                           "pandas_cohort_extraction", "matching", "did_event_study", "effect_recovery",
-                           "staggered_att", "staggered_reference", "report"}
-    assert all(s["seconds"] > 0 and s["peak_rss_gib"] > 0 for s in stages.values())
-    # polars and pandas extract exactly the same cohort rows
-    assert stages["cohort_extraction"]["rows"] == stages["pandas_cohort_extraction"]["rows"] > 0
-    assert stages["population_covariates"]["rows"] > 20_000  # one row per person and year
-    names = {t["name"] for t in report["targets"]}
-    assert "cohort extraction time / raw scan" in names and "whole pipeline time" in names
-    assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])
-    assert "stage" in proc.stdout and "measured" in proc.stdout  # the printed tables
-    # planted-effect recovery: both designs x headline outcomes, against the world's truth (printed, not asserted)
-    recovery = report["recovery"]
-    assert {(r["outcome"], r["design"]) for r in recovery} == {
-        (o, d) for o in ("self_support", "employed", "emergency_contacts") for d in ("matched_did", "staggered_att")}
-    assert all(isinstance(r["covered"], bool) and r["n_treated"] > 0 for r in recovery)
-    assert "planted-effect recovery" in proc.stdout
-
-
-def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
+def _bench():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _run_bench(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
+    env = {**os.environ, "CTI_DATA_DIR": str(tmp_path), "GX_ANALYTICS_ENABLED": "False"}
+    env.pop("CTI_BENCH_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--persons", "20000", "--seed", "1", *options],
+        capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads((tmp_path / "bench" / "bench_latest.json").read_text())
+
+
+SHAPE_STAGES = {"world", "population_covariates", "candidate_pool", "cohort_extraction",
+                "pandas_cohort_extraction", "matching", "did_event_study", "effect_recovery", "report"}
+
+
+def test_bench_runs_every_stage_and_writes_its_table(tmp_path: Path) -> None:
+    proc, report = _run_bench(tmp_path, "--shapes", "capacity", "--staggered-units", "1500",
+                              "--staggered-periods", "10", "--peer-units", "600", "--peer-periods", "8",
+                              "--repeats", "1", "--no-pipeline")
+    assert report["settings"]["shapes"] == ["capacity"]
+    assert "fresh interpreter" in report["process"] and "fresh interpreter" in proc.stdout
+    stages = {s["stage"]: s for s in report["stages"] if s.get("shape") == "capacity"}
+    assert set(stages) == SHAPE_STAGES
+    assert all(s["process"] == "exec" and s["seconds"] > 0 and s["peak_rss_gib"] > 0 for s in stages.values())
+    # polars and pandas extract exactly the same cohort rows
+    assert stages["cohort_extraction"]["rows"] == stages["pandas_cohort_extraction"]["rows"] > 0
+    assert stages["population_covariates"]["rows"] > 20_000  # one row per person and year
+    assert stages["world"]["participants"] > 0
+    shared = {s["stage"] for s in report["stages"] if not s.get("shape")}
+    assert {"raw_scan", "staggered_att", "staggered_dr"} <= shared
+    names = {t["name"] for t in report["targets"]}
+    assert {"cohort extraction time / raw scan [capacity]", "whole pipeline time [capacity]"} <= names
+    assert any(n.startswith("DR staggered ATT") for n in names)
+    assert all({"name", "measured", "target", "unit", "met"} <= set(t) for t in report["targets"])
+    assert "stage" in proc.stdout and "measured" in proc.stdout and "DR staggered ATT" in proc.stdout
+    # every peer is either measured (with its version and answer) or says why not
+    for peer, entry in report["peers"]["peers"].items():
+        measured = "seconds" in entry and entry["version"] and len(entry["answer"]) == 2
+        assert measured or entry["skipped"], peer
+    # planted-effect recovery: both designs x headline outcomes (printed, not asserted)
+    recovery = report["recovery"]["capacity"]
+    headline = ("self_support", "employed", "emergency_contacts")
+    assert {(r["outcome"], r["design"]) for r in recovery} == {
+        (o, d) for o in headline for d in ("matched_did", "staggered_att")}
+    assert all(isinstance(r["covered"], bool) and r["n_treated"] > 0 for r in recovery)
+    assert "planted-effect recovery [capacity]" in proc.stdout
+
+
+def test_the_large_programme_shape_is_a_second_configuration(tmp_path: Path) -> None:
+    """Both shapes in one run (the realistic one first), each on its own world, with targets of its own."""
+    stages = "world,population_covariates,candidate_pool,cohort_extraction"
+    _, report = _run_bench(tmp_path, "--stages", stages, "--persons", "8000")
+    assert report["settings"]["shapes"] == ["capacity", "population"]  # the default
+    by_shape = {(s["stage"], s.get("shape")) for s in report["stages"]}
+    assert by_shape == {(n, shape) for n in stages.split(",") for shape in ("capacity", "population")}
+    made = {shape: json.loads((tmp_path / "bench" / f"world_{shape}" / "world" / "manifest.json").read_text())
+            for shape in ("capacity", "population")}
+    assert {shape: m["config"]["enrolment"] for shape, m in made.items()} == {
+        "capacity": "capacity", "population": "population"}
+    names = {t["name"] for t in report["targets"]}
+    assert {"cohort extraction peak RSS [capacity]", "cohort extraction peak RSS [population]"} <= names
+
+
+def test_a_stage_s_peak_memory_is_its_own_not_its_parent_s(tmp_path: Path) -> None:
+    """A parent holding 600 MB starts a small stage: the stage reports its own peak, not the parent's."""
+    import argparse
+
+    bench = _bench()
+    ballast = bytearray(600 * 2**20)
+    ballast[::4096] = b"1" * len(ballast[::4096])  # touch every page: resident
+    args = argparse.Namespace(
+        persons=1000,
+        seed=0,
+        per_participant=1,
+        staggered_units=300,
+        staggered_periods=6,
+        peer_units=300,
+        peer_periods=6,
+        blas_threads=1,
+    )
+    result = bench._run_stage("staggered_att", args, tmp_path, tmp_path / "no-world", "capacity")
+    assert "error" not in result, result
+    assert result["process"] == "exec" and result["rows"] == 300 * 6
+    assert (
+        result["peak_rss_gib"] * 2**30 < 400 * 2**20
+    )  # the stage alone: an interpreter with numpy and polars
+    assert result["peak_tree_rss_gib"] * 2**30 < 400 * 2**20
+    # ru_maxrss of the same child starts at this process's high-water mark (the measure the bench dropped)
+    assert result["ru_maxrss_gib"] * 2**30 > 600 * 2**20
+    del ballast
+
+
+def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
+    bench = _bench()
     # a parent holding 150 MB that starts a child holding 150 MB: the tree holds at least 300 MB together
-    code = ("import subprocess, sys, time; x = bytearray(150 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
-            "subprocess.run([sys.executable, '-c', \"import time; y = bytearray(150 * 2**20); y[::4096] = b'1' * len(y[::4096]); time.sleep(3)\"])")
+    code = (
+        "import subprocess, sys, time; x = bytearray(150 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+        "subprocess.run([sys.executable, '-c', \"import time; y = bytearray(150 * 2**20); y[::4096] = b'1' * len(y[::4096]); time.sleep(3)\"])"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     sampler = bench._TreeMemory(proc.pid, interval=0.1)
     sampler.start()

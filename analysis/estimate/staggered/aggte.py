@@ -16,6 +16,7 @@ import polars as pl
 
 from analysis.estimate.inference import z_critical
 from analysis.estimate.staggered.bootstrap import check_bootstrap, standard_errors
+from analysis.estimate.staggered.influence import Influence
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -89,13 +90,22 @@ def _share_influence(result: GroupTimeResult, values: np.ndarray, groups: np.nda
     return out
 
 
-def _combine(result: GroupTimeResult, att: np.ndarray, pg: np.ndarray,
-             keep: np.ndarray) -> tuple[float, np.ndarray]:
-    """Cohort-share weighted mean of the cells ``keep`` and its influence function (shares estimated)."""
-    share = pg[keep] / pg[keep].sum()
-    value = float((att[keep] * share).sum())
-    share_influence = _share_influence(result, att[keep], result.cell_cohort[keep], pg[keep])
-    return value, share @ result.influence[keep] + share_influence
+def _combine_all(result: GroupTimeResult, att: np.ndarray, pg: np.ndarray,
+                 keeps: list[np.ndarray]) -> list[tuple[float, np.ndarray]]:
+    """Cohort-share weighted means of the cells of each ``keeps`` entry with their influence functions.
+
+    The shares are estimated (their influence is added); the cells' influence functions are combined in
+    one pass over the factored influence.
+    """
+    weights = np.zeros((len(keeps), len(att)))
+    values = []
+    for i, keep in enumerate(keeps):
+        share = pg[keep] / pg[keep].sum()
+        weights[i, keep] = share
+        values.append(float((att[keep] * share).sum()))
+    combined = result.influence.rows(weights)
+    return [(value, combined[i] + _share_influence(result, att[keep], result.cell_cohort[keep], pg[keep]))
+            for i, (value, keep) in enumerate(zip(values, keeps, strict=True))]
 
 
 def aggte(
@@ -164,7 +174,7 @@ def aggte(
     if kind == "simple":
         if not post.any():
             raise ValueError("no post-treatment group-time cells to aggregate")
-        value, inf = _combine(result, att, pg, np.flatnonzero(post))
+        ((value, inf),) = _combine_all(result, att, pg, [np.flatnonzero(post)])
         ses, _ = standard_errors(inf[None, :], n, cband=False, **inference)
         se = ses[0]
         return AggregateResult(kind=kind, att=value, se=float(se), ci_lower=value - z * se,
@@ -182,7 +192,7 @@ def aggte(
         eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
         if eseq.size == 0:
             raise ValueError("no event times left after min_e/max_e/balance_e; widen the window")
-        parts = [_combine(result, att, pg, np.flatnonzero((e == k) & include)) for k in eseq]
+        parts = _combine_all(result, att, pg, [np.flatnonzero((e == k) & include) for k in eseq])
         keys, key = eseq, "event_time"
         overall = eseq >= 0
         overall_shares = None
@@ -190,10 +200,13 @@ def aggte(
         keys_rank = np.array([h for h in cohorts if (post & (g == h)).any()])
         if keys_rank.size == 0:
             raise ValueError("no post-treatment group-time cells to aggregate")
-        parts = []
-        for h in keys_rank:
+        weights = np.zeros((len(keys_rank), len(att)))
+        values = []
+        for i, h in enumerate(keys_rank):
             keep = np.flatnonzero(post & (g == h))
-            parts.append((float(att[keep].mean()), result.influence[keep].mean(axis=0)))
+            weights[i, keep] = 1 / keep.size
+            values.append(float(att[keep].mean()))
+        parts = list(zip(values, result.influence.rows(weights), strict=True))
         keys, key = result.periods[keys_rank], "cohort"
         overall = np.ones(len(keys_rank), bool)
         overall_shares = (keys_rank, np.array([pg_cohort[h] for h in keys_rank]))
@@ -201,7 +214,7 @@ def aggte(
         keys_rank = np.array([s for s in np.unique(t) if s >= g.min() and (post & (t == s)).any()])
         if keys_rank.size == 0:
             raise ValueError("no post-treatment group-time cells to aggregate")
-        parts = [_combine(result, att, pg, np.flatnonzero(post & (t == s))) for s in keys_rank]
+        parts = _combine_all(result, att, pg, [np.flatnonzero(post & (t == s)) for s in keys_rank])
         keys, key = result.periods[keys_rank], "period"
         overall = np.ones(len(keys_rank), bool)
         overall_shares = None
@@ -281,12 +294,13 @@ def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True
     if cluster and any(r.unit_ids is None for r in results):
         raise ValueError("cluster=True needs results from att_gt (they carry unit ids)")
     n_total = sum(r.n_units for r in results)
-    # one matrix filled block by block (each stack's cells on its own units' columns; zero elsewhere)
-    influence = np.zeros((sum(r.influence.shape[0] for r in results), n_total))
-    weights, slices, ids, offset, row = [], {}, [], 0, 0
+    # each stack's blocks on its own units' columns (zero elsewhere), rescaled; nothing dense is formed
+    n_cells = sum(r.influence.shape[0] for r in results)
+    parts, weights, slices, ids, offset, row = [], [], {}, [], 0, 0
     for r in results:
         cells = r.influence.shape[0]
-        influence[row : row + cells, offset : offset + r.n_units] = r.influence * (n_total / r.n_units)
+        parts.append(r.influence.shifted(row_offset=row, col_offset=offset, scale=n_total / r.n_units,
+                                         n_rows=n_cells, n_cols=n_total))
         row += cells
         treated = np.concatenate([r.weights[a:b] for a, b in r.cohort_slices.values()])
         weights.append(r.weights / (treated.mean() if treated.size else 1.0))
@@ -294,6 +308,7 @@ def stack_results(results: Iterable[GroupTimeResult], /, *, cluster: bool = True
         if r.unit_ids is not None:
             ids.append(np.asarray(r.unit_ids))
         offset += r.n_units
+    influence = Influence.stack(parts, n_rows=n_cells, n_cols=n_total)
     weights = np.concatenate(weights)
     clusters = None
     if cluster:

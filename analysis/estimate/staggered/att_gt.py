@@ -9,7 +9,7 @@ a 2x2 DiD between cohort ``g`` and its control group, closed-form without covari
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ from analysis.estimate.inference import check_alpha
 from analysis.estimate.staggered import drdid
 from analysis.estimate.staggered.aggte import AggregateResult, Aggregation, aggte
 from analysis.estimate.staggered.bootstrap import check_bootstrap, standard_errors
+from analysis.estimate.staggered.influence import Block, Influence
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 Method = Literal["dr", "ipw", "reg"]
@@ -51,7 +52,7 @@ class GroupTimeResult:
     crit_value: float
     notes: tuple[str, ...]
     periods: np.ndarray = field(repr=False)  # original period values, by rank
-    influence: np.ndarray = field(repr=False)  # cells x units, scaled as R (n/n1 * IF)
+    influence: Influence = field(repr=False)  # cells x units, factored; scaled as R (n/n1 * IF)
     cell_cohort: np.ndarray = field(repr=False)  # cohort rank per cell
     cell_period: np.ndarray = field(repr=False)  # period rank per cell
     cohort_slices: dict = field(repr=False)  # cohort rank -> (start, stop) in unit order
@@ -183,12 +184,16 @@ def att_gt(
         panel, control_group=control_group, base_period=base_period, anticipation=int(anticipation)
     )
     n = panel.n
-    influence = np.zeros((len(cells), n))
     att = np.full(len(cells), np.nan)
     n_treated = np.zeros(len(cells), np.int64)
     n_control = np.zeros(len(cells), np.int64)
-    ps_cache: dict = {}
-    base_values: dict = {}  # base rank -> each unit's base outcome (the window mean)
+    if base_window == 1:
+        base_matrix, base_row = panel.y, {}
+    else:  # universal base: one window mean per cohort
+        bases = sorted({base for _, _, base, _ in cells})
+        base_matrix = np.vstack([panel.y[b - base_window + 1 : b + 1].mean(axis=0) for b in bases])
+        base_row = {b: i for i, b in enumerate(bases)}
+    groups: dict = {}  # cells sharing a subsample, covariates and propensity fit: one block
     for k, (g, t, base, controls) in enumerate(cells):
         a, b = panel.slices[g]
         n_treated[k] = b - a
@@ -198,14 +203,18 @@ def att_gt(
             continue
         if n_control[k] == 0:
             continue
-        if base not in base_values:
-            window = panel.y[base - base_window + 1 : base + 1]
-            base_values[base] = panel.y[base] if base_window == 1 else window.mean(axis=0)
-        y_base = base_values[base]
-        if not covariates:
-            att[k] = _unconditional(panel, influence[k], (a, b), controls, t, y_base)
-        else:
-            att[k] = _conditional(panel, influence[k], (a, b), controls, t, base, y_base, method, ps_cache, g)
+        # covariates of the earlier period (R's panel2cs); time-invariant ones are kept once
+        xp = 0 if panel.x is None or panel.x.shape[0] == 1 else min(t, base)
+        groups.setdefault((g, tuple(controls), xp), []).append((k, t, base))
+    blocks = []
+    for (g, controls, xp), members in groups.items():
+        rows = np.array([m[0] for m in members], dtype=np.int64)
+        t_rows = np.array([m[1] for m in members], dtype=np.int64)
+        b_rows = np.array([m[2] if base_window == 1 else base_row[m[2]] for m in members], dtype=np.int64)
+        slices = (panel.slices[g], *controls)
+        att[rows], block = _block(panel, slices, rows, t_rows, b_rows, base_matrix, xp, method, covariates)
+        blocks.append(block)
+    influence = Influence(n_rows=len(cells), n_cols=n, blocks=tuple(blocks))
     ses, crit = standard_errors(influence, n, alpha=alpha, bootstrap=bootstrap, seed=seed, cband=cband)
     ses[~np.isfinite(att)] = np.nan
     cell_g = np.array([c[0] for c in cells], dtype=np.int64)
@@ -258,7 +267,7 @@ def att_gt(
 class _Panel:
     periods: np.ndarray  # original period values by rank
     y: np.ndarray  # periods x units, units sorted by cohort rank (never treated last)
-    x: np.ndarray | None  # periods x units x covariates
+    x: np.ndarray | None  # periods (or 1 when time-invariant) x units x covariates
     w: np.ndarray  # unit weights, mean 1
     slices: dict  # treated cohort rank -> (start, stop)
     never: tuple[int, int]  # slice of never-treated units
@@ -380,11 +389,9 @@ def _prepare(
         )
 
     y = frame[outcome].cast(pl.Float64).to_numpy().reshape(n, n_periods)
-    x = None
-    if covariates:
-        x = np.stack(
-            [frame[c].cast(pl.Float64).to_numpy().reshape(n, n_periods) for c in covariates], axis=-1
-        )
+    x_columns = [frame[c].cast(pl.Float64).to_numpy().reshape(n, n_periods) for c in covariates]
+    # time-invariant covariates (the usual case) are kept once: every period's design is the same
+    static = all((c == c[:, :1]).all() for c in x_columns)
     if weights:
         w = first[weights].cast(pl.Float64).to_numpy()
         if np.isnan(w).any() or (w <= 0).any() or first[weights].null_count():
@@ -396,8 +403,11 @@ def _prepare(
     order = sel[np.argsort(grank[sel], kind="stable")]
     grank = grank[order]
     y = np.ascontiguousarray(y[order][:, keep_periods].T)
-    if x is not None:
-        x = np.ascontiguousarray(x[order][:, keep_periods, :].transpose(1, 0, 2))
+    x = None  # periods x units x covariates, or 1 x units x covariates when they do not vary
+    if x_columns and static:
+        x = np.stack([c[order, 0] for c in x_columns], axis=-1)[None]
+    elif x_columns:
+        x = np.stack([np.ascontiguousarray(c[order][:, keep_periods].T) for c in x_columns], axis=-1)
     w = w[order]
     w = w / w.mean()
     periods = periods[keep_periods]
@@ -444,45 +454,26 @@ def _cells(panel: _Panel, /, *, control_group, base_period, anticipation) -> lis
     return out
 
 
-def _unconditional(panel: _Panel, inf: np.ndarray, treated, controls, t, y_base) -> float:
-    """Closed-form 2x2 (all estimators coincide); writes the R-scaled influence function into ``inf``.
-
-    ``y_base`` holds every unit's base outcome (the base period's, or the base window's mean).
-    """
-    y, w, n = panel.y, panel.w, panel.n
-    a, b = treated
-    dy1 = y[t, a:b] - y_base[a:b]
-    w1 = w[a:b]
-    s1 = w1.sum()
-    m1 = (w1 * dy1).sum() / s1
-    inf[a:b] = n * w1 * (dy1 - m1) / s1
-    s0 = sum(w[s:e].sum() for s, e in controls)
-    m0 = sum((w[s:e] * (y[t, s:e] - y_base[s:e])).sum() for s, e in controls) / s0
-    for s, e in controls:
-        inf[s:e] = -n * w[s:e] * ((y[t, s:e] - y_base[s:e]) - m0) / s0
-    return float(m1 - m0)
-
-
-def _conditional(panel: _Panel, inf: np.ndarray, treated, controls, t, base, y_base, method, ps_cache,
-                 g) -> float:
-    """DRDID panel estimators (drdid_panel / std_ipw_did_panel / reg_did_panel) on the 2x2 subsample."""
-    idx = np.concatenate([np.arange(*treated)] + [np.arange(s, e) for s, e in controls])
-    n1 = len(idx)
+def _block(panel: _Panel, slices, rows, t_rows, b_rows, base_matrix, xp, method, covariates):
+    """Every cell of one block (one subsample): the ATTs and the factored, R-scaled influence functions."""
+    tmp = Block(rows=rows, t_rows=t_rows, b_rows=b_rows, y=panel.y, base=base_matrix, slices=slices,
+                a=np.empty(0), factors=np.empty((0, 0)), coefficients=np.empty((0, 0)))
+    dy = (tmp._gather(panel.y, t_rows) - tmp._gather(base_matrix, b_rows)).T  # units x cells
+    n1 = dy.shape[0]
+    treated = slices[0][1] - slices[0][0]
     d = np.zeros(n1)
-    d[: treated[1] - treated[0]] = 1.0
-    xp = min(t, base)  # R's panel2cs keeps the earlier period's covariates
-    x = np.column_stack([np.ones(n1), panel.x[xp, idx, :]])
-    dy = panel.y[t, idx] - y_base[idx]
-    w = panel.w[idx]
+    d[:treated] = 1.0
+    w = np.concatenate([panel.w[s:e] for s, e in slices])
     w = w / w.mean()
-    if method == "reg":
-        att, inf_sub = drdid.reg_panel(dy, d, x, w)
+    if not covariates:
+        att, a, factors, coefficients = drdid.unconditional_block(dy, d, w)
     else:
-        key = (g, tuple(controls), xp)
-        if key not in ps_cache:
-            ps_cache[key] = drdid.logit(x, d, w)
-        estimator = drdid.ipw_panel if method == "ipw" else drdid.dr_panel
-        att, inf_sub = estimator(dy, d, x, w, *ps_cache[key])
-    inf[idx] = (panel.n / n1) * inf_sub
-    return att
-
+        x = np.concatenate([panel.x[xp, s:e, :] for s, e in slices], axis=0)
+        x = np.column_stack([np.ones(n1), x])
+        if method == "reg":
+            att, a, factors, coefficients = drdid.reg_block(dy, d, x, w)
+        else:
+            estimator = drdid.ipw_block if method == "ipw" else drdid.dr_block
+            att, a, factors, coefficients = estimator(dy, d, x, w, *drdid.logit(x, d, w))
+    scale = panel.n / n1
+    return att, replace(tmp, a=a * scale, factors=factors * scale, coefficients=coefficients)

@@ -11,6 +11,7 @@ from scipy import sparse
 from scipy.stats import norm
 
 from analysis.estimate.inference import z_critical
+from analysis.estimate.staggered.influence import Influence
 
 #: Standard errors at or below this are reported as missing (R ``did``: sqrt(eps) * 10).
 _SE_FLOOR = np.sqrt(np.finfo(float).eps) * 10
@@ -36,7 +37,7 @@ def collapse(influence: np.ndarray, clusters: np.ndarray | None, /) -> np.ndarra
 
 
 def standard_errors(
-    influence: np.ndarray,
+    influence: np.ndarray | Influence,
     n: int,
     /,
     *,
@@ -52,7 +53,8 @@ def standard_errors(
     Parameters
     ----------
     influence
-        Rows of influence function values (estimates x units), scaled as R ``did`` (``n / n1 * IF``).
+        Rows of influence function values (estimates x units), scaled as R ``did`` (``n / n1 * IF``): dense,
+        or factored (:class:`~analysis.estimate.staggered.influence.Influence`, summed block by block).
     n
         Number of units the influence functions are scaled by.
     alpha
@@ -76,23 +78,27 @@ def standard_errors(
         Standard errors (NaN at or below sqrt(eps) * 10, as R) and the critical value. The bootstrap is R's
         ``mboot``: Mammen multipliers and interquartile-range standard errors.
     """
-    influence = collapse(influence, clusters)
+    factored = isinstance(influence, Influence)
+    if not factored:
+        influence = collapse(influence, clusters)
     z = z_critical(alpha)
     if bootstrap == 0:
-        se = np.sqrt(np.einsum("ij,ij->i", influence, influence) / n / n)
+        squares = influence.norms(clusters) if factored else np.einsum("ij,ij->i", influence, influence)
+        se = np.sqrt(squares / n / n)
         se[se <= _SE_FLOOR] = np.nan
         return se, z
     rng = np.random.default_rng(seed)
     s5 = np.sqrt(5.0)
     low, high, p_low = (1 - s5) / 2, (1 + s5) / 2, (s5 + 1) / (2 * s5)
-    cols = influence.shape[1]  # units, or clusters of units (then n still scales: n / n_clusters != 1)
+    # units, or clusters of units (then n still scales: n / n_clusters != 1)
+    cols = influence.shape[1] if not factored or clusters is None else int(clusters.max()) + 1
     block = max(1, _BOOT_BLOCK // cols)
     draws = []
     done = 0
     while done < bootstrap:
         m = min(block, bootstrap - done)
         v = np.where(rng.random((m, cols)) < p_low, low, high)
-        draws.append(v @ influence.T / np.sqrt(n))
+        draws.append((influence.draws(v, clusters) if factored else v @ influence.T) / np.sqrt(n))
         done += m
     bres = np.vstack(draws)  # bootstrap x rows
     q75, q25 = np.quantile(bres, [0.75, 0.25], axis=0)
