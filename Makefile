@@ -26,7 +26,8 @@ run: $(VENV)  ## generate the mock world if absent, materialise every asset, pri
 system: $(VENV)  ## Debian chromium + postgresql for the browser and instance tests (never fatal; see README)
 	@bash scripts/setup_system.sh
 
-test: $(VENV) system  ## the whole test suite
+test: $(VENV) system  ## lint, then the whole test suite
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest
 
 ui: $(VENV)  ## Dagster UI on http://127.0.0.1:3000 against the same instance, with the key `make run` uses

@@ -1,4 +1,4 @@
-"""The population benchmark's code path at a small scale, so it cannot rot (figures are printed, not asserted)."""
+"""The population benchmark's code path at a small scale, so it cannot rot (figures printed, not asserted)."""
 
 import json
 import os
@@ -115,7 +115,8 @@ def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
     # a parent holding 150 MB that starts a child holding 150 MB: the tree holds at least 300 MB together
     code = (
         "import subprocess, sys, time; x = bytearray(150 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
-        "subprocess.run([sys.executable, '-c', \"import time; y = bytearray(150 * 2**20); y[::4096] = b'1' * len(y[::4096]); time.sleep(3)\"])"
+        "subprocess.run([sys.executable, '-c', \"import time; y = bytearray(150 * 2**20); "
+        "y[::4096] = b'1' * len(y[::4096]); time.sleep(3)\"])"
     )
     proc = subprocess.Popen([sys.executable, "-c", code])
     sampler = bench._TreeMemory(proc.pid, interval=0.1)
