@@ -326,8 +326,13 @@ def _delivery(m: Monitoring, book, sites: list[str]) -> Table:
         part = d.filter((pl.col("site") == site) & pl.col("rows_in").is_not_null())
         years = part.group_by(year=pl.col("quarter").str.slice(0, 4)).agg("_rows", "_quar")
         for year, rows, quarantined in years.iter_rows():
-            for total, members in ((f"rows|{site}|{year}", rows), (f"quar|{site}|{year}", quarantined)):
-                if total in book.values:
+            for total, members, numerator in ((f"rows|{site}|{year}", rows, False),
+                                              (f"quar|{site}|{year}", quarantined, True)):
+                if total in book.values and book.has(*members):
+                    # a quarter's count is not always published (no rate for it): it is then a hidden
+                    # quantity the year's total would reveal, protected like any other
+                    for key in members:
+                        book.hidden.append(Hidden(key, book.values[key], numerator=numerator))
                     book.identity(
                         {total: 1.0, **{k: -1.0 for k in members}}, "a year = the sum of its quarters"
                     )

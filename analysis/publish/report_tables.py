@@ -196,14 +196,26 @@ def _label_special(name: str, frame: pl.DataFrame, labels: Labels, titles: Mappi
     if "window" in out.columns and out.schema["window"] == pl.String:  # "12..24" -> "months 12–24"
         said = [None if v is None else window_words(v) for v in out["window"]]
         out = out.with_columns(window_code=pl.col("window"), window=pl.Series(said, dtype=pl.String))
-    for column in ("outcomes_valued", "not_valued"):  # comma-separated outcome codes
+    for column in ("outcomes_valued", "not_valued"):  # "code, code" or "code: why it is missing; ..."
         if column in out.columns:
-            said = [
-                ", ".join(labels.outcome(c.strip()) for c in (v or "").split(",") if c.strip())
-                for v in out[column]
-            ]
+            separator = ";" if column == "not_valued" else ","
+            said = [_outcome_list(v, labels, separator=separator) for v in out[column]]
             out = out.with_columns(pl.Series(column, said, dtype=pl.String))
     return out
+
+
+def _outcome_list(value: str | None, labels: Labels, /, *, separator: str) -> str:
+    """Return outcome codes in words.
+
+    ``"employed, bed_days"`` (``separator=","``) or ``"code: why; code: why"`` (``separator=";"``: the
+    outcomes ``som_report`` could not value, each with its reason, which is kept).
+    """
+    items = []
+    for item in (value or "").split(separator):
+        code, sep, why = item.strip().partition(":")
+        if code.strip():
+            items.append(labels.outcome(code.strip()) + (f":{why}" if sep else ""))
+    return f"{separator} ".join(items)
 
 
 def export_frame(name: str, published: Controlled, labels: Labels, /) -> pl.DataFrame:
