@@ -449,7 +449,12 @@ def stage_report(args, work: Path) -> int:
     import polars as pl
 
     from analysis.publish import effect_report
+    from analysis.publish.labels import Labels
+    from pipelines.configuration import ConfigDir
 
+    tables = ConfigDir()  # the packaged configuration, as the report asset reads it
+    labels = Labels.from_tables(tables.table("report_labels"), delmaalgrupper=tables.table("delmaalgrupper"),
+                                sites=tables.table("sites"))
     es = pl.concat(
         [pl.read_parquet(p) for p in sorted(work.glob("event_study_*.parquet"))], how="diagonal_relaxed"
     )
@@ -463,6 +468,7 @@ def stage_report(args, work: Path) -> int:
         before_after=pl.DataFrame(),
         provenance=pl.DataFrame(),
         headline_outcomes=HEADLINE,
+        labels=labels,
     )
     page = effect_report.render_effect_report(inputs)
     (work / "effect_report.html").write_text(page)
