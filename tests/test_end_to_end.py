@@ -117,7 +117,7 @@ def test_a_headerless_file_fails_only_its_partition_in_one_readable_line(full_ru
     assert "Traceback" not in proc.stdout + proc.stderr and "dagster._core" not in proc.stdout + proc.stderr
     assert "1 partition(s) failed: ingest_submission_job[2024-01-01|randers]" in proc.stdout
     steward = (data / "reports" / "steward_view.html").read_text()
-    assert "header row is probably missing" in steward  # listed for the steward, with what to do
+    assert "ser ud til at mangle overskriftsrækken" in steward  # listed for the steward, in Danish
 
 
 def test_a_cpr_in_a_file_name_never_leaves_restricted(full_run) -> None:
@@ -140,7 +140,7 @@ def test_odd_inbox_entries_are_listed_for_stewards_and_crash_nothing(full_run) -
     data, proc = full_run
     assert "need a steward's attention" in proc.stdout
     steward = (data / "reports" / "steward_view.html").read_text()
-    inbox_section = steward[steward.index('<section id="inbox">'):].split("</section>")[0]
+    inbox_section = steward[steward.index('<section id="strays">'):].split("</section>")[0]
     for entry in ("misc/", "2025Q5/", "backup_2025Q1/", "2023Q4/", "2024Q1/aarhus .csv", "2024Q1/nowhere.csv",
                   "2024Q1/esbjerg_XXXXXXXXXX.csv"):
         assert entry in inbox_section, entry

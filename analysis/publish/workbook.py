@@ -152,7 +152,8 @@ def workbook_bytes(sheets: Mapping[str, pl.DataFrame], /, *,
 
     for name, frame in sheets.items():
         sheet = book.create_sheet(title=titles[name])
-        safe = _clean_floats(escape_frame(_strip_controls(frame)))
+        # 6 decimals, as the CSV: a float's long digit run would look like a CPR number to any scan
+        safe = _clean_floats(escape_frame(_strip_controls(frame)), decimals=6)
         sheet.append(list(safe.columns))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
