@@ -387,7 +387,9 @@ def test_csv_export_uses_semicolons_and_decimal_commas_and_the_workbook_numbers(
     book = load_workbook(io.BytesIO(report_tables.workbook(tables, published)))
     sheet = book["estimates"]
     header = [c.value for c in sheet[1]]
-    assert isinstance(sheet.cell(2, header.index("estimate") + 1).value, float)
+    cell = sheet.cell(2, header.index("estimate") + 1)
+    # a number, not text (Excel stores a whole 7.0 as 7; openpyxl reads it back as int)
+    assert cell.data_type == "n" and cell.value == 7.0
     assert "About" in book.sheetnames
 
 
