@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 # --- rules ---------------------------------------------------------------------------------------------
 
@@ -576,6 +576,62 @@ def _solve_ranges(
     return ranges, binding
 
 
+class _Programme:
+    """One component's attacker programme in HiGHS, kept between targets (warm start from the last basis).
+
+    The feasible set is the same for every target of a component; only the objective changes, so each
+    solve after the first is a few primal-simplex iterations from the last basis (which stays primal
+    feasible) instead of a fresh model: the audit of a publication solves thousands of these. The first solve
+    is cold (presolve, dual simplex); the later ones run without presolve, which would discard the basis.
+    """
+
+    def __init__(self, a: sparse.csr_array, lb: np.ndarray, ub: np.ndarray) -> None:
+        # the compiled class under highspy.Highs: the wrapper's callback set-up prints a banner on stdout
+        from highspy import _core
+
+        csc = sparse.csc_array(a)
+        lp = _core.HighsLp()
+        lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
+        lp.col_cost_ = np.zeros(csc.shape[1])
+        lp.col_lower_ = lb.astype(float)
+        lp.col_upper_ = np.where(np.isinf(ub), _core.kHighsInf, ub).astype(float)
+        lp.row_lower_ = lp.row_upper_ = np.zeros(csc.shape[0])
+        lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+        self._core, self._h = _core, _core._Highs()
+        # the first solve is cold: presolve and dual simplex are fastest there
+        for option, value in (("output_flag", False), ("threads", 1), ("random_seed", 0)):
+            self._h.setOptionValue(option, value)
+        self._h.passModel(lp)
+        self._cost: int | None = None
+        self._warm = False
+
+    def solve(self, k: int, sign: float) -> tuple[str, float, np.ndarray | None]:
+        """Minimise ``sign * x_k``: ("optimal" | "unbounded" | "failed", objective, column duals)."""
+        if self._cost is not None and self._cost != k:
+            self._h.changeColCost(self._cost, 0.0)
+        self._h.changeColCost(k, sign)
+        self._cost = k
+        self._h.run()
+        if not self._warm:  # from now on only the objective changes: primal simplex from the last basis
+            self._h.setOptionValue("presolve", "off")
+            self._h.setOptionValue("simplex_strategy", 4)
+            self._warm = True
+        status = self._h.getModelStatus()
+        codes = self._core.HighsModelStatus
+        if status == codes.kUnboundedOrInfeasible:  # presolve cannot tell which: the simplex can
+            self._h.setOptionValue("presolve", "off")
+            self._h.run()
+            status = self._h.getModelStatus()
+        if status == codes.kOptimal:
+            solution = self._h.getSolution()
+            self.values = np.asarray(solution.col_value)
+            return "optimal", float(self._h.getInfo().objective_function_value), np.asarray(solution.col_dual)
+        if status == codes.kUnbounded:
+            return "unbounded", -math.inf, None
+        return "failed", math.nan, np.asarray([str(self._h.modelStatusToString(status))], dtype=object)
+
+
 def _component(
     model: _Model,
     cols: list[int],
@@ -600,31 +656,36 @@ def _component(
     integrality = np.array([1 if model.vars[v].integer else 0 for v in cols])
     ranges: dict[int, Range] = {}
     binding: dict[int, set[int]] = {}
+    programme = _Programme(a, lb, ub) if a is not None else None
+    is_int = integrality.astype(bool)
     for t in targets:
         k = position[t]
-        c = np.zeros(len(cols))
-        c[k] = -1.0
         var = model.vars[t]
-        if a is None:
+        if programme is None:
             ranges[t] = Range(var.key, var.value, float(lb[k]), math.inf, "lp", var.threshold)
             binding[t] = set()
             continue
-        res = linprog(
-            c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs"
-        )
-        if res.status == 3:  # unbounded above
+        status, value, duals = programme.solve(k, -1.0)
+        if status == "unbounded":
             high, method = math.inf, "lp"
             binding[t] = set()
-        elif res.status != 0:
+        elif status != "optimal":
             raise ValueError(
-                f"the attacker's programme for {var.key!r} failed ({res.message}); "
+                f"the attacker's programme for {var.key!r} failed ({duals[0] if duals is not None else ''}); "
                 "the declared identities are inconsistent"
             )
         else:
-            high, method = -res.fun, "lp"
-            marg = np.abs(np.asarray(res.lower.marginals)) + np.abs(np.asarray(res.upper.marginals))
-            binding[t] = {cols[j] for j in range(n_unknown, len(cols)) if marg[j] > 1e-9}
-            if integer and var.integer and high < 2 * var.threshold:
+            high, method = round(-value, 9), "lp"  # the solver's last ulps are noise, not a bound
+            # a published quantity binds the maximum when its reduced cost is not zero
+            binding[t] = {cols[j] for j in range(n_unknown, len(cols)) if abs(duals[j]) > 1e-9}
+            # an LP optimum that is already integral is the integer optimum too (no MILP needed)
+            whole = programme.values[is_int]
+            fractional = bool(np.any(np.abs(whole - np.round(whole)) > 1e-7))
+            if integer and var.integer and high < 2 * var.threshold and not fractional:
+                method = "milp"
+            elif integer and var.integer and high < 2 * var.threshold:
+                c = np.zeros(len(cols))
+                c[k] = -1.0
                 m = milp(
                     c, constraints=LinearConstraint(a, 0, 0), integrality=integrality, bounds=Bounds(lb, ub)
                 )
@@ -632,12 +693,9 @@ def _component(
                     high, method = -m.fun, "milp"
         low = float(lb[k])
         if with_low:
-            c[k] = 1.0
-            res = linprog(
-                c, A_eq=a, b_eq=np.zeros(len(rs)), bounds=list(zip(lb, ub, strict=True)), method="highs"
-            )
-            if res.status == 0:
-                low = math.ceil(res.fun - 1e-9) if var.integer else res.fun
+            status, value, _ = programme.solve(k, 1.0)
+            if status == "optimal":
+                low = math.ceil(value - 1e-9) if var.integer else round(value, 9)
         ranges[t] = Range(var.key, var.value, float(low), float(high), method, var.threshold)
     return ranges, binding
 

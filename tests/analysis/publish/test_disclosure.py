@@ -566,3 +566,38 @@ def test_labelled_exports_suppress_exactly_the_controlled_cells() -> None:
         for column in frame.columns:
             if column in out.columns and frame.schema[column].is_numeric():
                 assert out[column].is_null().to_list() == frame[column].is_null().to_list(), (name, column)
+
+
+def test_the_warm_started_programme_gives_every_target_the_cold_solvers_range() -> None:
+    """One HiGHS model per component, the objective changed per target: a fresh linprog's optimum."""
+    import numpy as np
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    from analysis.publish.disclosure import _Programme
+
+    rng = np.random.default_rng(7)
+    seen = set()
+    for _ in range(30):
+        rows, unknown = int(rng.integers(2, 7)), int(rng.integers(3, 9))
+        values = rng.integers(1, 20, unknown).astype(float)  # the suppressed cells' true values
+        a = np.zeros((rows, unknown))
+        for r in range(rows):  # each published total covers some of them (a cell in none is unbounded)
+            a[r, rng.choice(unknown, size=int(rng.integers(1, unknown)), replace=False)] = 1.0
+        a = np.c_[a, -(a @ values)]  # the totals, as one known column fixed at 1: a @ [x, 1] == 0
+        lb, ub = np.r_[np.ones(unknown), 1.0], np.r_[np.full(unknown, np.inf), 1.0]
+        programme = _Programme(sparse.csr_array(a), lb, ub)
+        for k in rng.permutation(unknown):
+            for sign in (-1.0, 1.0):
+                c = np.zeros(unknown + 1)
+                c[k] = sign
+                cold = linprog(c, A_eq=a, b_eq=np.zeros(rows), bounds=list(zip(lb, ub, strict=True)),
+                               method="highs")
+                status, value, _ = programme.solve(int(k), sign)
+                seen.add(status)
+                if cold.status == 3:
+                    assert status == "unbounded"
+                else:
+                    assert cold.status == 0 and status == "optimal"
+                    assert value == pytest.approx(cold.fun, abs=1e-7)
+    assert seen == {"optimal", "unbounded"}
