@@ -32,6 +32,30 @@ def pytest_configure(config: pytest.Config) -> None:  # noqa: D103
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the end-to-end runs in the background when a selected test uses them (see tests/e2e_world.py).
+
+    They are whole pipelines of a few minutes each, mostly waiting on Dagster's per-run work; started now,
+    they run on the second core while the unit tests run, instead of after them.
+    """
+    config, items = session.config, session.items  # after -k / -m deselection
+    if config.option.collectonly or not any("full_run" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    import e2e_world
+
+    base = config._tmp_path_factory.getbasetemp()  # pytest's own temporary tree (kept for a failed run)
+    e2e_world.start("first", base / "e2e-first" / "data")
+    if any(item.name == "test_same_inputs_give_identical_parquet" for item in items):  # its second run
+        e2e_world.start("second", base / "e2e-second" / "data")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:  # noqa: D103 - end a background run left going
+    import sys
+
+    if "e2e_world" in sys.modules:
+        sys.modules["e2e_world"].stop_all()
+
+
 #: The deliveries the small operation world keeps (a quarter with rows, a resubmission, three partitions).
 SMALL_WORLD_FILES = ("2025Q1/aarhus.csv", "2025Q1/koebenhavn.csv", "2025Q1/koebenhavn_rettet.csv",
                      "2025Q1/randers.csv")

@@ -6,82 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import e2e_world
 import polars as pl
 import pytest
+from e2e_world import (
+    CANARY_KEY,
+    HOSTILE_BAD_ROWS,
+    RAW_VALUES,
+)
 
 from pipelines.audit import cpr_like, scan_cpr, scan_secret, scan_values
 
-CANARY_KEY = "canary-key-7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e"
-HEADER = "CPR;Startdato;Slutdato;Delmålgruppe;Gennemført"
-#: Hostile deliveries planted beside the mock world's files (synthetic CPR numbers: day + 60).
-HEADERLESS = ("2024Q1", "randers.csv")  # a new partition whose only file has no header row
-CPR_NAMED = ("2024Q1", "esbjerg_6701901236.csv")  # a CPR in the file name; rows with spaced and partial CPRs
-CONTROL = ("2024Q2", "aalborg.csv")  # control bytes after the first 4 KB
-#: Inbox entries that are not submissions: each must be listed for stewards, none may crash the run.
-ODD_ENTRIES = ("misc/aarhus.csv", "2025Q5/aarhus.csv", "backup_2025Q1/aarhus.csv", "2023Q4/aarhus.csv",
-               "2024Q1/aarhus .csv", "2024Q1/nowhere.csv")
-#: Rows whose messages quote a CPR written with a space, cut short or one digit too long (all quarantined).
-HOSTILE_ROWS = (
-    "610190 12381;01-02-2024;;GRL;",
-    "690489-33;01-02-2024;;GRL;",
-    "710285-2346;01-02-2024;;610190 1238;",
-)
-#: What none of the general outputs may show (a general output shows them masked to their shape).
-RAW_VALUES = ("610190 12381", "690489-33", "610190 1238", "6701901236")
-#: Quarantined rows the hostile files add to the mock world's bad rows.
-HOSTILE_BAD_ROWS = len(HOSTILE_ROWS)
-
-
-def _rows(first_day: int, n: int, note: str | None = None) -> list[str]:
-    extra = "" if note is None else f";{note}"  # a sixth column (Bemærkning) the pipeline does not read
-    return [
-        f"{first_day + i % 28:02d}0{1 + i % 9}85-{(3 * i) % 10_000:04d};01-02-2024;;GRL;{extra}"
-        for i in range(n)
-    ]
-
-
-def plant_hostile_inbox(inbox: Path) -> None:
-    """The hostile deliveries of the issue, with fixed modification times (reruns are comparable)."""
-    files = {
-        HEADERLESS: "\r\n".join(_rows(61, 5)).encode("utf-8"),
-        CPR_NAMED: "\r\n".join([HEADER, *_rows(62, 3), *HOSTILE_ROWS]).encode("utf-8"),
-        CONTROL: "\r\n".join([HEADER + ";Bemærkning", *_rows(63, 40, "x" * 120)]).encode("utf-8"),
-    }
-    control = bytearray(files[CONTROL])
-    control[5_000:5_000] = b"\x00\x01\x1b"
-    files[CONTROL] = bytes(control)
-    for (quarter, name), content in files.items():
-        path = inbox / quarter / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        os.utime(path, (1_735_000_000, 1_735_000_000))
-    for relative in ODD_ENTRIES:
-        path = inbox / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"CPR;Startdato;Delmaalgruppe\r\n6101901238;01-02-2024;GRL\r\n")
-
-
-def _run_with_hostile_inbox(data: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data.parent), "CTI_DATA_DIR": str(data),
-           "CTI_PSEUDONYM_KEY": CANARY_KEY, "GX_ANALYTICS_ENABLED": "False"}
-    made = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "mock-world", "--persons", "8000", "--seed", "3"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1200,
-    )
-    assert made.returncode == 0, made.stderr[-3000:]
-    plant_hostile_inbox(data / "inbox")
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run"], capture_output=True, text=True, env=env, timeout=1800
-    )
-
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    data = tmp_path_factory.mktemp("e2e") / "data"
-    proc = _run_with_hostile_inbox(data)
+def full_run() -> tuple[Path, subprocess.CompletedProcess]:
+    """The pipeline on the hostile inbox, started in the background when the session collected this module."""
+    data, proc = e2e_world.result("first")
     # exit 1: finished, but the header-less file's partition failed (named, and listed for stewards)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     return data, proc
@@ -173,26 +113,29 @@ def test_quarantine_holds_exactly_the_mock_worlds_bad_rows(full_run) -> None:
 
 def test_same_inputs_give_identical_parquet(full_run, tmp_path: Path) -> None:
     data, _ = full_run
-    proc = _run_with_hostile_inbox(tmp_path / "data")
+    second, proc = e2e_world.result("second", tmp_path)  # the same inputs in another data directory
     assert proc.returncode == 1, proc.stderr[-2000:]
     for relative in (
         "assets/courses.parquet",
         "registers/benefits/2024.parquet",
         "assets/submission_log.parquet",
     ):
-        assert (data / relative).read_bytes() == (tmp_path / "data" / relative).read_bytes(), relative
+        assert (data / relative).read_bytes() == (second / relative).read_bytes(), relative
     # Identical report numbers: every published table and every per-outcome estimate, byte for byte.
     published = sorted(p.relative_to(data) for p in (data / "reports" / "tables").glob("*.parquet"))
     published += sorted(p.relative_to(data) for p in (data / "assets" / "effect_estimates").glob("*.parquet"))
     assert len(published) > 13
-    different = [str(r) for r in published if (data / r).read_bytes() != (tmp_path / "data" / r).read_bytes()]
+    different = [str(r) for r in published if (data / r).read_bytes() != (second / r).read_bytes()]
     assert different == []
     # The HTML differs only in the run's own identity (run id, time stamp).
     import re
 
-    strip = lambda page: re.sub(r'<section id="run">.*?</section>', "", page, flags=re.S)  # noqa: E731
-    first, second = ((d / "reports" / "effect_report.html").read_text() for d in (data, tmp_path / "data"))
-    assert strip(first) == strip(second)
+    def strip(page: str) -> str:  # the run's identity: the run section and the header's time stamp
+        page = re.sub(r'<section id="run">.*?</section>', "", page, flags=re.S)
+        return re.sub(r"(· generated )[^<]*(</p></header>)", r"\1\2", page, count=1)
+
+    pages = [(d / "reports" / "effect_report.html").read_text() for d in (data, second)]
+    assert strip(pages[0]) == strip(pages[1])
 
 
 def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
@@ -206,6 +149,34 @@ def test_before_after_shows_the_ashenfelter_dip(full_run) -> None:
     assert dip < early - 0.1, (dip, early)
 
 
+#: Report columns that hold no persons (months, phases, degrees of freedom, cells): a 1..4 there is no count.
+NOT_PERSONS = {"Month since start", "Months tested", "Degrees of freedom", "Phase", "Quarter", "Period",
+               "Post-period", "M̄", "Cells", "Suppressed", "Share suppressed, %"}
+
+
+def _small_counts_printed(page: str) -> list[tuple[str, str]]:
+    """(column, value) of every table cell of 1..4 in a column that may hold persons."""
+    import html
+    import re
+
+    found = []
+    for table in re.findall(r"<table.*?</table>", page, flags=re.S):
+        header = [html.unescape(re.sub(r"<[^>]+>", "", h)) for h in re.findall(r"<th[^>]*>(.*?)</th>",
+                                                                               table.split("</thead>")[0])]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("</thead>")[-1], flags=re.S):
+            for column, cell in zip(header, re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, flags=re.S),
+                                    strict=False):
+                if column not in NOT_PERSONS and re.fullmatch(r"[1-4]", re.sub(r"<[^>]+>", "", cell).strip()):
+                    found.append((column, cell))
+    return found
+
+
+def test_small_counts_printed_finds_a_count_and_skips_a_month() -> None:
+    page = ("<table><thead><tr><th>Month since start</th><th>Participants</th></tr></thead>"
+            "<tbody><tr><td>3</td><td>x</td></tr><tr><td>4</td><td>2</td></tr></tbody></table>")
+    assert _small_counts_printed(page) == [("Participants", "2")]
+
+
 def test_effect_report_is_complete_self_contained_and_disclosure_controlled(full_run) -> None:
     import re
 
@@ -215,10 +186,10 @@ def test_effect_report_is_complete_self_contained_and_disclosure_controlled(full
     report = data / "reports" / "effect_report.html"
     assert report.exists() and f"report: {report}" in proc.stdout
     page = report.read_text()
-    assert all(f'<section id="{key}">' in page for key in SECTIONS)
+    assert all(re.search(rf'<section (lang="da" )?id="{key}">', page) for key in SECTIONS)
     assert page.count("<svg") >= 12
     assert "http://" not in page and "https://" not in page
-    assert not [c for c in re.findall(r"<td>(.*?)</td>", page) if re.fullmatch(r"[1-4]", c.strip())]
+    assert _small_counts_printed(page) == []
     assert cpr_like(page) == []
     assert list((data / "reports").glob("effect_report_*.html"))  # the dated copy
     estimates = pl.read_csv(data / "reports" / "tables" / "estimates.csv", separator=";")
