@@ -44,11 +44,7 @@ def disclosure_rules(code_lists: CodeLists) -> Rules:
 
 def report_labels(code_lists: CodeLists) -> Labels:
     """Words, units and number formats of the published tables (``report_labels``, code lists, sites)."""
-    return Labels.from_tables(
-        code_lists.table("report_labels"),
-        delmaalgrupper=code_lists.table("delmaalgrupper"),
-        sites=code_lists.table("sites"),
-    )
+    return Labels.from_config(code_lists)
 
 
 @dg.asset(

@@ -452,9 +452,7 @@ def stage_report(args, work: Path) -> int:
     from analysis.publish.labels import Labels
     from pipelines.configuration import ConfigDir
 
-    tables = ConfigDir()  # the packaged configuration, as the report asset reads it
-    labels = Labels.from_tables(tables.table("report_labels"), delmaalgrupper=tables.table("delmaalgrupper"),
-                                sites=tables.table("sites"))
+    labels = Labels.from_config(ConfigDir())  # the packaged configuration, as the report asset reads it
     es = pl.concat(
         [pl.read_parquet(p) for p in sorted(work.glob("event_study_*.parquet"))], how="diagonal_relaxed"
     )

@@ -40,6 +40,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -261,6 +262,12 @@ class Labels:
     sites: Mapping[str, str]  # site id -> name
     #: (kind, key) -> Danish label, from the optional ``label_da`` column (the summary for SBST)
     danish: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Any, /) -> Labels:
+        """Build from a configuration with ``table(name)`` (``ConfigDir``, the ``CodeLists`` resource)."""
+        return cls.from_tables(config.table("report_labels"), delmaalgrupper=config.table("delmaalgrupper"),
+                               sites=config.table("sites"))
 
     @classmethod
     def from_tables(cls, report_labels: pl.DataFrame, /, *, delmaalgrupper: pl.DataFrame | None = None,

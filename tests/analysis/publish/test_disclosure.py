@@ -107,13 +107,7 @@ def _series(
     return es, mm, ba
 
 
-def _labels() -> Labels:
-    config = ConfigDir()
-    return Labels.from_tables(config.table("report_labels"), delmaalgrupper=config.table("delmaalgrupper"),
-                              sites=config.table("sites"))
-
-
-LABELS = _labels()
+LABELS = Labels.from_config(ConfigDir())
 
 
 def export_tables(what) -> dict[str, pl.DataFrame]:
