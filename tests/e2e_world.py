@@ -1,9 +1,9 @@
 """The end-to-end world: a small mock world with hostile deliveries planted, run through the real CLI.
 
 Two such runs (the module's shared run and the determinism test's second one) take most of the end-to-end
-test's time, so the session starts them in the background as soon as it has collected
-``tests/test_end_to_end.py`` (``conftest.pytest_collection_modifyitems``): they run while the unit tests
-use the other core. ``result`` waits for one; ``stop_all`` ends what is left (by process group).
+test's time, so the session starts them in the background as soon as it has collected a test that uses
+them (``conftest.pytest_collection_finish``): they run while the unit tests use the other core.
+``result`` waits for one; ``stop_all`` ends what is left (by process group).
 """
 
 from __future__ import annotations
@@ -76,8 +76,7 @@ def run_with_hostile_inbox(data: Path) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "pipelines.cli", "run"], env, 1800)
 
 
-
-#: The background runs of this session: name -> (data directory, the finished process).
+#: The background runs of this session: name -> future of (data directory, the finished process).
 _RUNS: dict[str, Future] = {}
 _GROUPS: set[int] = set()
 _LOCK = threading.Lock()
@@ -117,14 +116,9 @@ def start(name: str, data: Path) -> None:
     threading.Thread(target=work, name=f"e2e-{name}", daemon=True).start()
 
 
-def result(name: str, base: Path | None = None) -> tuple[Path, subprocess.CompletedProcess]:
+def result(name: str, base: Path) -> tuple[Path, subprocess.CompletedProcess]:
     """Wait for run ``name`` (starting it under ``base`` first when the session did not)."""
-    if name not in _RUNS:
-        if base is None:
-            import tempfile
-
-            base = Path(tempfile.mkdtemp(prefix=f"cti-e2e-{name}-"))
-        start(name, base / "data")
+    start(name, base / "data")
     return _RUNS[name].result()
 
 

@@ -19,9 +19,9 @@ from pipelines.audit import cpr_like, scan_cpr, scan_secret, scan_values
 
 
 @pytest.fixture(scope="module")
-def full_run() -> tuple[Path, subprocess.CompletedProcess]:
-    """The pipeline on the hostile inbox, started in the background when the session collected this module."""
-    data, proc = e2e_world.result("first")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The pipeline on the hostile inbox, started in the background when the session collected its tests."""
+    data, proc = e2e_world.result("first", tmp_path_factory.getbasetemp() / "e2e-first")
     # exit 1: finished, but the header-less file's partition failed (named, and listed for stewards)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     return data, proc

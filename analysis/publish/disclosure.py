@@ -605,9 +605,15 @@ class _Programme:
         self._h.passModel(lp)
         self._cost: int | None = None
         self._warm = False
+        #: The last optimal solution's values (columns in the order of the model).
+        self.values = np.empty(0)
 
     def solve(self, k: int, sign: float) -> tuple[str, float, np.ndarray | None]:
-        """Minimise ``sign * x_k``: ("optimal" | "unbounded" | "failed", objective, column duals)."""
+        """Minimise ``sign * x_k``.
+
+        Returns ("optimal", objective, column duals), ("unbounded", -inf, None) or (HiGHS's name of the
+        failure, nan, None).
+        """
         if self._cost is not None and self._cost != k:
             self._h.changeColCost(self._cost, 0.0)
         self._h.changeColCost(k, sign)
@@ -629,7 +635,7 @@ class _Programme:
             return "optimal", float(self._h.getInfo().objective_function_value), np.asarray(solution.col_dual)
         if status == codes.kUnbounded:
             return "unbounded", -math.inf, None
-        return "failed", math.nan, np.asarray([str(self._h.modelStatusToString(status))], dtype=object)
+        return str(self._h.modelStatusToString(status)), math.nan, None
 
 
 def _component(
@@ -671,26 +677,24 @@ def _component(
             binding[t] = set()
         elif status != "optimal":
             raise ValueError(
-                f"the attacker's programme for {var.key!r} failed ({duals[0] if duals is not None else ''}); "
+                f"the attacker's programme for {var.key!r} failed ({status}); "
                 "the declared identities are inconsistent"
             )
         else:
             high, method = round(-value, 9), "lp"  # the solver's last ulps are noise, not a bound
             # a published quantity binds the maximum when its reduced cost is not zero
             binding[t] = {cols[j] for j in range(n_unknown, len(cols)) if abs(duals[j]) > 1e-9}
-            # an LP optimum that is already integral is the integer optimum too (no MILP needed)
-            whole = programme.values[is_int]
-            fractional = bool(np.any(np.abs(whole - np.round(whole)) > 1e-7))
-            if integer and var.integer and high < 2 * var.threshold and not fractional:
-                method = "milp"
-            elif integer and var.integer and high < 2 * var.threshold:
-                c = np.zeros(len(cols))
-                c[k] = -1.0
-                m = milp(
-                    c, constraints=LinearConstraint(a, 0, 0), integrality=integrality, bounds=Bounds(lb, ub)
-                )
-                if m.status == 0:
-                    high, method = -m.fun, "milp"
+            if integer and var.integer and high < 2 * var.threshold:
+                whole = programme.values[is_int]
+                if not np.any(np.abs(whole - np.round(whole)) > 1e-7):
+                    method = "milp"  # an integral LP optimum is the integer optimum too: no MILP needed
+                else:
+                    c = np.zeros(len(cols))
+                    c[k] = -1.0
+                    m = milp(c, constraints=LinearConstraint(a, 0, 0), integrality=integrality,
+                             bounds=Bounds(lb, ub))
+                    if m.status == 0:
+                        high, method = -m.fun, "milp"
         low = float(lb[k])
         if with_low:
             status, value, _ = programme.solve(k, 1.0)
