@@ -180,7 +180,7 @@ def _headline(panel, design, participants, *, outcomes):
     """Per outcome: the matched DiD (with its event study's pre-trend test) and the staggered ATT."""
     import polars as pl
 
-    from analysis.estimate import did, effects, matching
+    from analysis.estimate import did, effects, matching, sensitivity
 
     treated = design.units.filter(pl.col("treated") == 1)["person_id"].unique().to_numpy()
     unmatched = design.unmatched.height / max(design.unmatched.height + treated.size, 1)
@@ -189,12 +189,15 @@ def _headline(panel, design, participants, *, outcomes):
     for outcome in outcomes:
         sub = panel.select("person_id", "month", outcome)
         stacked = matching.stacked_panel(sub, design.units, outcomes=[outcome])
-        study = did.event_study(stacked, outcome)
+        # the report's event study and pre-trend tests (effects.matched_effects): relative to months -15..-13,
+        # the months before the dip tested, the transition month left out
+        study = did.event_study(stacked, outcome, reference=sensitivity.REFERENCE_MONTHS,
+                                pretrend=sensitivity.PRE_DIP_MONTHS, exclude=(sensitivity.TRANSITION_MONTH,))
         pooled = did.pooled_did(stacked, outcome, post=effects.POST_WINDOW)
-        binned = study.pretrend_test(did.PRETREND_BINS)[2]
         rows.append({"design": "matched_did", "outcome": outcome, **_pick(pooled),
-                     "pretrend_p": study.pretrend_p, "pretrend_binned_p": binned, "max_abs_smd": smd,
-                     "unmatched_share": unmatched, "analysed": treated})
+                     "pretrend_p": sensitivity.headline_pretrend(study)[2],
+                     "pretrend_monthly_p": study.pretrend_p,
+                     "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
         row = effects.staggered_effects(effects.cohort_panel(sub, design.units, outcome), outcome)
         rows.append({"design": "staggered_att", "outcome": outcome, **_pick(row), "pretrend_p": None,
                      "max_abs_smd": smd, "unmatched_share": unmatched, "analysed": treated})
@@ -228,6 +231,12 @@ def _sd(values: list[float]) -> float | None:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
+def _rejected(rows: list[dict], key: str, level: float = 0.05) -> float | None:
+    """Share of ``rows`` whose p-value ``key`` is below ``level`` (None when no row has one)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return _mean([float(p < level) for p in values]) if values else None
+
+
 def summarise(records: list[dict], /) -> list[dict]:
     """One cell per (scenario, design, outcome): the Monte Carlo figures of its replications.
 
@@ -235,7 +244,9 @@ def summarise(records: list[dict], /) -> list[dict]:
     ``bias_share`` divides it by the mean truth (the placebo's by the reference scenario's), ``coverage``
     is the share of 95 % CIs that contain the truth with its Monte Carlo standard error, ``rejection`` the
     share that exclude 0 (size where the effect is 0, power elsewhere), ``pretrend_rejection`` the share of
-    pre-trend tests with p < 0.05, ``se_ratio`` the mean reported SE over the SD of the estimates.
+    the report's pre-trend tests (the yearly means before the dip, the estimates' ``pretrend_p``) with
+    p < 0.05 and ``pretrend_monthly_rejection`` that of the monthly test before the dip, ``se_ratio`` the
+    mean reported SE over the SD of the estimates.
     """
     cells: dict[tuple, list[dict]] = {}
     for r in records:
@@ -253,7 +264,6 @@ def summarise(records: list[dict], /) -> list[dict]:
         bias, n = _mean(err), len(ok)
         covered = _mean([float(r["ci_lower"] <= r["truth"] <= r["ci_upper"]) for r in ok])
         rejected = _mean([float(not r["ci_lower"] <= 0.0 <= r["ci_upper"]) for r in ok])
-        pre = [r["pretrend_p"] for r in ok if r.get("pretrend_p") is not None]
         sd = _sd([r["estimate"] for r in ok])
         out.append({
             "scenario": scenario, "design": design, "outcome": outcome, "replications": len(rows),
@@ -268,9 +278,8 @@ def summarise(records: list[dict], /) -> list[dict]:
             "ci_width": _mean([r["ci_upper"] - r["ci_lower"] for r in ok]),
             "rejection": rejected, "rejection_mc_se": math.sqrt(rejected * (1 - rejected) / n) if n else None,
             "se_ratio": _mean([r["se"] for r in ok]) / sd if sd else None,
-            "pretrend_rejection": _mean([float(p < 0.05) for p in pre]) if pre else None,
-            "pretrend_binned_rejection": _mean([float(r["pretrend_binned_p"] < 0.05) for r in ok
-                                                if r.get("pretrend_binned_p") is not None]) if pre else None,
+            "pretrend_rejection": _rejected(ok, "pretrend_p"),
+            "pretrend_monthly_rejection": _rejected(ok, "pretrend_monthly_p"),
             "max_abs_smd": _mean([r["max_abs_smd"] for r in ok if r.get("max_abs_smd") is not None]),
             "unmatched_share": _mean([r["unmatched_share"] for r in ok
                                       if r.get("unmatched_share") is not None]),
@@ -286,9 +295,9 @@ def targets(cells: list[dict], /) -> list[dict]:
 
     Per scenario, design and outcome: |bias| as share of the effect (the placebo's against the reference
     scenario's effect) and the 95 % CI coverage; per design and outcome of the placebo: the rejection rate.
-    The pre-trend test's rejection rate per outcome, pooled over one scenario per pre-period (cells with the
-    same ``pre_key``, i.e. scenarios that differ only in the planted effect, share their pre-periods, so
-    they count once).
+    The rejection rates of the report's pre-trend test (yearly means before the dip) and of the monthly one
+    per outcome, pooled over one scenario per pre-period (cells with the same ``pre_key``, i.e. scenarios
+    that differ only in the planted effect, share their pre-periods, so they count once).
     """
     out = []
 
@@ -314,11 +323,13 @@ def targets(cells: list[dict], /) -> list[dict]:
         if group in seen:
             continue
         seen.add(group)
-        pooled.setdefault((c["design"], c["outcome"]), []).append((c["pretrend_rejection"], c["estimated"]))
-    for (design, outcome), parts in sorted(pooled.items()):
+        for test, key in (("", "pretrend_rejection"), ("monthly ", "pretrend_monthly_rejection")):
+            if c.get(key) is not None:
+                pooled.setdefault((test, c["design"], c["outcome"]), []).append((c[key], c["estimated"]))
+    for (test, design, outcome), parts in sorted(pooled.items()):
         n = sum(k for _, k in parts)
         rate = sum(r * k for r, k in parts) / n if n else None
-        add(f"pre-trend test size: {design} / {outcome} ({n} tests)", rate, list(SIZE_BAND), "share",
+        add(f"{test}pre-trend test size: {design} / {outcome} ({n} tests)", rate, list(SIZE_BAND), "share",
             lambda m: SIZE_BAND[0] <= m <= SIZE_BAND[1])
     return out
 
@@ -348,7 +359,7 @@ def _percent(value) -> str:
 def print_table(cells: list[dict], /) -> None:
     """Print the per-cell Monte Carlo table."""
     print(f"{'scenario':<16}{'design':<15}{'outcome':<19}{'R':>4}{'truth':>9}{'bias':>9}{'bias%':>7}"
-          f"{'rmse':>8}{'cover':>7}{'±mc':>6}{'width':>8}{'reject':>8}{'se/sd':>7}{'pretr':>7}{'binned':>7}"
+          f"{'rmse':>8}{'cover':>7}{'±mc':>6}{'width':>8}{'reject':>8}{'se/sd':>7}{'pretr':>7}{'month':>7}"
           f"{'smd':>6}{'unm%':>6}")
     for c in cells:
         print(f"{c['scenario']:<16}{c['design']:<15}{c['outcome']:<19}{c['estimated']:>4}"
@@ -356,20 +367,20 @@ def print_table(cells: list[dict], /) -> None:
               f"{_fmt(c['rmse'], '.4f'):>8}{_fmt(c['coverage'], '.3f'):>7}"
               f"{_fmt(c['coverage_mc_se'], '.3f'):>6}{_fmt(c['ci_width'], '.4f'):>8}"
               f"{_fmt(c['rejection'], '.3f'):>8}{_fmt(c['se_ratio'], '.2f'):>7}"
-              f"{_fmt(c['pretrend_rejection'], '.3f'):>7}{_fmt(c['pretrend_binned_rejection'], '.3f'):>7}"
+              f"{_fmt(c['pretrend_rejection'], '.3f'):>7}{_fmt(c['pretrend_monthly_rejection'], '.3f'):>7}"
               f"{_fmt(c['max_abs_smd'], '.3f'):>6}{_percent(c['unmatched_share']):>6}")
 
 
 def markdown_table(cells: list[dict], /) -> str:
     """Return the README table: one row per scenario, design and outcome."""
     lines = ["| scenario | design | outcome | truth | bias (% of effect) | RMSE | 95 % CI coverage ± MC s.e. "
-             "| CI width | rejects 0 | SE / SD | pre-trend rejects (monthly / binned) | max \\|SMD\\| "
+             "| CI width | rejects 0 | SE / SD | pre-trend rejects (yearly means / monthly) | max \\|SMD\\| "
              "| unmatched |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         share = "n/a" if c["bias_share"] is None else f"{100 * c['bias_share']:+.1f} %"
         pre = ("" if c["pretrend_rejection"] is None
-               else f"{c['pretrend_rejection']:.3f} / {_fmt(c['pretrend_binned_rejection'], '.3f')}")
+               else f"{c['pretrend_rejection']:.3f} / {_fmt(c['pretrend_monthly_rejection'], '.3f')}")
         lines.append(
             f"| {c['scenario']} | {c['design']} | {c['outcome']} | {_fmt(c['truth'], '.4f')} "
             f"| {_fmt(c['bias'], '+.4f')} ({share}) | {_fmt(c['rmse'], '.4f')} "

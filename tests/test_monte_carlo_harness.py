@@ -52,7 +52,7 @@ def _record(scenario: str, estimate: float, truth: float, half: float = 0.01, **
 def test_summary_figures_are_the_monte_carlo_definitions() -> None:
     validate = _module()
     draws = ((0.0, 0.5), (0.02, 0.01), (-0.005, 0.2), (0.015, 0.9))
-    records = [_record("default", 0.05 + d, 0.04, pretrend_p=p) for d, p in draws]
+    records = [_record("default", 0.05 + d, 0.04, pretrend_p=p, pretrend_monthly_p=p / 10) for d, p in draws]
     records += [_record("placebo", e, 0.0) for e in (0.0, 0.02, -0.001, 0.004)]
     cells = {c["scenario"]: c for c in validate.summarise(records)}
     default, placebo = cells["default"], cells["placebo"]
@@ -63,6 +63,8 @@ def test_summary_figures_are_the_monte_carlo_definitions() -> None:
     assert default["coverage"] == pytest.approx(0.5)  # errors 0.01 and 0.005 lie within the half-width 0.01
     assert default["coverage_mc_se"] == pytest.approx((0.25 / 4) ** 0.5)
     assert default["pretrend_rejection"] == pytest.approx(0.25)
+    assert default["pretrend_monthly_rejection"] == pytest.approx(0.5)  # p / 10: 0.001 and 0.02 as well
+    assert placebo["pretrend_rejection"] is None  # no test recorded: not a rate of 0
     assert default["rejection"] == pytest.approx(1.0) and default["ci_width"] == pytest.approx(0.02)
     # the placebo's bias is measured against the reference scenario's effect
     assert placebo["bias_share"] == pytest.approx(placebo["bias"] / 0.04)
@@ -71,8 +73,9 @@ def test_summary_figures_are_the_monte_carlo_definitions() -> None:
 
 def test_targets_apply_the_issue_bands_and_count_a_shared_pre_period_once() -> None:
     validate = _module()
-    records = [_record("default", 0.04, 0.04, pretrend_p=0.5), _record("placebo", 0.0, 0.0, pretrend_p=0.5),
-               _record("deep_dip", 0.08, 0.04, pretrend_p=0.01)]
+    records = [_record("default", 0.04, 0.04, pretrend_p=0.5, pretrend_monthly_p=0.01),
+               _record("placebo", 0.0, 0.0, pretrend_p=0.5, pretrend_monthly_p=0.01),
+               _record("deep_dip", 0.08, 0.04, pretrend_p=0.01, pretrend_monthly_p=0.01)]
     cells = validate.summarise(records)
     for c in cells:
         c["pre_key"] = "base" if c["scenario"] in ("default", "placebo") else "deep"
@@ -82,3 +85,5 @@ def test_targets_apply_the_issue_bands_and_count_a_shared_pre_period_once() -> N
     assert by_name["rejection under no effect (size): placebo / matched_did / employed"]["measured"] == 0.0
     pre = [t for t in by_name.values() if t["name"].startswith("pre-trend test size")]
     assert len(pre) == 1 and "(2 tests)" in pre[0]["name"] and pre[0]["measured"] == pytest.approx(0.5)
+    monthly = [t for t in by_name.values() if t["name"].startswith("monthly pre-trend test size")]
+    assert len(monthly) == 1 and monthly[0]["measured"] == pytest.approx(1.0) and monthly[0]["met"] is False

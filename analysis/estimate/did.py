@@ -101,7 +101,19 @@ class EventStudyResult:
             inside = np.array([(self.times >= a) & (self.times <= b) & tested for a, b in bins], dtype=float)
             inside = inside[inside.sum(axis=1) > 0] if inside.size else inside.reshape(0, self.times.size)
             rows = inside / inside.sum(axis=1, keepdims=True) if inside.size else inside
-        return wald(rows @ self.params, rows @ self.cov @ rows.T)
+        return wald(rows @ self.params, rows @ self.cov @ rows.T, clusters=self.fewest_treated(tested))
+
+    def fewest_treated(self, months: np.ndarray, /) -> int | None:
+        """Return the fewest participants seen at any of ``months`` (a mask of :attr:`times`; None: unknown).
+
+        The clustered covariance of the coefficients is, to first order, the participants' sample
+        covariance (a few hundred of them against thousands of weighted comparisons), so they are the
+        clusters of the pre-trend tests' small-sample reference (:func:`wald`).
+        """
+        if not self.table.height or "n_treated" not in self.table.columns:
+            return None
+        chosen = self.table.filter(pl.col("event_time").is_in(self.times[months].tolist()))["n_treated"]
+        return int(chosen.min()) if chosen.len() and chosen.null_count() < chosen.len() else None
 
     def combination(self, weights: dict[int, float], /) -> tuple[float, float]:
         """Estimate and standard error of ``sum(w * coefficient(e))`` over event times ``e``."""
@@ -411,7 +423,6 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tupl
     tested = (times >= window_test[0]) & (times <= window_test[1]) & ~np.isin(times, excluded)
     if lo == hi:
         tested &= times != omitted
-    stat, dof, p = wald(params[tested], cov[np.ix_(tested, tested)])
     by_time = frame.group_by("event_time", "treated").agg(pl.col("person_id").n_unique().alias("n"))
     counts = by_time.pivot(on="treated", index="event_time", values="n")
     se_column = [None if (lo == hi and t == omitted) else float(v) for t, v in zip(times, se, strict=True)]
@@ -435,6 +446,10 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tupl
         persons = pl.DataFrame({"person_id": np.repeat(ids, int(keep.sum())).astype(np.int64),
                                 "event_time": np.tile(times[keep], ids.size).astype(np.int32),
                                 "influence": mapped[:, keep].ravel()})
+    treated_at = table.select("event_time", "n_treated")
+    fewest = treated_at.filter(pl.col("event_time").is_in(times[tested].tolist()))["n_treated"].min()
+    stat, dof, p = wald(params[tested], cov[np.ix_(tested, tested)],
+                        clusters=None if fewest is None else int(fewest))
     return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
                             n_obs=frame.height, outcome=outcome, reference=reference,
                             window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons,
@@ -446,8 +461,17 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tupl
 WALD_RCOND = 1e-10
 
 
-def wald(b: np.ndarray, v: np.ndarray, /, *, rcond: float = WALD_RCOND) -> tuple[float, int, float]:
+def wald(b: np.ndarray, v: np.ndarray, /, *, rcond: float = WALD_RCOND,
+         clusters: int | None = None) -> tuple[float, int, float]:
     """Wald chi-squared of ``b = 0`` with covariance ``v``: (statistic, rank of ``v``, p); NaN without any.
+
+    With ``clusters`` (the number of independent units the covariance is estimated from), p is read from
+    Hotelling's small-sample reference instead of the chi-squared: ``stat / q * (G - q) / (G - 1)`` against
+    ``F(q, G - q)``, with ``q`` the rank and ``G`` the clusters. An estimated covariance of many
+    restrictions from a few hundred units is noisy, and its inverse inflates the statistic: the monthly
+    pre-trend test (23 months, a few hundred participants, a count outcome) rejects a true null too often
+    against the chi-squared (measured by ``scripts/validate.py``; README, "Validity"). With ``G <= q`` the
+    test is not defined (p is NaN): fewer units than restrictions.
 
     Rank-aware: ``v`` is symmetrised and decomposed into eigenvalues, and only directions whose eigenvalue
     exceeds ``rcond`` times the largest are tested (a Moore-Penrose pseudo-inverse with one tolerance for
@@ -468,7 +492,12 @@ def wald(b: np.ndarray, v: np.ndarray, /, *, rcond: float = WALD_RCOND) -> tuple
         return float("nan"), 0, float("nan")
     z = vectors[:, keep].T @ np.asarray(b, dtype=float)
     stat = float(np.sum(z * z / values[keep]))
-    return stat, dof, float(stats.chi2.sf(stat, dof))
+    if clusters is None:
+        return stat, dof, float(stats.chi2.sf(stat, dof))
+    if clusters <= dof:
+        return stat, dof, float("nan")
+    scaled = stat / dof * (clusters - dof) / (clusters - 1)
+    return stat, dof, float(stats.f.sf(scaled, dof, clusters - dof))
 
 
 def pooled_did(stacked: pl.DataFrame, outcome: str, /, *, post: tuple[int, int] = (12, 24),

@@ -160,14 +160,16 @@ def matched_effects(stacked: pl.DataFrame, participants: pl.DataFrame, outcome: 
     """Event study, pooled DiD overall and per subgroup, and raw means, on the stacked matched sample.
 
     The event study is relative to the mean of the ``reference`` months (before the dip) and its pre-trend
-    test (``pretrend_p`` of the pooled DiD row) covers the ``pretrend`` months without ``exclude`` (the
-    transition month); see :mod:`analysis.estimate.sensitivity`.
+    test (``pretrend_p`` of the pooled DiD row: :func:`analysis.estimate.sensitivity.headline_pretrend`,
+    the yearly means) covers the ``pretrend`` months without ``exclude`` (the transition month); see
+    :mod:`analysis.estimate.sensitivity`.
     """
     study = did.event_study(stacked, outcome, reference=reference, pretrend=pretrend, exclude=exclude,
                             influence=True)
     window = f"{POST_WINDOW[0]}..{POST_WINDOW[1]}"
     pooled = did.pooled_did(stacked, outcome, post=POST_WINDOW).to_frame().row(0, named=True)
-    rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled, pretrend_p=study.pretrend_p,
+    rows = [_estimate_row(outcome, "matched_did", "all", "all", pooled,
+                          pretrend_p=sensitivity.headline_pretrend(study)[2],
                           window=window)]
     for dimension in DIMENSIONS:
         levels = did.subgroup_did(stacked, outcome, participants, dimension, post=POST_WINDOW).to_frame()

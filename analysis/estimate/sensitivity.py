@@ -69,6 +69,21 @@ def _counts(study: did.EventStudyResult, first: int, last: int) -> dict[str, int
     }
 
 
+def headline_pretrend(study: did.EventStudyResult, /, *, bins: Sequence[tuple[int, int]] = PRETREND_BINS
+                      ) -> tuple[float, int, float]:
+    """Return the pre-trend test the estimates carry (``pretrend_p``): the binned test of the window.
+
+    The yearly means of the months before the dip (two restrictions) rather than every month (23): with
+    a few hundred participants the monthly test's covariance is estimated too noisily for its size to hold
+    (``scripts/validate.py`` measures both), while a trend before the dip still moves the yearly means.
+    The monthly test stays in :func:`pretrend_tests`. Falls back to the monthly test when no bin lies
+    inside the window.
+    """
+    lo, hi = study.pretrend_window or (int(study.times.min()), study.reference_months[0] - 1)
+    inside = [b for b in bins if b[0] >= lo and b[1] <= hi]
+    return study.pretrend_test(inside or None, window=(lo, hi))
+
+
 def pretrend_tests(study: did.EventStudyResult, /, *, pre_dip: tuple[int, int] = PRE_DIP_MONTHS,
                    dip: tuple[int, int] = DIP_MONTHS,
                    bins: Sequence[tuple[int, int]] = PRETREND_BINS) -> pl.DataFrame:

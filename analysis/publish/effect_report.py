@@ -388,7 +388,7 @@ class _Report:
             ("n_treated", "Participants", "count"),
             ("n_controls", "Comparison persons", "count"),
             ("mde", "Minimum detectable effect", "effect"),
-            ("pretrend_p", "Pre-trend p (before the dip)", "p_value"),
+            ("pretrend_p", "Pre-trend p (before the dip, yearly means)", "p_value"),
         ]
         body += "<h3>The designs with a comparison group, side by side</h3>" + _table(comparison, columns, L)
         body += self._windows_note(comparison)
@@ -609,7 +609,7 @@ class _Report:
                 self._test_columns(),
                 L,
                 caption="Pre-trend tests: joint Wald tests that the coefficients are 0 "
-                "(clustered covariance, rank-aware: see Methods)",
+                "(clustered covariance, rank-aware, small-sample F reference: see Methods)",
             )
         body += _fold(
             "Pre-trend tests of every outcome",
@@ -1446,7 +1446,13 @@ rank-aware: the clustered covariance is inverted over its eigenvalues above 10�
 pseudo-inverse)
 and the degrees of freedom are that rank, so a near-constant outcome, whose coefficients have variances of
 rounding
-size, neither inflates the statistic nor counts directions without information. The pooled DiD compares
+size, neither inflates the statistic nor counts directions without information. Their p-values use
+Hotelling's small-sample reference, F(q, G − q) of χ²/q × (G − q)/(G − 1), with q the degrees of freedom and
+G the fewest participants in the tested months: a covariance of many months estimated from a few hundred
+participants is noisy, and against the χ² the monthly test rejects a true null too often. The pre-trend p of
+the estimates table is the binned test before the dip (the yearly means); the monthly tests are in the
+pre-trend table. The Monte Carlo validation (README, "Validity") measures the size of both. The pooled DiD
+compares
 months 12 to 24 with the whole pre-period. Effects by CTI phase are means of the event-study coefficients
 over the
 phase's months.</p>

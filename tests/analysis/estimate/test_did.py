@@ -84,7 +84,8 @@ def test_binned_pre_trend_test_is_the_wald_test_of_window_means() -> None:
     pre = study.times < -1
     b, v = rows @ study.params[pre], rows @ study.cov[np.ix_(pre, pre)] @ rows.T
     assert dof == 2 and stat == pytest.approx(float(b @ np.linalg.solve(v, b)), rel=1e-10)
-    assert p == pytest.approx(float(stats.chi2.sf(stat, 2)), rel=1e-12)
+    # p from Hotelling's reference with the 60 participants as clusters (see test_wald_with_clusters_...)
+    assert p == pytest.approx(float(stats.f.sf(stat / 2 * 58 / 59, 2, 58)), rel=1e-12)
     diverging = frame.with_columns(
         y=pl.col("y") + pl.when((pl.col("treated") == 1) & (pl.col("event_time") < 0))
         .then(0.1 * pl.col("event_time")).otherwise(0)
@@ -391,3 +392,35 @@ def test_wald_is_rank_aware_for_a_near_constant_outcome() -> None:
     assert wald(b, full)[0] == pytest.approx(float(b @ np.linalg.solve(full, b))) and wald(b, full)[1] == 2
     # nothing but noise: not defined
     assert wald(b, np.zeros((2, 2)))[1] == 0 and np.isnan(wald(b, np.zeros((2, 2)))[2])
+
+
+def test_wald_with_clusters_reads_hotellings_small_sample_reference() -> None:
+    """With G clusters the statistic is the same, the p-value is F(q, G - q) of stat/q * (G - q)/(G - 1)."""
+    from analysis.estimate.did import wald
+
+    rng = np.random.default_rng(3)
+    b, root = rng.normal(size=5), rng.normal(size=(5, 5))
+    v = root @ root.T + np.eye(5)
+    stat, dof, p_chi2 = wald(b, v)
+    small = wald(b, v, clusters=40)
+    assert small[:2] == (stat, dof) and small[2] == pytest.approx(
+        stats.f.sf(stat / 5 * 35 / 39, 5, 35), rel=1e-12)
+    assert small[2] > p_chi2  # few clusters: a larger p for the same statistic
+    assert wald(b, v, clusters=10**7)[2] == pytest.approx(p_chi2, rel=1e-4)  # many: the chi-squared
+    assert np.isnan(wald(b, v, clusters=5)[2])  # no more units than restrictions: not defined
+
+
+def test_the_pre_trend_tests_use_the_fewest_participants_of_their_months_as_clusters() -> None:
+    """The event study's pre-trend p-values use the participants behind the tested months as clusters."""
+    from analysis.estimate.did import wald
+
+    study = event_study(_stacked(), "y")
+    tested = (study.times >= study.pretrend_window[0]) & (study.times <= study.pretrend_window[1]) & (
+        study.times != study.reference)
+    months = study.times[tested].tolist()
+    fewest = int(study.table.filter(pl.col("event_time").is_in(months))["n_treated"].min())
+    rows = np.eye(study.times.size)[tested]
+    expected = wald(rows @ study.params, rows @ study.cov @ rows.T, clusters=fewest)
+    assert study.fewest_treated(tested) == fewest
+    assert (study.pretrend_stat, study.pretrend_df, study.pretrend_p) == pytest.approx(expected)
+    assert study.pretrend_test() == pytest.approx(expected)

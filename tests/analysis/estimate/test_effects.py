@@ -17,6 +17,7 @@ from analysis.estimate.effects import (
     staggered_effects,
 )
 from analysis.estimate.inference import z_critical
+from analysis.estimate.sensitivity import headline_pretrend
 from analysis.estimate.staggered import att_gt, stack_results
 from analysis.schema import EFFECT_ESTIMATES, GROUP_TIME_ATT, STAGGERED_AGGREGATES
 
@@ -51,7 +52,10 @@ def test_matched_effects_are_the_pooled_and_subgroup_dids_with_the_event_study()
     pooled = pooled_did(stacked, "y", post=POST_WINDOW)
     assert (overall["estimate"], overall["ci_lower"], overall["n_controls"]) == (
         pooled.estimate, pooled.ci_lower, pooled.n_controls)
-    assert overall["pretrend_p"] == result.event_study.pretrend_p and overall["window"] == "12..24"
+    headline = headline_pretrend(result.event_study)
+    assert headline[1] == 1  # the one bin (-6..-2) inside the window: the binned test, not the monthly one
+    assert overall["pretrend_p"] == headline[2] != result.event_study.pretrend_p
+    assert overall["window"] == "12..24"
     site = result.estimates.filter(pl.col("dimension") == "site").select("level", "estimate", "n_treated")
     levels = subgroup_did(stacked, "y", participants, "site", post=POST_WINDOW).to_frame()
     assert site.equals(levels.select("level", "estimate", "n_treated"))
