@@ -110,10 +110,7 @@ class EventStudyResult:
         covariance (a few hundred of them against thousands of weighted comparisons), so they are the
         clusters of the pre-trend tests' small-sample reference (:func:`wald`).
         """
-        if not self.table.height or "n_treated" not in self.table.columns:
-            return None
-        chosen = self.table.filter(pl.col("event_time").is_in(self.times[months].tolist()))["n_treated"]
-        return int(chosen.min()) if chosen.len() and chosen.null_count() < chosen.len() else None
+        return _fewest_treated(self.table, self.times[months])
 
     def combination(self, weights: dict[int, float], /) -> tuple[float, float]:
         """Estimate and standard error of ``sum(w * coefficient(e))`` over event times ``e``."""
@@ -446,15 +443,19 @@ def event_study(stacked: pl.DataFrame, outcome: str, /, *, reference: int | tupl
         persons = pl.DataFrame({"person_id": np.repeat(ids, int(keep.sum())).astype(np.int64),
                                 "event_time": np.tile(times[keep], ids.size).astype(np.int32),
                                 "influence": mapped[:, keep].ravel()})
-    treated_at = table.select("event_time", "n_treated")
-    fewest = treated_at.filter(pl.col("event_time").is_in(times[tested].tolist()))["n_treated"].min()
     stat, dof, p = wald(params[tested], cov[np.ix_(tested, tested)],
-                        clusters=None if fewest is None else int(fewest))
+                        clusters=_fewest_treated(table, times[tested]))
     return EventStudyResult(table=table, pretrend_stat=stat, pretrend_df=dof, pretrend_p=p,
                             n_obs=frame.height, outcome=outcome, reference=reference,
                             window=(int(times.min()), int(times.max())), alpha=alpha, influence=persons,
                             pretrend_window=(int(window_test[0]), int(window_test[1])), exclude=excluded,
                             times=times.astype(np.int64), params=np.asarray(params), cov=np.asarray(cov))
+
+
+def _fewest_treated(table: pl.DataFrame, months: np.ndarray, /) -> int | None:
+    """Return the fewest participants (``n_treated``) of ``table`` at any event month of ``months``."""
+    fewest = table.filter(pl.col("event_time").is_in(months.tolist()))["n_treated"].min()
+    return None if fewest is None else int(fewest)
 
 
 #: Eigenvalues of a covariance below this share of its largest are numerical noise (see :func:`wald`).

@@ -79,9 +79,13 @@ def headline_pretrend(study: did.EventStudyResult, /, *, bins: Sequence[tuple[in
     The monthly test stays in :func:`pretrend_tests`. Falls back to the monthly test when no bin lies
     inside the window.
     """
-    lo, hi = study.pretrend_window or (int(study.times.min()), study.reference_months[0] - 1)
-    inside = [b for b in bins if b[0] >= lo and b[1] <= hi]
-    return study.pretrend_test(inside or None, window=(lo, hi))
+    window = study.pretrend_window or (int(study.times.min()), study.reference_months[0] - 1)
+    return study.pretrend_test(_bins_inside(bins, window) or None, window=window)
+
+
+def _bins_inside(bins: Sequence[tuple[int, int]], window: tuple[int, int], /) -> list[tuple[int, int]]:
+    """Return the ``bins`` that lie wholly inside ``window``."""
+    return [b for b in bins if b[0] >= window[0] and b[1] <= window[1]]
 
 
 def pretrend_tests(study: did.EventStudyResult, /, *, pre_dip: tuple[int, int] = PRE_DIP_MONTHS,
@@ -100,7 +104,7 @@ def pretrend_tests(study: did.EventStudyResult, /, *, pre_dip: tuple[int, int] =
         first, last = max(window[0], int(months.min())), min(window[1], int(months.max()))
         if first > last:
             continue
-        inside = [b for b in bins if b[0] >= window[0] and b[1] <= window[1]]
+        inside = _bins_inside(bins, window)
         tests = [(name, None), *([(f"{name}_binned", inside)] if inside else [])]
         for test, chosen in tests:
             stat, dof, p = study.pretrend_test(chosen, window=(first, last))
