@@ -115,9 +115,9 @@ def rebuild(code_lists: CodeLists, frames: dict[str, pl.DataFrame | None]) -> mo
 
 @dg.asset(
     group_name=MONITORING_GROUP,
-    description="The programme-monitoring page: public (disclosure-controlled) under reports/, internal "
-    "(exact "
-    "counts) under restricted/reports/, each with its tables.",
+    description="The internal programme-monitoring page (exact counts) and its tables under "
+    "restricted/reports/. The public page is written by effect_report_html, from the tables it controls "
+    "jointly with the report's, and only when its disclosure audit passes.",
     kinds={"html"},
 )
 def monitoring_html(
@@ -130,7 +130,7 @@ def monitoring_html(
     monitoring_delivery: pl.DataFrame | None,
     monitoring_status: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
-    """Write both variants of the page and their tables (a monitoring that could not be computed says why)."""
+    """Write the internal page and its tables (a monitoring that could not be computed says why)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     m = rebuild(
         code_lists,
@@ -143,23 +143,19 @@ def monitoring_html(
         },
     )
     problems = [] if monitoring_status is None else monitoring_status["message"].to_list()
-    for restricted in (False, True):
-        if m is None:
-            html = page.render_unavailable(problems, generated_at=stamp, internal=restricted)
-        else:
-            tables = page.internal_tables(m) if restricted else page.publication_tables(m)
-            html = page.render_monitoring_page(m, tables, generated_at=stamp, reconciliation=problems)
-            for name, frame in page.export_tables(tables).items():
-                write_parquet(layout.monitoring_tables(restricted=restricted) / f"{name}.parquet", frame)
-                write_bytes(layout.monitoring_tables(restricted=restricted) / f"{name}.csv", csv_bytes(frame))
-        write_text(layout.monitoring_page(restricted=restricted), html)
-    path = layout.monitoring_page(restricted=False)
+    folder = layout.monitoring_tables(restricted=True)
+    if m is None:
+        html = page.render_unavailable(problems, generated_at=stamp, internal=True)
+    else:
+        tables = page.internal_tables(m)
+        html = page.render_monitoring_page(m, tables, generated_at=stamp, reconciliation=problems)
+        for name, frame in page.export_tables(tables).items():
+            write_parquet(folder / f"{name}.parquet", frame)
+            write_bytes(folder / f"{name}.csv", csv_bytes(frame))
+    path = layout.monitoring_page(restricted=True)
+    write_text(path, html)
     return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(path)),
-            "internal_path": str(layout.monitoring_page(restricted=True)),
-            "problems": len(problems),
-        }
+        metadata={"internal_path": dg.MetadataValue.path(str(path)), "problems": len(problems)}
     )
 
 

@@ -7,12 +7,14 @@ import dagster as dg
 import polars as pl
 
 from analysis.publish import effect_report, feedback, report_tables, steward_view
-from analysis.publish.disclosure import Rules
+from analysis.publish import monitoring_page as monitoring_pages
+from analysis.publish.disclosure import Controlled, Rules
 from analysis.publish.labels import Labels
-from analysis.publish.monitoring import Targets
+from analysis.publish.monitoring import Monitoring, Targets
+from analysis.publish.monitoring_tables import public_tables
 from analysis.publish.output_check import output_bundle
 from analysis.publish.provenance import provenance
-from analysis.publish.safe_export import xlsx_bytes
+from analysis.publish.safe_export import csv_bytes, xlsx_bytes
 from analysis.publish.sample_flow import FlowInputs, sample_flow
 from analysis.publish.workbook import published_csv_bytes
 from analysis.schema import HEADLINE_OUTCOMES
@@ -232,9 +234,11 @@ def effect_report_html(
             ),
         )
         files[layout.som_workbook.name] = ("som_effects", layout.som_workbook.read_bytes())
-    for stale in tables.glob("*"):  # a table no longer published must not linger beside the new ones
-        if stale.is_file() and f"{tables.name}/{stale.name}" not in files:
-            stale.unlink()
+    files |= _public_monitoring(layout, inputs.monitoring, published, inputs.monitoring_problems)
+    for folder in (tables, layout.monitoring_tables(restricted=False)):
+        for stale in folder.glob("*"):  # a table no longer published must not linger beside the new ones
+            if stale.is_file() and f"{folder.name}/{stale.name}" not in files:
+                stale.unlink()
     bundle = output_bundle(published, files)
     write_text(layout.output_checking, json.dumps(bundle, indent=1, ensure_ascii=False))
     headline = published.frames["estimates"].filter(
@@ -247,6 +251,39 @@ def effect_report_html(
     }
     path = dg.MetadataValue.path(str(layout.effect_report))
     return dg.MaterializeResult(metadata={"path": path, **meta}, check_results=[check])
+
+
+def _public_monitoring(
+    layout: LayoutResource,
+    m: Monitoring | None,
+    published: Controlled,
+    problems: tuple[str, ...],
+) -> dict[str, tuple[str | None, bytes]]:
+    """Write the public monitoring page and its tables from the report's jointly controlled tables.
+
+    Written here, after the audit passed, and not by ``monitoring_html``: a page controlled table by table
+    beside the report would let a reader combine the two (shared margins, the stock identities). Returns the
+    files for the output-checking bundle.
+    """
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    folder, path = layout.monitoring_tables(restricted=False), layout.monitoring_page(restricted=False)
+    files: dict[str, tuple[str | None, bytes]] = {}
+    if m is None or "monitoring_stock" not in published.frames:
+        html = monitoring_pages.render_unavailable(list(problems), generated_at=stamp, internal=False)
+    else:
+        shown = public_tables(m, published)
+        html = monitoring_pages.render_monitoring_page(m, shown, generated_at=stamp, reconciliation=problems)
+        for name, frame in monitoring_pages.export_tables(shown).items():
+            write_parquet(folder / f"{name}.parquet", frame)
+            write_bytes(folder / f"{name}.csv", csv_bytes(frame))
+            source = {"monitoring_programme_stock": "monitoring_stock"}.get(name, name)
+            table = source if source in published.frames else None
+            files |= {
+                f"{folder.name}/{name}.{ext}": (table, (folder / f"{name}.{ext}").read_bytes())
+                for ext in ("csv", "parquet")
+            }
+    write_text(path, html)
+    return files | {path.name: (None, html.encode())}
 
 
 #: Assets whose checks a steward can act on: the ingest and linkage groups (the methods checks, such as

@@ -258,6 +258,66 @@ def test_monitoring_reconciles_and_its_public_page_publishes_no_small_count(full
     assert '<section id="monitoring">' in report
 
 
+#: The public monitoring page's tables, the report's jointly controlled table each shows, and its keys.
+PAGE_TABLES = {
+    "new_starts": ("monitoring_new_starts", ("site",)),
+    "ended_completed": ("monitoring_ended_completed", ("site",)),
+    "ended_early": ("monitoring_ended_early", ("site",)),
+    "mix": ("monitoring_mix", ("delmaalgruppe",)),
+    "programme_stock": ("monitoring_stock", ("quarter",)),
+    "open_by_phase": ("monitoring_open_by_phase", ("phase",)),
+    "endings_by_phase": ("monitoring_endings_by_phase", ("phase",)),
+    "targets": ("monitoring_targets", ("target", "site")),
+    "delivery": ("monitoring_delivery", ("site", "quarter")),
+}
+
+
+def test_the_public_monitoring_page_shows_only_what_the_reports_joint_control_published(full_run) -> None:
+    """Every count on the page is the report's controlled cell; every cell the report hides is hidden.
+
+    A page controlled table by table beside the report would publish cells the joint layer withholds
+    (the stock identities, margins shared with the report's own tables): read together, they give away
+    small counts.
+    """
+    from analysis.publish.monitoring_tables import PHASE_LABEL
+
+    data, _ = full_run
+    reports = data / "reports"
+    bundle = json.loads((reports / "output_checking.json").read_text())
+    bundled = {entry["file"] for entry in bundle["outputs"]}
+    assert {"monitoring.html", "monitoring_tables/monitoring_new_starts.csv"} <= bundled
+    phase_code = {label: code for code, label in PHASE_LABEL.items()}
+    compared = hidden = 0
+    for page_name, (report_name, keys) in PAGE_TABLES.items():
+        page = pl.read_csv(reports / "monitoring_tables" / f"monitoring_{page_name}.csv", separator=";",
+                           infer_schema=False, encoding="utf8-lossy")
+        controlled = pl.read_csv(reports / "tables" / f"{report_name}.csv", separator=";",
+                                 infer_schema=False, encoding="utf8-lossy")
+        page.columns = [c.lstrip("\ufeff") for c in page.columns]
+        controlled.columns = [c.lstrip("\ufeff") for c in controlled.columns]
+
+        def key(row: dict, codes: bool, keys: tuple[str, ...] = keys) -> tuple:
+            if codes:
+                return tuple(row.get(f"{k}_code") or row[k] for k in keys)
+            return tuple(phase_code.get(row[k], row[k]) if k == "phase" else row[k] for k in keys)
+
+        rows = {key(r, True): r for r in controlled.iter_rows(named=True)}
+        for row in page.iter_rows(named=True):
+            other = rows.get(key(row, False))
+            if other is None:
+                continue
+            suppressed = set((other["suppressed"] or "").split(";"))
+            for column in set(page.columns) & set(controlled.columns) - set(keys) - {"suppressed"}:
+                shown, truth = row[column], other[column]
+                if column in suppressed:
+                    hidden += 1
+                    assert shown in (None, "", "x", "<5"), (page_name, row, column)
+                elif truth is not None and truth.isdigit():
+                    compared += 1
+                    assert shown == truth, (page_name, row, column, truth)
+    assert compared > 100 and hidden > 20, (compared, hidden)
+
+
 SCREENSHOTS = Path(
     os.environ.get("CTI_SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "build" / "screenshots")
 )

@@ -1,15 +1,10 @@
 """The programme-monitoring page, in two variants, and its section of the effect report.
 
-* **Public** (``reports/monitoring.html``): every count of persons or courses passes disclosure control.
-  Until the joint disclosure layer (``analysis.publish.disclosure``, issue #21/#24) is on main, this uses
-  :mod:`analysis.publish.sdc` table by table, so only tables without identities between them are published
-  per site: new starts, courses ended completed and ended early (site x quarter, primary and secondary
-  suppression with margins). Tables that share a margin with those (the sub-target-group mix by site, the
-  ended courses by phase) are published only when every shared margin is published in both; the programme's
-  stock of courses only for quarters up to the first whose flows are all published (then it adds nothing a
-  reader could not sum); quarantine and link rates only where the rows behind them are 0 or at least 5.
-  Anything withheld is listed on the page. :func:`publication_tables` is the one seam to replace by a
-  declaration to the disclosure layer (the frames it builds are the true values that layer needs).
+* **Public** (``reports/monitoring.html``): its tables are the effect report's jointly controlled ones
+  (:func:`analysis.publish.monitoring_tables.public_tables`), so every count of persons or courses is
+  disclosure-controlled together with everything else the report publishes; the report's asset writes it,
+  and only when the attacker's audit of the whole publication passes. Anything withheld is listed on the
+  page.
 * **Internal** (``restricted/reports/monitoring.html``): exact counts for SBST, and says so on every screen.
 
 Rendering is deterministic (the same monitoring gives the same bytes), self-contained and offline: inline
@@ -30,13 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
 from analysis.publish.monitoring import (  # noqa: E402
-    COMPLETION,
     PHASES,
     PROGRAMME,
     Monitoring,
     slipping_sites,
 )
-from analysis.publish.sdc import MIN_CELL, display_table, format_count  # noqa: E402
+from analysis.publish.sdc import MIN_CELL, format_count  # noqa: E402
 
 PUBLIC, INTERNAL = "public", "internal"
 #: Section ids and titles, in page order (the table of contents).
@@ -66,219 +60,16 @@ class MonitoringTables:
     variant: str
     tables: dict[str, pl.DataFrame]
     withheld: tuple[str, ...]
+    #: The smallest count of persons published (the disclosure rules the public tables were controlled by).
+    min_persons: int = MIN_CELL
 
     def to_frame(self) -> pl.DataFrame:
         """Return the delivery table (one row per site and expected quarter)."""
         return self.tables["delivery"]
 
 
-# --- the public variant (disclosure control) ------------------------------------------------------------
-
-
-def _published(cell: object) -> bool:
-    return cell is not None and str(cell) not in _SUPPRESSED
-
-
-def _sites_by_quarter(m: Monitoring, column: str) -> pl.DataFrame:
-    frame = m.flows.filter(pl.col("site") != PROGRAMME).select("site", "quarter", column)
-    return display_table(frame, rows="site", columns="quarter", count=column)
-
-
 def _total_row(table: pl.DataFrame) -> dict:
     return table.filter(pl.col(table.columns[0]) == "Total").row(0, named=True)
-
-
-def _one_way(frame: pl.DataFrame, label: str, count: str) -> pl.DataFrame:
-    """Build a one-way table with its total, suppressed so that no small cell follows from the total."""
-    shown = display_table(frame.with_columns(_all=pl.lit("n")), rows=label, columns="_all", count=count)
-    return shown.select(label, pl.col("n").alias(count))
-
-
-def publication_tables(m: Monitoring, /) -> MonitoringTables:
-    """Build the public tables: every count through disclosure control (see the module docstring).
-
-    This is the seam for the joint disclosure layer: declare ``m.flows``, ``m.mix``, ``m.endings`` and
-    ``m.targets`` as tables with their identities (active = open before + starts, open = active - ended,
-    programme = sum of sites, the phase and delmålgruppe breakdowns) and render from its controlled frames.
-    """
-    tables: dict[str, pl.DataFrame] = {}
-    withheld: list[str] = []
-    flows = ["new_starts", "ended_completed", "ended_early"]
-    if int(m.flows.filter(pl.col("site") == PROGRAMME)["ended_unknown"].sum()):
-        flows.append("ended_unknown")
-    for column in flows:
-        tables[column] = _sites_by_quarter(m, column)
-    # The programme's stock is open(q) = sum of starts - sum of ended up to q, from the flow tables' column
-    # totals. Publish it only where those sums already follow from published totals (every total up to q,
-    # or every total after q and the grand total): then it tells a reader nothing new, and no suppressed
-    # flow can be recovered by differencing two stocks.
-    totals = {c: _total_row(tables[c]) for c in flows}
-    quarters = list(m.quarters)
-
-    def known(q_index: int) -> bool:
-        """Whether every flow's cumulative total up to quarter ``q_index`` follows from published cells."""
-        for c in flows:
-            before = all(_published(totals[c][q]) for q in quarters[: q_index + 1])
-            after = _published(totals[c]["Total"]) and all(
-                _published(totals[c][q]) for q in quarters[q_index + 1 :]
-            )
-            if not (before or after):
-                return False
-        return True
-
-    programme = m.flows.filter(pl.col("site") == PROGRAMME)
-    stock_rows, hidden = [], []
-    for i, row in enumerate(programme.iter_rows(named=True)):
-        open_ok = known(i)
-        # active(q) = open(q-1) + starts(q) = open(q) + ended(q)
-        active_ok = (
-            (i == 0 or known(i - 1))
-            and _published(totals["new_starts"][row["quarter"]])
-            or (open_ok and all(_published(totals[c][row["quarter"]]) for c in flows if c != "new_starts"))
-        )
-        stock_rows.append(
-            {
-                "quarter": row["quarter"],
-                "active": format_count(row["active"]) if active_ok else "x",
-                "open_at_end": format_count(row["open_at_end"]) if open_ok else "x",
-            }
-        )
-        if not (open_ok and active_ok):
-            hidden.append(row["quarter"])
-    if hidden:
-        withheld.append(
-            f"the programme's active or open courses in {', '.join(hidden)} (with the published flows "
-            "they would give a suppressed flow total away)"
-        )
-    tables["programme_stock"] = pl.DataFrame(stock_rows)
-    latest = programme.filter(pl.col("quarter") == m.through).row(0, named=True)
-    if stock_rows[-1]["open_at_end"] != "x":
-        phase = pl.DataFrame(
-            {
-                "phase": [_PHASE_LABEL[p] for p in PHASES],
-                "open_courses": [latest[f"open_{p}"] for p in PHASES],
-            }
-        )
-        order = {label: i for i, label in enumerate([*_PHASE_LABEL.values(), "Total"])}
-        tables["open_by_phase"] = _one_way(phase, "phase", "open_courses").sort(
-            pl.col("phase").replace_strict(order, return_dtype=pl.Int32)
-        )
-    else:
-        withheld.append("open courses by phase (their total, the open courses, is withheld)")
-    ends = (
-        m.endings.filter(pl.col("site") == PROGRAMME)
-        .group_by("phase", "completion")
-        .agg(pl.col("courses").sum())
-    )
-    ends = ends.with_columns(pl.col("phase").replace_strict(_PHASE_LABEL))
-    by_phase = display_table(ends, rows="phase", columns="completion", count="courses")
-    order = {label: i for i, label in enumerate([*_PHASE_LABEL.values(), "Total"])}
-    by_phase = by_phase.sort(pl.col("phase").replace_strict(order, return_dtype=pl.Int32))
-    shared = _total_row(by_phase)
-    grand = {"completed": "ended_completed", "early": "ended_early", "unknown": "ended_unknown"}
-    # its column totals are the ended-courses tables' grand totals: publish only if they are published in both
-    consistent = all(
-        _published(shared[c]) and (grand[c] not in totals or _published(totals[grand[c]]["Total"]))
-        for c in COMPLETION
-        if c in shared
-    )
-    if consistent:
-        tables["endings_by_phase"] = by_phase
-    else:
-        withheld.append(
-            "ended courses by phase and completion (a margin it shares with the ended-courses tables "
-            "is suppressed in one of them)"
-        )
-    starts = (
-        m.mix.filter(pl.col("site") != PROGRAMME)
-        .group_by("delmaalgruppe", "site")
-        .agg(pl.col("new_starts").sum())
-    )
-    mix = display_table(starts, rows="delmaalgruppe", columns="site", count="new_starts")
-    site_totals = {r["site"]: r["Total"] for r in tables["new_starts"].iter_rows(named=True)}
-    mix_totals = _total_row(mix)
-    if all(_published(mix_totals[s]) and _published(site_totals.get(s)) for s in m.sites if s in mix_totals):
-        tables["mix"] = mix
-    else:
-        withheld.append(
-            "the sub-target-group mix by site (a site total it shares with the new-starts table is "
-            "suppressed)"
-        )
-    tables["targets"] = _public_targets(m)
-    tables["delivery"] = _public_delivery(m)
-    tables["slipping"] = slipping_sites(m)
-    return MonitoringTables(PUBLIC, tables, tuple(withheld))
-
-
-def _public_targets(m: Monitoring) -> pl.DataFrame:
-    latest = m.targets.filter(pl.col("quarter") == m.through)
-    out = []
-    for (target,), rows in latest.partition_by("target", as_dict=True, maintain_order=True).items():
-        if rows["scope"][0] == "programme" or rows.height == 1:
-            values = {r["site"]: format_count(r["value"]) for r in rows.iter_rows(named=True)}
-        else:
-            shown = _one_way(rows.select("site", "value"), "site", "value")
-            values = dict(shown.select("site", "value").iter_rows())
-        for r in rows.iter_rows(named=True):
-            out.append(
-                {
-                    "target": target,
-                    "site": r["site"],
-                    "citizens": values[r["site"]],
-                    "min": r["min"],
-                    "max": r["max"],
-                    "status": r["status"],
-                    "source": r["source"],
-                }
-            )
-    return pl.DataFrame(
-        out,
-        schema={
-            "target": pl.String,
-            "site": pl.String,
-            "citizens": pl.String,
-            "min": pl.Float64,
-            "max": pl.Float64,
-            "status": pl.String,
-            "source": pl.String,
-        },
-    )
-
-
-def _rate(numerator: pl.Expr, denominator: pl.Expr, rate: pl.Expr, small: str) -> pl.Expr:
-    """Show the rate as a percentage where the rows behind it may be published, else a note."""
-    ok = (numerator == 0) | (numerator >= MIN_CELL)
-    return (
-        pl.when(denominator.is_null())
-        .then(pl.lit(""))
-        .when(denominator < MIN_CELL)
-        .then(pl.lit("n<5"))
-        .when(ok)
-        .then(pl.format("{}%", (rate * 100).round(1)))
-        .otherwise(pl.lit(small))
-    )
-
-
-def _public_delivery(m: Monitoring) -> pl.DataFrame:
-    d = m.delivery
-    return d.select(
-        "site",
-        "quarter",
-        "status",
-        "first_received",
-        "days_after_quarter",
-        "deadline_days",
-        "late",
-        "resubmissions",
-        quarantine=_rate(pl.col("quarantined"), pl.col("rows_in"), pl.col("quarantine_rate"), "<5 rows"),
-        link=_rate(
-            pl.col("participants") - pl.col("linked"),
-            pl.col("participants"),
-            pl.col("link_rate"),
-            "<5 not linked",
-        ),
-        flags="flags",
-    )
 
 
 def internal_tables(m: Monitoring, /) -> MonitoringTables:
@@ -462,8 +253,9 @@ def render_monitoring_page(
     if public:
         banner = (
             '<div class="banner public">For publication: every count of citizens or courses is '
-            f"disclosure-controlled together with the effect report's tables (counts of 1-{MIN_CELL - 1} and "
-            "cells that published totals would give away are shown as x).</div>"
+            "disclosure-controlled together with the effect report's tables (counts of "
+            f"1-{tables.min_persons - 1} and cells that published totals would give away are shown as x)."
+            "</div>"
         )
     else:
         banner = (
@@ -866,7 +658,10 @@ def _delivery_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> s
 def render_monitoring_section(m: Monitoring, tables: MonitoringTables, /, *, labels=None) -> str:
     """Render the effect report's monitoring section (public): programme flows, sites that slip."""
     if tables.variant != PUBLIC:
-        raise ValueError("the effect report is published: give it publication_tables(monitoring)")
+        raise ValueError(
+            "the effect report is published: give it public_tables(monitoring, controlled) "
+            "(analysis.publish.monitoring_tables)"
+        )
     t = tables.tables
     totals = {c: _total_row(t[c]) for c in ("new_starts", "ended_completed", "ended_early")}
     rows = [

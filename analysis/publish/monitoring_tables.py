@@ -18,7 +18,17 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.publish.disclosure import Controlled, Count, Hidden, Kind, Mean, Table
+from analysis.publish.disclosure import (
+    Controlled,
+    Count,
+    Hidden,
+    Kind,
+    Mean,
+    Publication,
+    Rules,
+    Table,
+    control,
+)
 from analysis.publish.monitoring import PHASES, PROGRAMME, Monitoring, slipping_sites
 from analysis.publish.monitoring_page import PUBLIC, MonitoringTables
 
@@ -481,4 +491,19 @@ def public_tables(m: Monitoring, controlled: Controlled, /) -> MonitoringTables:
             withheld.append(
                 f"{hidden} cells of {what} (x: a small count, or one that published totals would give away)"
             )
-    return MonitoringTables(PUBLIC, t, tuple(withheld))
+    return MonitoringTables(PUBLIC, t, tuple(withheld), min_persons=controlled.rules.min_persons)
+
+
+def controlled_alone(m: Monitoring, /, *, rules: Rules | None = None) -> Controlled:
+    """Control the monitoring's tables on their own (no effect report beside them).
+
+    What is published is always the report's joint control (:func:`analysis.publish.effect_report.publish`),
+    which adds the report's tables and the ties to its sample flow; this is the same declaration without
+    them, for checking the page and its identities on a monitoring alone.
+    """
+    from analysis.publish.cti_tables import _Book
+
+    book, choices = _Book(), []
+    tables = declare_monitoring(m, book, {}, choices)
+    publication = Publication(tuple(tables), tuple(book.identities), tuple(book.hidden), tuple(choices))
+    return control(publication, rules=rules or Rules())

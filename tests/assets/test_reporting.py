@@ -17,3 +17,30 @@ def test_effect_report_has_a_blocking_disclosure_audit_check(tmp_path: Path) -> 
     graph = build_definitions(settings_for(tmp_path / "data")).resolve_asset_graph()
     assert dg.AssetCheckKey(dg.AssetKey("effect_report_html"), DISCLOSURE_AUDIT) in graph.asset_check_keys
     assert disclosure_rules(CodeLists()).min_persons == 5
+
+
+def test_the_public_monitoring_page_is_drawn_from_the_controlled_publication(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis" / "publish"))
+    from test_monitoring_page import _monitoring
+
+    from analysis.publish.monitoring_tables import controlled_alone
+    from assets.reporting import _public_monitoring
+    from pipelines.layout import Layout
+
+    layout, m = Layout.at(tmp_path / "data"), _monitoring()
+    controlled = controlled_alone(m)
+    files = _public_monitoring(layout, m, controlled, ())
+    page = layout.monitoring_page(restricted=False).read_text()
+    assert "disclosure-controlled together with the effect report" in page and "INTERNAL" not in page
+    # every file is in the output-checking bundle, named by the controlled table it shows
+    assert files["monitoring.html"] == (None, page.encode())
+    assert files["monitoring_tables/monitoring_programme_stock.csv"][0] == "monitoring_stock"
+    assert files["monitoring_tables/monitoring_new_starts.parquet"][0] == "monitoring_new_starts"
+    written = {p.name for p in layout.monitoring_tables(restricted=False).iterdir()}
+    assert written == {name.split("/")[1] for name in files if "/" in name}
+    # a monitoring that could not be computed: the page says so, and publishes no table
+    files = _public_monitoring(layout, None, controlled, ("measure 'delivery_days' is missing",))
+    assert set(files) == {"monitoring.html"}
+    assert "Not computed" in layout.monitoring_page(restricted=False).read_text()
