@@ -148,7 +148,14 @@ def monitoring_html(
         html = page.render_unavailable(problems, generated_at=stamp, internal=True)
     else:
         tables = page.internal_tables(m)
-        html = page.render_monitoring_page(m, tables, generated_at=stamp, reconciliation=problems)
+        sites = code_lists.table("sites")
+        html = page.render_monitoring_page(
+            m,
+            tables,
+            generated_at=stamp,
+            reconciliation=problems,
+            site_names=dict(zip(sites["site"], sites["name"], strict=True)),
+        )
         for name, frame in page.export_tables(tables).items():
             write_parquet(folder / f"{name}.parquet", frame)
             write_bytes(folder / f"{name}.csv", csv_bytes(frame))

@@ -1,6 +1,7 @@
 """Reports: the researchers' effect report and the data stewards' view (HTML plus machine-readable tables)."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -234,7 +235,9 @@ def effect_report_html(
             ),
         )
         files[layout.som_workbook.name] = ("som_effects", layout.som_workbook.read_bytes())
-    files |= _public_monitoring(layout, inputs.monitoring, published, inputs.monitoring_problems)
+    files |= _public_monitoring(
+        layout, inputs.monitoring, published, inputs.monitoring_problems, site_names=labels.site
+    )
     for folder in (tables, layout.monitoring_tables(restricted=False)):
         for stale in folder.glob("*"):  # a table no longer published must not linger beside the new ones
             if stale.is_file() and f"{folder.name}/{stale.name}" not in files:
@@ -258,6 +261,8 @@ def _public_monitoring(
     m: Monitoring | None,
     published: Controlled,
     problems: tuple[str, ...],
+    *,
+    site_names: Callable[[str], str] = str,
 ) -> dict[str, tuple[str | None, bytes]]:
     """Write the public monitoring page and its tables from the report's jointly controlled tables.
 
@@ -272,7 +277,13 @@ def _public_monitoring(
         html = monitoring_pages.render_unavailable(list(problems), generated_at=stamp, internal=False)
     else:
         shown = public_tables(m, published)
-        html = monitoring_pages.render_monitoring_page(m, shown, generated_at=stamp, reconciliation=problems)
+        html = monitoring_pages.render_monitoring_page(
+            m,
+            shown,
+            generated_at=stamp,
+            reconciliation=problems,
+            site_names={site: site_names(site) for site in m.sites},
+        )
         for name, frame in monitoring_pages.export_tables(shown).items():
             write_parquet(folder / f"{name}.parquet", frame)
             write_bytes(folder / f"{name}.csv", csv_bytes(frame))

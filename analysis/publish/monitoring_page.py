@@ -16,6 +16,9 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import matplotlib
@@ -51,6 +54,23 @@ _PHASE_LABEL = {
     "beyond_plan": "beyond the planned 9 months",
 }
 _RC = {"svg.hashsalt": "cti-monitoring", "svg.fonttype": "none", "font.size": 9, "figure.dpi": 72}
+#: The sites' display names during one render (site id -> name, e.g. "aarhus" -> "Aarhus Kommune"): tables,
+#: plot legends and the delivery grid show names; the exported tables keep the ids.
+_SITE_NAMES: ContextVar[Mapping[str, str] | None] = ContextVar("site_names", default=None)
+
+
+@contextmanager
+def _site_names(names: Mapping[str, str] | None) -> Iterator[None]:
+    token = _SITE_NAMES.set(dict(names or {}))
+    try:
+        yield
+    finally:
+        _SITE_NAMES.reset(token)
+
+
+def _name(site: object) -> str:
+    names = _SITE_NAMES.get() or {}
+    return names.get(str(site), str(site))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +138,14 @@ def _table(
     if not frame.height:
         return '<p class="na">Nothing to show.</p>'
     columns = columns or frame.columns
-    head = "".join(f"<th>{_e(h)}</th>" for h in (headers or columns))
+    head = "".join(f"<th>{_e(_name(h))}</th>" for h in (headers or columns))
     body = []
     classes = frame[row_class].to_list() if row_class else [None] * frame.height
+    sites = {i for i, c in enumerate(columns) if c == "site"}
     for row, css in zip(frame.select(columns).iter_rows(), classes, strict=True):
         attr = f' class="{_e(css)}"' if css else ""
-        body.append(f"<tr{attr}>" + "".join(f"<td>{_e(_cell(v))}</td>" for v in row) + "</tr>")
+        cells = (_name(v) if i in sites and v is not None else _cell(v) for i, v in enumerate(row))
+        body.append(f"<tr{attr}>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     kind = ' class="files"' if files else ""
     return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -164,7 +186,12 @@ def _lines(
         xs = list(range(len(quarters)))
         for label, values in series.items():
             ax.plot(
-                xs, [float("nan") if v is None else v for v in values], marker="o", ms=3, lw=1.2, label=label
+                xs,
+                [float("nan") if v is None else v for v in values],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                label=_name(label),
             )
         if target is not None:
             ax.axhline(target, color="#c00", lw=0.8, ls="--", label="target")
@@ -203,7 +230,7 @@ def _delivery_grid(m: Monitoring, delivery: pl.DataFrame) -> str:
     head = "<th>site</th>" + "".join(f"<th>{_e(q)}</th>" for q in m.quarters)
     rows = []
     for site in m.sites:
-        tds = [f"<td>{_e(site)}</td>"]
+        tds = [f"<td>{_e(_name(site))}</td>"]
         for quarter in m.quarters:
             r = cells.get((site, quarter))
             if r is None:
@@ -241,8 +268,24 @@ def render_monitoring_page(
     *,
     generated_at: str,
     reconciliation: tuple[str, ...] | list[str] = (),
+    site_names: Mapping[str, str] | None = None,
 ) -> str:
-    """Render the whole page of one variant (deterministic for a given ``generated_at``)."""
+    """Render the whole page of one variant (deterministic for a given ``generated_at``).
+
+    ``site_names`` (site id -> name) labels the sites on the page; its tables' files keep the ids.
+    """
+    with _site_names(site_names):
+        return _render_page(m, tables, generated_at=generated_at, reconciliation=reconciliation)
+
+
+def _render_page(
+    m: Monitoring,
+    tables: MonitoringTables,
+    /,
+    *,
+    generated_at: str,
+    reconciliation: tuple[str, ...] | list[str],
+) -> str:
     public = tables.variant == PUBLIC
     t = tables.tables
     parts: list[str] = []
@@ -302,7 +345,7 @@ def render_monitoring_page(
     summary += (
         "<p>Sites that slip (a missing, late or unreadable file, or a quality target missed, in the last "
         "two "
-        f"quarters): <b>{_e(', '.join(slipping['site'].to_list()) or 'none')}</b>.</p>"
+        f"quarters): <b>{_e(', '.join(map(_name, slipping['site'].to_list())) or 'none')}</b>.</p>"
     )
     summary += _table(
         t["slipping"],

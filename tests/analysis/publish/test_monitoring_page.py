@@ -208,3 +208,17 @@ def test_rates_resting_on_few_rows_are_withheld(pages) -> None:
     assert set(delivery.filter(pl.col("site") == "a")["quarantine"]) == {"x"}  # 2 of 40 rows
     assert set(delivery.filter(pl.col("site") == "b")["quarantine"]) == {"0.0%"}
     assert set(delivery["link"]) <= {"100.0%", "x"}
+
+
+def test_the_page_names_the_sites_and_its_tables_keep_their_ids(pages) -> None:
+    m, public, internal, *_ = pages
+    names = {"a": "Alpha Kommune", "b": "Beta Kommune", "c": "Gamma socialt tilbud"}
+    for tables in (public, internal):
+        page = render_monitoring_page(m, tables, generated_at="t", site_names=names)
+        cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", page)
+        assert {"Alpha Kommune", "Beta Kommune", "Gamma socialt tilbud"} <= set(cells)
+        assert not {"a", "b", "c"} & set(cells), tables.variant  # no id left in a table, header or grid
+        assert "Alpha Kommune" in re.sub(r"<table.*?</table>", "", page, flags=re.S)  # plot legends too
+    assert set(export_tables(public)["monitoring_new_starts"]["site"]) == {"a", "b", "c", "Total"}
+    # the names hold for one render only
+    assert "Alpha Kommune" not in render_monitoring_page(m, public, generated_at="t")
