@@ -127,3 +127,9 @@ def test_tree_memory_sums_the_processes_that_run_side_by_side() -> None:
     sampler.done.set()
     sampler.join()
     assert sampler.peak >= 300 * 2**20
+
+
+def test_the_whole_pipeline_stage_uses_a_key_the_pipeline_accepts() -> None:
+    from analysis.ingest.pseudonym import key_problem
+
+    assert key_problem(_bench().PIPELINE_KEY.encode()) is None
