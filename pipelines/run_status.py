@@ -37,6 +37,32 @@ INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` w
                "run was terminated in the UI); rerun the partition or `cti run`")
 
 
+#: Errors that mean the process was stopped, wherever in a step's error chain they are: a stop signal that
+#: lands inside user code (a parquet read, a GX suite) reaches Dagster as the cause of a step error.
+_STOPS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+
+
+def _interrupted(error) -> bool:  # noqa: ANN001 - dagster's SerializableErrorInfo
+    """Return whether a stop is anywhere in ``error``'s chain of causes and contexts."""
+    todo, seen = [error], 0
+    while todo and seen < 50:
+        current = todo.pop()
+        seen += 1
+        if current is None:
+            continue
+        if current.cls_name in _STOPS:
+            return True
+        todo += [current.cause, current.context]
+    return False
+
+
+def _user_error(error) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo
+    """Return the error a user can act on (Dagster's 'Error occurred while executing op ...' wraps it)."""
+    if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+        return error.cause.message
+    return error.message
+
+
 def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, str]]:
     """Return the reason a run failed as a user reads it, and its failure metadata as text.
 
@@ -50,10 +76,10 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, 
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:
-            if data.error.cls_name == "DagsterExecutionInterruptedError":
+            if _interrupted(data.error):
                 return INTERRUPTED, {}
             user = data.user_failure_data
-            message = (user.description if user and user.description else data.error.message).strip()
+            message = (user.description if user and user.description else _user_error(data.error)).strip()
             pairs = (user.metadata or {}).items() if user else ()
             metadata = {k: mask_text(str(getattr(v, "value", v))) for k, v in pairs}
             return mask_text(message), metadata

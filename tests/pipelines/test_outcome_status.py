@@ -44,3 +44,27 @@ def test_failed_and_missing_outcomes_are_named() -> None:
     everything = pl.DataFrame({"outcome": list(OUTCOMES)})
     assert outcome_status(dg.DagsterInstance.ephemeral(), pl.DataFrame()).height == len(OUTCOMES)
     assert outcome_status(dg.DagsterInstance.ephemeral(), everything).height == 0
+
+
+@dg.op
+def _stopped_inside_user_code() -> None:
+    try:  # a stop signal landing in a library call, re-raised by the code around it
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as stop:
+        raise RuntimeError("while reading the file") from stop
+
+
+@dg.job
+def _stopped_job() -> None:
+    _stopped_inside_user_code()
+
+
+def test_a_stop_inside_user_code_reads_as_interrupted_not_as_its_wrapper() -> None:
+    from pipelines.run_status import INTERRUPTED, failure_message
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = _stopped_job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    assert failure_message(instance, result.run_id) == INTERRUPTED
+    failed = _fail_job.execute_in_process(instance=instance, raise_on_error=False)
+    assert "singular design matrix" in failure_message(instance, failed.run_id)
