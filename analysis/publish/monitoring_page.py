@@ -332,7 +332,10 @@ def _render_page(
     if public:
         total_starts = _total_row(t["new_starts"])["Total"]
         open_now = t["programme_stock"]["open_at_end"][-1]
-        ended_text = " + ".join(str(_total_row(t[c])["Total"]) for c in ("ended_completed", "ended_early"))
+        shown = [str(_total_row(t[c])["Total"]) for c in ("ended_completed", "ended_early")]
+        ended_text = " + ".join(shown)
+        if not all(v.isdigit() for v in shown) or int(programme["ended_unknown"].sum()):
+            share = "x"  # a share of hidden counts would give them away (6 of 7: one ended early)
     else:
         total_starts, open_now = format_count(int(programme["new_starts"].sum())), latest["open_at_end"]
         ended_text = f"{completed} + {int(programme['ended_early'].sum())}"

@@ -222,3 +222,17 @@ def test_the_page_names_the_sites_and_its_tables_keep_their_ids(pages) -> None:
     assert set(export_tables(public)["monitoring_new_starts"]["site"]) == {"a", "b", "c", "Total"}
     # the names hold for one render only
     assert "Alpha Kommune" not in render_monitoring_page(m, public, generated_at="t")
+
+
+def test_the_share_completed_is_withheld_when_its_counts_are(pages) -> None:
+    from dataclasses import replace
+
+    m, public, *_ = pages
+    shown = render_monitoring_page(m, public, generated_at="t")
+    assert "ended completed + ended early: <b>18 + 11</b> (62% of ended courses completed)" in shown
+    early = public.tables["ended_early"].with_columns(
+        pl.when(pl.col("site") == "Total").then(pl.lit("x")).otherwise(pl.col("Total")).alias("Total")
+    )
+    hidden = replace(public, tables={**public.tables, "ended_early": early})
+    page = render_monitoring_page(m, hidden, generated_at="t")
+    assert "<b>18 + x</b> (x of ended courses completed)" in page  # 18 of 29 would give the 11 away
