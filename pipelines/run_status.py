@@ -37,6 +37,9 @@ INTERRUPTED = ("interrupted: the process running it was stopped (its `cti run` w
                "run was terminated in the UI); rerun the partition or `cti run`")
 
 
+#: Tag of a run that failed after its ``cti run`` was told to stop (``runner._mark_unfinished``).
+STOPPED_TAG = "cti/stopped"
+
 #: Errors that mean the process was stopped, wherever in a step's error chain they are: a stop signal that
 #: lands inside user code (a parquet read, a GX suite) reaches Dagster as the cause of a step error.
 _STOPS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
@@ -73,6 +76,9 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, dict[str, 
     """
     from analysis.masking import mask_text
 
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.tags.get(STOPPED_TAG):
+        return INTERRUPTED, {}
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.step_failure_data if record.dagster_event else None
         if data is not None and data.error is not None:

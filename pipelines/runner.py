@@ -42,6 +42,7 @@ from pipelines.partitions import (
     submission_key,
     sync_sites,
 )
+from pipelines.run_status import STOPPED_TAG
 from pipelines.settings import Settings
 
 #: Exit statuses of ``cti`` (documented in ``cti --help`` and the README).
@@ -64,6 +65,7 @@ class Stopped(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+        self.at = time.time()  # when the signal arrived: runs that failed after it, failed because of it
 
     @property
     def name(self) -> str:
@@ -286,13 +288,19 @@ def _label(key: str) -> str:
 
 
 def _mark_unfinished(instance: dg.DagsterInstance, invocation: str, reason: str, since: float) -> int:
-    """Mark this command's unfinished runs failed with ``reason``; note it on runs the stop made fail."""
+    """Mark this command's unfinished runs failed with ``reason``; note it on runs the stop made fail.
+
+    A run that failed after the signal (``since``) failed because of it, whatever error its step recorded
+    (an interrupt inside an import leaves, say, a pydantic error behind): it is tagged so that its reason
+    reads "interrupted" (``run_status.STOPPED_TAG``).
+    """
     marked = 0
     for record in instance.get_run_records(filters=dg.RunsFilter(tags={runlock.INVOCATION_TAG: invocation})):
         run = record.dagster_run
         if run.status in flow.FINISHED:
             if run.status == dg.DagsterRunStatus.FAILURE and (record.end_time or 0) >= since:
                 instance.report_engine_event(reason, run)
+                instance.add_run_tags(run.run_id, {STOPPED_TAG: "true"})
             continue
         instance.report_run_failed(run, message=reason)
         marked += 1
@@ -346,7 +354,7 @@ def run_all(
         report.not_run = [s.job for s in stages if s.job not in done or s.job == current]
         reason = (f"stopped: cti run received {stop.name} (pid {_pid()}) before this run finished; rerun the "
                   "partition or `cti run`")
-        marked = _mark_unfinished(instance, invocation, reason, wall_started)
+        marked = _mark_unfinished(instance, invocation, reason, stop.at)
         echo(
             f"STOPPED by {stop.name} during {current or 'start-up'}: {_progress(report, current)}; "
             f"{marked} unfinished run(s) marked failed. "

@@ -68,3 +68,20 @@ def test_a_stop_inside_user_code_reads_as_interrupted_not_as_its_wrapper() -> No
     assert failure_message(instance, result.run_id) == INTERRUPTED
     failed = _fail_job.execute_in_process(instance=instance, raise_on_error=False)
     assert "singular design matrix" in failure_message(instance, failed.run_id)
+
+
+def test_a_run_that_failed_after_the_stop_reads_as_interrupted_whatever_its_error() -> None:
+    import time
+
+    from pipelines import runlock
+    from pipelines.run_status import INTERRUPTED, failure_message
+    from pipelines.runner import _mark_unfinished
+
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {runlock.INVOCATION_TAG: "inv-1"}
+    before = _fail_job.execute_in_process(instance=instance, raise_on_error=False, tags=tags)
+    stop = time.time()
+    after = _fail_job.execute_in_process(instance=instance, raise_on_error=False, tags=tags)
+    _mark_unfinished(instance, "inv-1", "stopped: test", stop)
+    assert failure_message(instance, after.run_id) == INTERRUPTED  # its error came from the stop
+    assert "singular design matrix" in failure_message(instance, before.run_id)  # a failure of its own
