@@ -12,7 +12,7 @@ from expectations import monitoring as checks
 from pipelines.partitions import MONITORING_GROUP
 from pipelines.resources import CodeLists, LayoutResource
 from pipelines.run_status import ingest_failures
-from pipelines.storage import OPTIONAL_KEY, write_bytes, write_parquet, write_text
+from pipelines.storage import OPTIONAL_KEY, write_table, write_text
 
 _OUTS = {
     "programme_monitoring": "Per site (and ALL) and quarter: new starts, active, ended completed/early, "
@@ -157,8 +157,7 @@ def monitoring_html(
             site_names=dict(zip(sites["site"], sites["name"], strict=True)),
         )
         for name, frame in page.export_tables(tables).items():
-            write_parquet(folder / f"{name}.parquet", frame)
-            write_bytes(folder / f"{name}.csv", csv_bytes(frame))
+            write_table(folder, name, frame, csv=csv_bytes(frame))
     path = layout.monitoring_page(restricted=True)
     write_text(path, html)
     return dg.MaterializeResult(

@@ -28,7 +28,7 @@ from pipelines.partitions import REPORTING_GROUP
 from pipelines.resources import CodeLists, LayoutResource, PseudonymKey
 from pipelines.run_status import code_version, ingest_failures, outcome_status
 from pipelines.sources import RegisterSource
-from pipelines.storage import write_bytes, write_parquet, write_text
+from pipelines.storage import write_bytes, write_parquet, write_table, write_text
 
 
 def _by_outcome(frame: pl.DataFrame | None) -> pl.DataFrame:
@@ -216,12 +216,8 @@ def effect_report_html(
     files = {layout.effect_report.name: (None, page.encode())}
     exported = effect_report.export_tables(published, labels)
     for name, frame in exported.items():
-        write_parquet(tables / f"{name}.parquet", frame)
-        write_bytes(tables / f"{name}.csv", published_csv_bytes(frame))
-        files |= {
-            f"{tables.name}/{name}.{ext}": (name, (tables / f"{name}.{ext}").read_bytes())
-            for ext in ("csv", "parquet")
-        }
+        written = write_table(tables, name, frame, csv=published_csv_bytes(frame))
+        files |= {f"{tables.name}/{name}.{ext}": (name, content) for ext, content in written.items()}
     write_bytes(layout.report_workbook, report_tables.workbook(exported, published))
     files[layout.report_workbook.name] = (None, layout.report_workbook.read_bytes())
     if "som_effects" in exported:  # SØM's own input form, from the controlled tables
@@ -285,14 +281,10 @@ def _public_monitoring(
             site_names={site: site_names(site) for site in m.sites},
         )
         for name, frame in monitoring_pages.export_tables(shown).items():
-            write_parquet(folder / f"{name}.parquet", frame)
-            write_bytes(folder / f"{name}.csv", csv_bytes(frame))
+            written = write_table(folder, name, frame, csv=csv_bytes(frame))
             source = {"monitoring_programme_stock": "monitoring_stock"}.get(name, name)
             table = source if source in published.frames else None
-            files |= {
-                f"{folder.name}/{name}.{ext}": (table, (folder / f"{name}.{ext}").read_bytes())
-                for ext in ("csv", "parquet")
-            }
+            files |= {f"{folder.name}/{name}.{ext}": (table, content) for ext, content in written.items()}
     write_text(path, html)
     return files | {path.name: (None, html.encode())}
 

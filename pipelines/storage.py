@@ -83,6 +83,16 @@ def write_parquet(path: Path, frame: pl.DataFrame | pl.LazyFrame) -> Path:
     return Path(path)
 
 
+def write_table(folder: Path, name: str, frame: pl.DataFrame, /, *, csv: bytes) -> dict[str, bytes]:
+    """Write a published table as ``name.parquet`` and ``name.csv`` (``csv``: its bytes) in ``folder``.
+
+    Returns each file's bytes by extension, for an output-checking bundle.
+    """
+    path = write_parquet(folder / f"{name}.parquet", frame)
+    write_bytes(folder / f"{name}.csv", csv)
+    return {"csv": csv, "parquet": path.read_bytes()}
+
+
 @dataclass(frozen=True, slots=True)
 class YearlyFrames:
     """A register produced one year at a time; the IO manager writes one parquet file per year.
