@@ -71,6 +71,21 @@ def test_summary_figures_are_the_monte_carlo_definitions() -> None:
     assert placebo["rejection"] == pytest.approx(0.25)  # only 0.02 +- 0.01 excludes zero
 
 
+def test_coverage_is_of_the_expected_effect_and_of_each_worlds_realised_effect_beside_it() -> None:
+    validate = _module()
+    # every estimate sits on its world's realised effect, which differs between worlds (0.03 and 0.05)
+    records = [_record("default", t, t, half=0.005) for t in (0.03, 0.05, 0.03, 0.05)]
+    (cell,) = validate.summarise(records)
+    assert cell["coverage_realised"] == pytest.approx(1.0)
+    assert cell["coverage"] == pytest.approx(0.0)  # no interval reaches the expected effect 0.04
+    assert cell["truth"] == pytest.approx(0.04)
+    assert cell["truth_sd"] == pytest.approx((4 * 0.01**2 / 3) ** 0.5)
+    goal = next(t for t in validate.targets([cell]) if "coverage" in t["name"])
+    assert "expected effect" in goal["name"] and goal["measured"] == 0.0 and goal["met"] is False
+    wide = validate.summarise([_record("default", t, t, half=0.02) for t in (0.03, 0.05)])[0]
+    assert wide["coverage"] == pytest.approx(1.0)
+
+
 def test_targets_apply_the_issue_bands_and_count_a_shared_pre_period_once() -> None:
     validate = _module()
     records = [_record("default", 0.04, 0.04, pretrend_p=0.5, pretrend_monthly_p=0.01),
