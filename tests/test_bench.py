@@ -133,3 +133,26 @@ def test_the_whole_pipeline_stage_uses_a_key_the_pipeline_accepts() -> None:
     from analysis.ingest.pseudonym import key_problem
 
     assert key_problem(_bench().PIPELINE_KEY.encode()) is None
+
+
+def _bench_recipe(bench: str, ingest: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run ``make bench``'s recipe with the two bench scripts replaced by ``bench`` and ``ingest``."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0].split("\n")[1:]
+    lines = [line for line in recipe if "sync --frozen" not in line]  # no install in a test
+    text = "\n".join(lines).replace(".venv/bin/python scripts/bench.py $(BENCH_ARGS)", bench)
+    text = text.replace(".venv/bin/python scripts/bench_ingest.py", ingest)
+    (tmp_path / "Makefile").write_text("bench:\n" + text + "\n")
+    return subprocess.run(["make", "-s", "-C", str(tmp_path), "bench"], capture_output=True, text=True)
+
+
+def test_make_bench_runs_the_ingest_bench_even_when_the_population_bench_missed_a_target(
+        tmp_path: Path) -> None:
+    ran = tmp_path / "ingest_ran"
+    missed = _bench_recipe("sh -c 'exit 1'", f"touch {ran}", tmp_path)
+    assert ran.exists() and missed.returncode != 0  # both ran; the miss still fails the target
+    ran.unlink()
+    ok = _bench_recipe("true", f"touch {ran}", tmp_path)
+    assert ran.exists() and ok.returncode == 0
+    ingest_missed = _bench_recipe("true", "sh -c 'exit 1'", tmp_path)
+    assert ingest_missed.returncode != 0
