@@ -295,6 +295,12 @@ STEWARD_ASSETS = frozenset(
     key.to_user_string() for group in (ingest.assets, linkage.assets) for a in group for key in a.keys
 )
 
+#: Their asset checks, whose latest evaluation per partition the steward view shows (all are declared on
+#: the assets themselves: ``tests/assets/test_reporting.py`` checks that no other check targets them).
+STEWARD_CHECKS = tuple(
+    key for group in (ingest.assets, linkage.assets) for a in group for key in a.check_keys
+)
+
 
 @dg.asset(
     group_name=REPORTING_GROUP,
@@ -329,7 +335,8 @@ def steward_view_html(
         code_lists.table("feedback"), targets=targets, sites=sites
     )
     checks = steward_view.steward_checks(
-        latest_check_evaluations(context.instance), assets=STEWARD_ASSETS, danish=steward_checks_da.DANISH
+        latest_check_evaluations(context.instance, STEWARD_CHECKS), assets=STEWARD_ASSETS,
+        danish=steward_checks_da.DANISH
     )
     pseudonyms = pseudonymised_courses["pseudonym"].unique().implode()
     registered = person_index.select("pseudonym").filter(pl.col("pseudonym").is_in(pseudonyms)).collect()

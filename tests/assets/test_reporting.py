@@ -19,6 +19,18 @@ def test_effect_report_has_a_blocking_disclosure_audit_check(tmp_path: Path) -> 
     assert disclosure_rules(CodeLists()).min_persons == 5
 
 
+def test_the_steward_view_reads_every_check_of_the_code_location_on_the_steward_assets(
+        tmp_path: Path) -> None:
+    from support import settings_for
+
+    from assets.reporting import STEWARD_ASSETS, STEWARD_CHECKS
+    from pipelines.definitions import build_definitions
+
+    graph = build_definitions(settings_for(tmp_path / "data")).resolve_asset_graph()
+    on_steward_assets = {k for k in graph.asset_check_keys if k.asset_key.to_user_string() in STEWARD_ASSETS}
+    assert on_steward_assets and set(STEWARD_CHECKS) == on_steward_assets
+
+
 def test_the_public_monitoring_page_is_drawn_from_the_controlled_publication(tmp_path: Path) -> None:
     import sys
 
