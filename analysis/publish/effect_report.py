@@ -68,8 +68,14 @@ COMPARES = {
 
 
 def publish(inputs: ReportInputs, /, *, rules: Rules | None = None) -> Controlled:
-    """Return the run's published cells after joint disclosure control (with the audit result attached)."""
-    return control(declare(inputs), rules=rules or Rules())
+    """Return the run's published cells after joint disclosure control (with the audit result attached).
+
+    The monitoring's delivery flags follow their rates (``monitoring_tables.flags_after_control``).
+    """
+    from analysis.publish.monitoring_tables import flags_after_control
+
+    controlled = control(declare(inputs), rules=rules or Rules())
+    return flags_after_control(controlled, inputs.monitoring) if inputs.monitoring is not None else controlled
 
 
 def export_tables(published: Controlled, labels: Labels, /) -> dict[str, pl.DataFrame]:

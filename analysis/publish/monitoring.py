@@ -643,22 +643,28 @@ def _delivery(
         quarantine_above=pl.col("quarantine_rate") > pl.col("quarantine_target"),
         link_below=pl.col("link_rate") < pl.col("link_target"),
     )
-    flag = lambda cond, text: pl.when(cond.fill_null(False)).then(pl.lit(text))  # noqa: E731
-    out = out.with_columns(
-        flags=pl.concat_str(
-            [
-                flag(pl.col("status") == "missing", "missing file"),
-                flag(pl.col("status") == "failed", "unreadable file"),
-                flag(pl.col("late"), "late"),
-                flag(pl.col("resubmissions") > 0, "resubmitted"),
-                flag(pl.col("quarantine_above"), "quarantine above target"),
-                flag(pl.col("link_below"), "link rate below target"),
-            ],
-            separator="; ",
-            ignore_nulls=True,
-        )
-    )
+    out = out.with_columns(flags=delivery_flags())
     return out.select([pl.col(c).cast(t) for c, t in DELIVERY.items()]).sort("site", "quarter")
+
+
+def delivery_flags() -> pl.Expr:
+    """Return a delivery row's flags ("late; quarantine above target") from its status and flag columns.
+
+    A flag column that is null (not known, or withheld by disclosure control) raises no flag.
+    """
+    flag = lambda cond, text: pl.when(cond.fill_null(False)).then(pl.lit(text))  # noqa: E731
+    return pl.concat_str(
+        [
+            flag(pl.col("status") == "missing", "missing file"),
+            flag(pl.col("status") == "failed", "unreadable file"),
+            flag(pl.col("late"), "late"),
+            flag(pl.col("resubmissions") > 0, "resubmitted"),
+            flag(pl.col("quarantine_above"), "quarantine above target"),
+            flag(pl.col("link_below"), "link rate below target"),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
 
 
 def slipping_sites(monitoring: Monitoring, /, *, recent: int = 2) -> pl.DataFrame:

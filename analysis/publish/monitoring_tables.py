@@ -16,6 +16,8 @@ the others (later courses, not linked), a hidden remainder per group.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
 from analysis.publish.disclosure import (
@@ -29,7 +31,7 @@ from analysis.publish.disclosure import (
     Table,
     control,
 )
-from analysis.publish.monitoring import PHASES, PROGRAMME, Monitoring, slipping_sites
+from analysis.publish.monitoring import PHASES, PROGRAMME, Monitoring, delivery_flags, slipping_sites
 from analysis.publish.monitoring_page import PUBLIC, MonitoringTables
 
 #: Flow measures published per site and quarter (``ended_unknown`` only when any course has no flag).
@@ -506,4 +508,41 @@ def controlled_alone(m: Monitoring, /, *, rules: Rules | None = None) -> Control
     book, choices = _Book(), []
     tables = declare_monitoring(m, book, {}, choices)
     publication = Publication(tuple(tables), tuple(book.identities), tuple(book.hidden), tuple(choices))
-    return control(publication, rules=rules or Rules())
+    return flags_after_control(control(publication, rules=rules or Rules()), m)
+
+
+#: Delivery flags and the rate each one compares with its target.
+RATE_FLAGS = {"quarantine_above": "quarantine_rate", "link_below": "link_rate"}
+
+
+def flags_after_control(controlled: Controlled, m: Monitoring, /) -> Controlled:
+    """Withhold every delivery flag whose rate control withheld, and derive the slipping table from the rest.
+
+    "Quarantine above target" beside a withheld quarantine rate says the hidden rate exceeds the target, a
+    bound on the small count that was withheld (with 20 rows in and a 10 % target, 3 or 4 quarantined):
+    such a flag is withheld with its rate (null, and named in the row's suppressed cells), left out of the
+    row's ``flags`` text, and the slipping table (which counts a site's quality misses and lists its recent
+    flags) is computed from the published flags only. A table without quantities of its own adds nothing
+    the audit would need to see, so this runs after control and leaves the audit as it was.
+    """
+    if "monitoring_delivery" not in controlled.frames:
+        return controlled
+    frame, mask = controlled.frames["monitoring_delivery"], controlled.masks["monitoring_delivery"]
+    withheld = {
+        flag: mask[rate] if rate in mask.columns else pl.Series(flag, [False] * frame.height)
+        for flag, rate in RATE_FLAGS.items()
+    }
+    frame = frame.with_columns(
+        [pl.when(withheld[flag]).then(None).otherwise(pl.col(flag)).alias(flag) for flag in RATE_FLAGS]
+    ).with_columns(flags=delivery_flags())
+    mask = mask.with_columns(
+        [(withheld[flag] & controlled.frames["monitoring_delivery"][flag].is_not_null()).alias(flag)
+         for flag in RATE_FLAGS]
+    )
+    frames, masks = dict(controlled.frames), dict(controlled.masks)
+    frames["monitoring_delivery"], masks["monitoring_delivery"] = frame, mask
+    if "monitoring_slipping" in frames:
+        published = replace(m, delivery=frame)
+        columns = frames["monitoring_slipping"].columns
+        frames["monitoring_slipping"] = slipping_sites(published).select(columns)
+    return replace(controlled, frames=frames, masks=masks)

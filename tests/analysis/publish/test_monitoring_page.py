@@ -76,7 +76,7 @@ def _programme() -> pl.DataFrame:
     ).select([pl.col(c).cast(t) for c, t in COURSES.items()])
 
 
-def _monitoring():
+def _monitoring(quarantined=lambda site, quarter: 2 if site == "a" else 0, rows_in: int = 40):
     log = pl.DataFrame(
         [
             (s, q, f"{2024 + (i == 3)}-{(3 * i + 4) % 12:02d}-15T00:00:00+00:00", 1, False, True)
@@ -87,7 +87,7 @@ def _monitoring():
         orient="row",
     )
     stats = pl.DataFrame(
-        [(s, q, False, 40, 2 if s == "a" else 0) for s in ("a", "b", "c") for q in QUARTERS],
+        [(s, q, False, rows_in, quarantined(s, q)) for s in ("a", "b", "c") for q in QUARTERS],
         schema=["site", "quarter", "superseded", "rows_in", "quarantined"],
         orient="row",
     )
@@ -236,3 +236,24 @@ def test_the_share_completed_is_withheld_when_its_counts_are(pages) -> None:
     hidden = replace(public, tables={**public.tables, "ended_early": early})
     page = render_monitoring_page(m, hidden, generated_at="t")
     assert "<b>18 + x</b> (x of ended courses completed)" in page  # 18 of 29 would give the 11 away
+
+
+def test_a_quality_flag_is_withheld_with_its_rate_and_the_slipping_table_counts_only_published_ones() -> None:
+    # site a: 3 of 20 rows quarantined every quarter (15 %, above the 10 % target; 3 is a small count);
+    # site b: 8 of 20 (40 %, published, above target too)
+    m = _monitoring(lambda site, quarter: {"a": 3, "b": 8}.get(site, 0), rows_in=20)
+    exact = m.delivery.filter(pl.col("site") == "a")
+    assert exact["quarantine_above"].all() and exact["flags"].str.contains("quarantine above").all()
+    controlled = controlled_alone(m)
+    public = public_tables(m, controlled)
+    delivery = public.tables["delivery"]
+    a, b = delivery.filter(pl.col("site") == "a"), delivery.filter(pl.col("site") == "b")
+    assert set(a["quarantine"]) == {"x"}
+    assert a["quarantine_above"].is_null().all() and not a["flags"].str.contains("quarantine").any()
+    assert controlled.masks["monitoring_delivery"].filter(pl.col("quarantine_rate"))["quarantine_above"].all()
+    assert set(b["quarantine"]) == {"40.0%"} and b["flags"].str.contains("quarantine above target").all()
+    slipping = {r["site"]: r for r in public.tables["slipping"].iter_rows(named=True)}
+    assert slipping["a"]["quality_missed"] == 0 and "quarantine" not in (slipping["a"]["recent_flags"] or "")
+    assert slipping["b"]["quality_missed"] == 4 and slipping["b"]["slipping"]
+    page = render_monitoring_page(m, public, generated_at="2026-12-01 10:00 UTC")
+    assert "quarantine above target" in page  # b's, in the legend and its rows
