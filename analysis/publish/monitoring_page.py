@@ -586,7 +586,7 @@ def _targets_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> st
 
 def _delivery_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> str:
     d = t["delivery"]
-    body = _delivery_grid(m, m.delivery)
+    body = _delivery_grid(m, d if public else m.delivery)  # public: the flags whose rates are published
     days = {s: [None] * len(m.quarters) for s in m.sites}
     quarantine = {s: [None] * len(m.quarters) for s in m.sites}
     link = {s: [None] * len(m.quarters) for s in m.sites}
@@ -610,7 +610,8 @@ def _delivery_body(m: Monitoring, t: dict[str, pl.DataFrame], public: bool) -> s
     if public:  # most rates rest on 1-4 quarantined rows and are withheld: the grid's Q marks say enough
         body += (
             "<p>Quarantine rates are not plotted on the public page (most rest on fewer than 5 rows); the "
-            "grid marks files above the target with Q.</p>"
+            "grid marks files above the target with Q where the rate is published (a withheld rate, x in "
+            "the table below, is not marked either way).</p>"
         )
     else:
         body += _lines(

@@ -256,4 +256,11 @@ def test_a_quality_flag_is_withheld_with_its_rate_and_the_slipping_table_counts_
     assert slipping["a"]["quality_missed"] == 0 and "quarantine" not in (slipping["a"]["recent_flags"] or "")
     assert slipping["b"]["quality_missed"] == 4 and slipping["b"]["slipping"]
     page = render_monitoring_page(m, public, generated_at="2026-12-01 10:00 UTC")
-    assert "quarantine above target" in page  # b's, in the legend and its rows
+    def grid(html: str) -> dict[str, str]:  # the delivery grid's rows by site
+        table = html.split("Days from the quarter's end to the first file.", 1)[1].split("</table>", 1)[0]
+        return {row.split("</td>", 1)[0].split(">")[-1]: row for row in table.split("<tr>")[2:]}
+
+    public_grid = grid(page)
+    assert " Q" not in public_grid["a"] and public_grid["b"].count(" Q") == len(QUARTERS)
+    internal = grid(render_monitoring_page(m, internal_tables(m), generated_at="2026-12-01 10:00 UTC"))
+    assert internal["a"].count(" Q") == internal["b"].count(" Q") == len(QUARTERS)
