@@ -477,9 +477,18 @@ def public_tables(m: Monitoring, controlled: Controlled, /) -> MonitoringTables:
             shown.append("x" if h else "" if v is None else f"{100 * v:.1f}%")
         return shown
 
+    def shown(column: str, text) -> pl.Series:  # noqa: ANN001 - "x" where withheld, like every other table
+        hidden = dmask[column].to_list() if column in dmask.columns else [False] * d.height
+        values = ["x" if h else "" if v is None else text(v) for v, h in zip(d[column], hidden, strict=True)]
+        return pl.Series(column, values, dtype=pl.String)
+
     t["delivery"] = d.with_columns(
         quarantine=pl.Series(rate("quarantine_rate"), dtype=pl.String),
         link=pl.Series(rate("link_rate"), dtype=pl.String),
+        rows_in=shown("rows_in", lambda v: str(int(v))),
+        participants=shown("participants", lambda v: str(int(v))),
+        quarantine_above=shown("quarantine_above", lambda v: "yes" if v else "no"),
+        link_below=shown("link_below", lambda v: "yes" if v else "no"),
     )
     t["slipping"] = controlled.frames["monitoring_slipping"]
     for name, what in (
