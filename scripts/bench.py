@@ -554,6 +554,29 @@ STAGES = {
     "staggered_dr_moderndid": stage_staggered_dr_moderndid,
 }
 
+#: The stages whose work files a stage reads (``--stages`` runs them first, so a subset works on its own).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "candidate_pool": ("population_covariates",),
+    "cohort_extraction": ("candidate_pool",),
+    "pandas_cohort_extraction": ("candidate_pool",),
+    "matching": ("candidate_pool",),
+    "did_event_study": ("matching",),
+    "effect_recovery": ("matching", "did_event_study"),
+    "report": ("matching", "did_event_study"),
+}
+
+
+def with_predecessors(requested: list[str], /) -> list[str]:
+    """Return ``requested`` and every stage they need (transitively), in the stages' order."""
+    wanted, todo = set(), list(requested)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(NEEDS.get(name, ()))
+    return [s for s in STAGES if s in wanted]
+
+
 #: How a stage is measured (printed and written to the JSON).
 PROCESS_NOTE = (
     "each stage runs in a fresh interpreter (subprocess exec; the driver holds no data); peak RSS is "
@@ -939,9 +962,10 @@ def main() -> None:
     skip = {"whole_pipeline"} if args.no_pipeline else set()
     skip |= {"pandas_cohort_extraction"} if args.no_pandas else set()
     skip |= {"staggered_dr", *(f"staggered_dr_{p}" for p in PEERS)} if args.no_peers else set()
-    names = [
-        s for s in STAGES if s in requested and s not in skip
-    ]  # later stages read earlier ones: keep order
+    names = [s for s in with_predecessors(requested) if s not in skip]  # in order: later read earlier
+    added = [s for s in names if s not in requested]
+    if added:
+        print(f"also running {', '.join(added)}: the requested stages read their output", flush=True)
     print(PROCESS_NOTE, flush=True)
     results: list[dict] = []
     recovery: dict = {}

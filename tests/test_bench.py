@@ -156,3 +156,13 @@ def test_make_bench_runs_the_ingest_bench_even_when_the_population_bench_missed_
     assert ran.exists() and ok.returncode == 0
     ingest_missed = _bench_recipe("true", "sh -c 'exit 1'", tmp_path)
     assert ingest_missed.returncode != 0
+
+
+def test_a_subset_of_stages_brings_the_stages_whose_output_it_reads() -> None:
+    bench = _bench()
+    assert bench.with_predecessors(["cohort_extraction"]) == [
+        "population_covariates", "candidate_pool", "cohort_extraction"]
+    assert bench.with_predecessors(["report", "raw_scan"]) == [
+        "raw_scan", "population_covariates", "candidate_pool", "matching", "did_event_study", "report"]
+    assert bench.with_predecessors(["staggered_att"]) == ["staggered_att"]
+    assert set(bench.NEEDS) | {n for needs in bench.NEEDS.values() for n in needs} <= set(bench.STAGES)
