@@ -471,20 +471,15 @@ def public_tables(m: Monitoring, controlled: Controlled, /) -> MonitoringTables:
     )
     d, dmask = controlled.frames["monitoring_delivery"], controlled.masks["monitoring_delivery"]
 
-    def rate(column: str) -> list[str]:
-        shown = []
-        for v, h in zip(d[column].to_list(), dmask[column].to_list(), strict=True):
-            shown.append("x" if h else "" if v is None else f"{100 * v:.1f}%")
-        return shown
-
     def shown(column: str, text) -> pl.Series:  # noqa: ANN001 - "x" where withheld, like every other table
         hidden = dmask[column].to_list() if column in dmask.columns else [False] * d.height
         values = ["x" if h else "" if v is None else text(v) for v, h in zip(d[column], hidden, strict=True)]
         return pl.Series(column, values, dtype=pl.String)
 
+    percent = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     t["delivery"] = d.with_columns(
-        quarantine=pl.Series(rate("quarantine_rate"), dtype=pl.String),
-        link=pl.Series(rate("link_rate"), dtype=pl.String),
+        quarantine=shown("quarantine_rate", percent).alias("quarantine"),
+        link=shown("link_rate", percent).alias("link"),
         rows_in=shown("rows_in", lambda v: str(int(v))),
         participants=shown("participants", lambda v: str(int(v))),
         quarantine_above=shown("quarantine_above", lambda v: "yes" if v else "no"),
