@@ -20,13 +20,13 @@ PANEL_FIRST_MONTH = date(2019, 1, 1)
 
 
 class LinkageConfig(dg.Config):
-    """How much of the population enters the comparison pool (all of it by default)."""
+    """How much of the population enters the comparison pool (``analysis.linkage.population.panel_pool``)."""
 
     comparison_pool: int = 0  # 0 = every non-participant; otherwise a seeded sample of this size
     #: "auto": coarsened-exact pre-selection (analysis.linkage.population) once the population exceeds
     #: ``cem_above`` persons, everyone below; "cem" / "all" force one or the other.
     candidate_pool: str = "auto"
-    cem_above: int = 500_000
+    cem_above: int = pools.CEM_ABOVE
     per_participant: int = 20
     seed: int = 0
     # last month of the panel (YYYY-MM-01); empty = the last month in the employment register

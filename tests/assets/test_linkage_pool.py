@@ -63,6 +63,21 @@ def test_cem_pool_keeps_every_participant_and_far_fewer_others(tmp_path: Path) -
     assert shared.equals(cem.value)
     auto = _outputs(LinkageConfig(), linked, layout)["result"]  # 4,000 persons: below the threshold
     assert auto.metadata["pool"].value == "everyone"
+    above = _outputs(LinkageConfig(cem_above=PERSONS - 1), linked, layout)["result"]
+    assert above.metadata["pool"].value.startswith("cem")
+    assert transitions | set(linked["person_id"]) <= set(above.value["person_id"]) < ids_all
+
+
+def test_the_demo_world_takes_the_population_scale_path() -> None:
+    """`make run`'s world is large enough for the transition + CEM pool (production's design)."""
+    from analysis.linkage.population import CEM_ABOVE
+    from assets.linkage import LinkageConfig
+    from pipelines.settings import DEFAULT_PERSONS, FULL_POPULATION
+
+    assert LinkageConfig().candidate_pool == "auto" and LinkageConfig().cem_above == CEM_ABOVE
+    assert CEM_ABOVE < DEFAULT_PERSONS < FULL_POPULATION
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert f"PERSONS ?= {DEFAULT_PERSONS}" in makefile
 
 
 def test_extracts_without_a_stays_register_still_build_the_panel(tmp_path: Path) -> None:
